@@ -1,0 +1,99 @@
+"""Helpers shared by CLI commands: repo discovery, output formats, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput
+
+
+def find_repo(explicit: str | None = None) -> Path:
+    """The project root: --repo, $EFFLAB_REPO, or the nearest parent with a Snakefile."""
+    if explicit or os.environ.get("EFFLAB_REPO"):
+        p = Path(explicit or os.environ["EFFLAB_REPO"]).resolve()
+        if not (p / "Snakefile").is_file():
+            raise BadInput(p, "$", "an efflab project root containing a Snakefile", "none")
+        return p
+    here = Path.cwd().resolve()
+    for p in [here, *here.parents]:
+        if (p / "Snakefile").is_file() and (p / "workflows").is_dir():
+            return p
+    raise BadInput(
+        here,
+        "$",
+        "to be inside an efflab project (a folder with Snakefile and workflows/)",
+        "neither here nor in any parent",
+        "use --repo PATH",
+    )
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """--set name=value (value parsed as YAML: 3 -> int, true -> bool, text -> str)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for i, item in enumerate(items or []):
+        if "=" not in item:
+            raise BadInput("--set", f"$[{i}]", "name=value", item)
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = yaml.safe_load(v)
+        except yaml.YAMLError:
+            out[k.strip()] = v
+    return out
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+class Progress:
+    """rich progress bar on stderr (quiet with -q or when stderr is not a terminal)."""
+
+    def __init__(self, description: str, quiet: bool = False):
+        self.quiet = quiet
+        self.description = description
+        self._p = None
+        self._task = None
+
+    def __enter__(self) -> Progress:
+        if not self.quiet:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            console = Console(stderr=True)
+            self._p = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+                disable=not console.is_terminal,
+            )
+            self._p.__enter__()
+            self._task = self._p.add_task(self.description, total=None)
+            if not console.is_terminal:
+                print(f"efflab: {self.description} ...", file=sys.stderr)
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self._p is not None:
+            self._p.update(self._task, completed=done, total=total)
+            if not self._p.console.is_terminal:
+                print(f"efflab: {done}/{total} jobs done", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)

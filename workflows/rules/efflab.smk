@@ -1,0 +1,61 @@
+# One generic rule: an invocation folder's outputs.json from its deps' outputs.json.
+# The plan (efflab.plan) writes artifacts/<alias>/<key>/invocation.json first; this
+# file only reads it, so `snakemake <target>` and `efflab run` build the same DAG.
+import json
+import os
+import sys
+from functools import cache
+from pathlib import Path
+
+EFFLAB_PY = sys.executable
+EFFLAB_RUNTIME = config.get("runtime", os.environ.get("EFFLAB_RUNTIME", "host"))
+
+wildcard_constraints:
+    alias="[a-z0-9][a-z0-9-]*",
+    key="[0-9a-f]{20}",
+
+
+@cache
+def _efflab_inv(alias, key):
+    return json.loads(Path(f"artifacts/{alias}/{key}/invocation.json").read_text())
+
+
+def _efflab_deps(wc):
+    inv = _efflab_inv(wc.alias, wc.key)
+    return [f"artifacts/{d['alias']}/{d['key']}/outputs.json" for d in inv["deps"].values()]
+
+
+def _efflab_threads(wc):
+    res = _efflab_inv(wc.alias, wc.key)["resources"]
+    # exclusive: ask for every core, so a timing-sensitive job runs alone
+    return (os.cpu_count() or 1) if res.get("exclusive") else res.get("cpus", 1)
+
+
+def _efflab_res(name, default):
+    return lambda wc: _efflab_inv(wc.alias, wc.key)["resources"].get(name, default)
+
+
+if config.get("experiment"):
+    from efflab.engine import write_invocations
+    from efflab.plan import plan_experiment
+
+    _efflab_plan = plan_experiment(Path.cwd(), config["experiment"], quick=bool(config.get("quick")))
+    write_invocations(Path.cwd(), _efflab_plan.invocations.values())
+
+    rule all:
+        input:
+            [f"{inv.folder}/outputs.json" for inv in _efflab_plan.targets],
+
+
+rule efflab_invocation:
+    input:
+        _efflab_deps,
+    output:
+        "artifacts/{alias}/{key}/outputs.json",
+    threads: _efflab_threads
+    resources:
+        mem_mb=_efflab_res("mem_mb", 1000),
+        runtime=_efflab_res("runtime_min", 30),
+        gpus=_efflab_res("gpus", 0),
+    shell:
+        "EFFLAB_RUNTIME={EFFLAB_RUNTIME} {EFFLAB_PY} -m efflab.runner artifacts/{wildcards.alias}/{wildcards.key}"
