@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunFailed as exc:
         print(f"efflab: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `efflab ... | head`: not an error worth a traceback
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("efflab: cancelled", file=sys.stderr)
         return 130

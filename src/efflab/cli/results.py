@@ -1,0 +1,91 @@
+"""`efflab results table|versions|diff` (publish/history live in efflab.cli.publish)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+
+from .common import find_repo, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("results", help="versioned result tables")
+    rs = p.add_subparsers(dest="results_cmd", metavar="SUBCOMMAND")
+    t = rs.add_parser("table", help="print a table version")
+    t.add_argument("experiment")
+    t.add_argument("--version", type=int, default=None, help="version number (default: latest)")
+    t.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    t.set_defaults(func=cmd_table)
+    v = rs.add_parser("versions", help="list table versions with their manifests")
+    v.add_argument("experiment")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_versions)
+    d = rs.add_parser("diff", help="compare two table versions (median per point and metric)")
+    d.add_argument("experiment")
+    d.add_argument("a", type=int)
+    d.add_argument("b", type=int)
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_diff)
+    # publish/history (nightly) register themselves here when present
+    try:
+        importlib.import_module("efflab.cli.publish").register(rs)
+    except ModuleNotFoundError as exc:
+        if exc.name != "efflab.cli.publish":
+            raise
+    p.set_defaults(func=lambda a: p.print_help() or 2)
+
+
+def _clean(v):
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from .. import tables
+
+    df, _ = tables.load(find_repo(args.repo), args.experiment, args.version)
+    if args.format == "csv":
+        print(tables.to_csv(df), end="")
+    elif args.format == "json":
+        rows = [{k: _clean(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        print(tables.to_markdown(df), end="")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from .. import tables
+
+    repo = find_repo(args.repo)
+    mans = [
+        tables.manifest(repo, args.experiment, v) for v in tables.versions(repo, args.experiment)
+    ]
+    if args.json:
+        print_json(mans)
+        return 0
+    if not mans:
+        print(f"{args.experiment}: no table versions yet")
+    for m in mans:
+        commit = (m.get("git_commit") or "-")[:10]
+        print(
+            f"v{m['version']:<4} {m['created']}  rows={m['rows']:<5} commit={commit} "
+            f"hash={m['content_hash'][:12]} parent={m['parent']}"
+        )
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .. import tables
+
+    repo = find_repo(args.repo)
+    a, _ = tables.load(repo, args.experiment, args.a)
+    b, _ = tables.load(repo, args.experiment, args.b)
+    d = tables.diff(a, b)
+    if args.json:
+        print_json([{k: _clean(v) for k, v in r.items()} for r in d.to_dict(orient="records")])
+        return 0
+    d = d.rename(columns={"median_a": f"median v{args.a}", "median_b": f"median v{args.b}"})
+    print(tables.to_markdown(d), end="")
+    return 0
