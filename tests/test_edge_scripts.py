@@ -27,6 +27,7 @@ except ImportError:  # framework not installed into the venv yet: use the source
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
+sys.path.insert(0, str(REPO / "scripts" / "_lib" / "edge"))  # edgelib, as include: does
 
 TRAIN = {"epochs": 4, "lr": 0.003}  # tiny models, few epochs: a faster lr still learns
 
@@ -163,17 +164,13 @@ def test_cascade_extremes_and_cache(pipeline: dict[str, Any], tmp_path: Path) ->
 
 
 def test_cascade_stream_shape() -> None:
-    sys.path.insert(0, str(REPO / "scripts" / "_lib" / "edge"))
-    spec = importlib.util.spec_from_file_location(
-        "edge_cascade_stream", REPO / "scripts" / "edge-cascade" / "run.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    s = mod.make_stream(100, 0.5, seed=3)
+    from edgelib.cascade import make_stream
+
+    s = make_stream(100, 0.5, seed=3)
     assert sorted(set(s.tolist())) == list(range(100))  # every sample appears fresh once
     assert 150 < len(s) < 260
-    assert np.array_equal(s, mod.make_stream(100, 0.5, seed=3))
-    assert len(mod.make_stream(100, 0.0, seed=3)) == 100
+    assert np.array_equal(s, make_stream(100, 0.5, seed=3))
+    assert len(make_stream(100, 0.0, seed=3)) == 100
 
 
 def test_macs_latency_small(tmp_path: Path) -> None:
