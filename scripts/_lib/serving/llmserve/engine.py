@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .model import KVCache, ModelConfig, Segment, TinyDecoder
-from .scheduler import Request, Scheduler, Work, apply
+from .scheduler import Request, Scheduler, Work, apply, features
 
 
 @dataclass
@@ -34,13 +34,15 @@ class Iteration:
     decode_tokens: int
     n_seqs: int
     decode_ctx: int  # sum of context lengths attended by the decode tokens
+    prefill_ctx: int  # sum over prefill chunks of n * (start + n): attention pairs x2
 
     @property
     def seconds(self) -> float:
         return self.end - self.start
 
 
-ITER_FIELDS = ["start_s", "seconds", "prefill_tokens", "decode_tokens", "n_seqs", "decode_ctx"]
+ITER_FIELDS = ["start_s", "seconds", "prefill_tokens", "decode_tokens", "n_seqs", "decode_ctx",
+               "prefill_ctx"]
 
 
 def write_iterations_csv(path: Path, its: list[Iteration]) -> None:
@@ -50,7 +52,7 @@ def write_iterations_csv(path: Path, its: list[Iteration]) -> None:
         w.writerow(ITER_FIELDS)
         for it in its:
             w.writerow([f"{it.start:.6f}", f"{it.seconds:.6f}", it.prefill_tokens,
-                        it.decode_tokens, it.n_seqs, it.decode_ctx])
+                        it.decode_tokens, it.n_seqs, it.decode_ctx, it.prefill_ctx])
 
 
 def read_iterations_csv(path: Path) -> dict[str, np.ndarray]:
@@ -114,10 +116,9 @@ class Engine:
                     self._tokens[w.req.rid].append(tok)
 
     def _record(self, works: list[Work], start: float, end: float) -> None:
-        pf = sum(w.n for w in works if w.prefill)
-        dec = [w for w in works if not w.prefill]
-        ctx = sum(w.req.prompt_len + w.req.generated for w in dec)
-        self.iterations.append(Iteration(start, end, pf, len(dec), len(works), ctx))
+        f = features(works)
+        self.iterations.append(Iteration(start, end, f["prefill_tokens"], f["decode_tokens"],
+                                         len(works), f["decode_ctx"], f["prefill_ctx"]))
 
     def _finish_step(self, works: list[Work], running: list[Request], now: float) -> None:
         firsts = [w.req for w in works if w.prefill and w.req.generated == 0]

@@ -200,3 +200,17 @@ def apply(works: list[Work], now: float) -> list[Request]:
             r.finish = now
             finished.append(r)
     return finished
+
+
+def features(works: list[Work]) -> dict[str, int]:
+    """Token mix of an iteration, *before* `apply` advances the requests (the cost-model
+    features shared by the engine's profile and the simulator)."""
+    pf = [w for w in works if w.prefill]
+    dec = [w for w in works if not w.prefill]
+    return {
+        "prefill_tokens": sum(w.n for w in pf),
+        "decode_tokens": len(dec),
+        "prefill_seqs": len(pf),
+        "decode_ctx": sum(w.req.prompt_len + w.req.generated for w in dec),
+        "prefill_ctx": sum(w.n * (w.req.prefilled + w.n) for w in pf),
+    }
