@@ -35,16 +35,14 @@ def _efflab_res(name, default):
     return lambda wc: _efflab_inv(wc.alias, wc.key)["resources"].get(name, default)
 
 
-if config.get("experiment"):
+def efflab_experiment_targets(experiment, quick=False):
+    """Plan an experiment (pure Python), write its invocation files, return its targets."""
     from efflab.engine import write_invocations
     from efflab.plan import plan_experiment
 
-    _efflab_plan = plan_experiment(Path.cwd(), config["experiment"], quick=bool(config.get("quick")))
-    write_invocations(Path.cwd(), _efflab_plan.invocations.values())
-
-    rule all:
-        input:
-            [f"{inv.folder}/outputs.json" for inv in _efflab_plan.targets],
+    plan = plan_experiment(Path.cwd(), experiment, quick=quick)
+    write_invocations(Path.cwd(), plan.invocations.values())
+    return [f"{inv.folder}/outputs.json" for inv in plan.targets]
 
 
 rule efflab_invocation:

@@ -1,0 +1,5 @@
+import sys
+
+from efflab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""Shared fixtures: a throwaway efflab project with tiny real scripts.
+
+Tests run the real CLI (`python -m efflab --repo TMP ...`) against it, so Snakemake,
+the runner, records and tables all run for real.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+GEN_META = """\
+alias: gen
+uid: 00000000000000a1
+tags: [demo, gen]
+description: Writes the numbers 1..n to a file (a run.sh script).
+version: "1"
+run: run.sh
+inputs:
+  n: {type: integer, default: 3, minimum: 1}
+outputs:
+  metrics:
+    count: {unit: items, better: higher}
+  files:
+    numbers: {}
+"""
+GEN_SH = """\
+seq 1 "$EFFLAB_IN_N" > "$EFFLAB_OUT_DIR/numbers.txt"
+echo "{\\"metrics\\": {\\"count\\": $EFFLAB_IN_N}, \\"files\\": {\\"numbers\\": \\"numbers.txt\\"}}" > "$EFFLAB_OUTPUTS"
+"""
+SQUARE_META = """\
+alias: square
+uid: 00000000000000a2
+tags: [demo, square]
+description: Sums the squares of its dep's numbers (a run.py script with a dep).
+version: "1"
+run: run.py
+inputs:
+  n: {type: integer, default: 3, minimum: 1}
+  scale: {type: number, default: 1.0}
+  sleep_s: {type: number, default: 0.0, minimum: 0}
+  fail: {type: boolean, default: false}
+deps:
+  - name: src
+    tags: demo,gen
+    inputs: {n: "{n}"}
+outputs:
+  metrics:
+    sumsq: {unit: "1", better: lower}
+    wall_s: {unit: s, better: lower}
+resources:
+  timeout_s: 60
+"""
+SQUARE_PY = """\
+import time
+
+
+def run(ctx):
+    t0 = time.perf_counter()
+    if ctx.inputs["fail"]:
+        raise RuntimeError("asked to fail")
+    time.sleep(ctx.inputs["sleep_s"])
+    nums = [int(x) for x in ctx.deps["src"].files["numbers"].read_text().split()]
+    ctx.log.info("got %d numbers", len(nums))
+    total = ctx.inputs["scale"] * sum(x * x for x in nums)
+    return {"metrics": {"sumsq": total, "wall_s": time.perf_counter() - t0}}
+"""
+DEMO_EXP = """\
+name: demo
+description: tiny two-step experiment used by the tests
+script: demo,square
+grid:
+  n: [2, 3]
+  scale: [1.0, 2.0]
+repetitions: 2
+quick: {repetitions: 1}
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def make_tiny_repo(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "Snakefile", root / "Snakefile")
+    shutil.copytree(REPO / "workflows" / "rules", root / "workflows" / "rules")
+    if (REPO / "workflows" / "profiles").is_dir():
+        shutil.copytree(REPO / "workflows" / "profiles", root / "workflows" / "profiles")
+    write(root / "scripts/gen/meta.yaml", GEN_META)
+    write(root / "scripts/gen/run.sh", GEN_SH)
+    write(root / "scripts/square/meta.yaml", SQUARE_META)
+    write(root / "scripts/square/run.py", SQUARE_PY)
+    write(root / "workflows/experiments/demo.yaml", DEMO_EXP)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return root
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path) -> Path:
+    """A fresh efflab project with scripts gen (run.sh) -> square (run.py), experiment demo."""
+    return make_tiny_repo(tmp_path / "proj")
+
+
+def efflab(repo: Path, *args: str, timeout: float = 600, env: dict | None = None,
+           check: bool = False) -> subprocess.CompletedProcess:
+    """Run the real CLI against `repo` and capture its output."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("EFFLAB_SCRIPTS_PATH", None) if env is None else None
+    proc = subprocess.run([sys.executable, "-m", "efflab", "--repo", str(repo), *args],
+                          capture_output=True, text=True, timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"efflab {args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def run_efflab():
+    return efflab

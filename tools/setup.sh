@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a machine with only Python 3.11, pip, gcc and git:
+# Debian packages for the FPGA family (as root), a local venv, efflab + pinned deps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+need_apt=()
+for pair in yosys:yosys nextpnr-ice40:nextpnr-ice40 icepack:fpga-icestorm iverilog:iverilog; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian packages: ${need_apt[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: warning: missing ${need_apt[*]} (install: apt-get install -y ${need_apt[*]})" >&2
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# reinstall only when the pinned requirements changed
+stamp=.venv/.efflab-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing efflab and its pinned dependencies into .venv" >&2
+  .venv/bin/python -m pip install -q --upgrade "pip>=24" >/dev/null
+  extras="ml,dev"
+  grep -q '^slurm = ' pyproject.toml && extras="$extras,slurm"
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command (CI runs exactly this): set up, start the services the tests
+# need (Docker engine, single-node SLURM), run pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./tools/setup.sh
+if [ -x tools/ensure-docker.sh ]; then
+  ./tools/ensure-docker.sh || echo "test: Docker engine unavailable; docker tests will skip with the reason" >&2
+fi
+if [ -x tools/slurm-cluster.sh ]; then
+  ./tools/slurm-cluster.sh start || echo "test: SLURM cluster could not start; slurm tests will skip" >&2
+fi
+exec .venv/bin/python -m pytest -ra "$@"
