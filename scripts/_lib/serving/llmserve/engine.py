@@ -75,6 +75,7 @@ class Engine:
         self.iterations: list[Iteration] = []
         self._caches: dict[int, KVCache] = {}
         self._tokens: dict[int, list[int]] = {}
+        self.outputs: dict[int, list[int]] = {}  # rid -> generated token ids (greedy)
         self.on_first_token: Callable[[Request, float], None] | None = None
         self.on_finish: Callable[[Request, float], None] | None = None
 
@@ -112,6 +113,7 @@ class Engine:
         for w, s in zip(works, segs):
             if s.wants_logits:
                 tok = next(nxt)
+                self.outputs.setdefault(w.req.rid, []).append(tok)
                 if w.req.generated + 1 < w.req.output_len:  # last token needs no slot
                     self._tokens[w.req.rid].append(tok)
 

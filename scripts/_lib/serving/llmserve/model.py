@@ -83,9 +83,13 @@ class TinyDecoder(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab, bias=False)
         with torch.no_grad():
-            for p in self.parameters():
+            for name, p in self.named_parameters():  # every tensor from `gen`: reproducible
                 if p.dim() > 1:
                     p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[-1]))
+                elif name.endswith("weight"):  # 1-D weights are LayerNorm gains
+                    p.fill_(1.0)
+                else:
+                    p.copy_(0.02 * torch.randn(p.shape, generator=gen))
         self.eval()
 
     def new_cache(self, length: int) -> KVCache:
