@@ -130,7 +130,8 @@ SlurmctldLogFile=$LOGS/slurmctld.log
 SlurmdLogFile=$LOGS/slurmd.log
 # no cgroups: containers and CI runners rarely delegate them
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+# task/affinity pins each job to its cores (honest timings); needs no cgroups
+TaskPlugin=task/affinity
 MpiDefault=none
 SwitchType=switch/none
 SchedulerType=sched/backfill

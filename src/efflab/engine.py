@@ -93,8 +93,10 @@ def snakemake_cmd(
         "--config",
         f"runtime={runtime}",
     ]
-    if profile is not None:
-        cmd += ["--workflow-profile", str(profile)]
+    # --profile, not --workflow-profile: executor settings are the user's (site) profile
+    # kind, and a workflow profile would also drop default-resources of other profiles.
+    # Without one, "none" keeps an ambient $SNAKEMAKE_PROFILE from applying silently.
+    cmd += ["--profile", str(profile) if profile is not None else "none"]
     if dry_run:
         cmd.append("--dry-run")
     return cmd + (extra or []) + ["--"] + targets
@@ -115,6 +117,10 @@ def run(
     log_dir = repo / ".efflab" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{run_id or int(time.time())}.snakemake.log"
+    if profile is not None:  # bad input (exit 2) before anything is submitted
+        from .profiles import preflight
+
+        preflight(repo, profile, targets)
     files = [f"{inv.folder}/outputs.json" for inv in targets]
     cmd = snakemake_cmd(repo, files, cores, dry_run, runtime, profile, extra)
     env = dict(os.environ, EFFLAB_RUN_ID=run_id, EFFLAB_RUNTIME=runtime)
