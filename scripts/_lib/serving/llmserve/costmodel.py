@@ -72,20 +72,23 @@ def design(cols: dict[str, np.ndarray]) -> np.ndarray:
                             cols["decode_ctx"], cols["prefill_ctx"]])
 
 
-def fit(cols: dict[str, np.ndarray]) -> np.ndarray:
+def fit(cols: dict[str, np.ndarray], target: str = "cpu_seconds") -> np.ndarray:
     """Non-negative least squares (a cost cannot be negative), relative-error weighted so
-    short decode steps count as much as long prefills."""
+    short decode steps count as much as long prefills. The default target is the engine
+    thread's CPU time per iteration: on a shared machine wall time also holds preemption
+    by other processes, which no iteration-mix model can predict."""
     from scipy.optimize import nnls
 
-    x, y = design(cols), cols["seconds"]
+    x, y = design(cols), cols[target]
     w = 1.0 / np.maximum(y, 1e-4)
     coef, _ = nnls(x * w[:, None], y * w)
     return coef
 
 
-def fit_error(coef: np.ndarray, cols: dict[str, np.ndarray]) -> dict[str, float]:
-    """Errors of predicted vs measured iteration seconds."""
-    y = cols["seconds"]
+def fit_error(coef: np.ndarray, cols: dict[str, np.ndarray],
+              target: str = "cpu_seconds") -> dict[str, float]:
+    """Errors of predicted vs measured iteration seconds (`target` column)."""
+    y = cols[target]
     p = design(cols) @ coef
     ape = np.abs(p - y) / np.maximum(y, 1e-9)
     ss_res, ss_tot = float(np.sum((p - y) ** 2)), float(np.sum((y - y.mean()) ** 2))

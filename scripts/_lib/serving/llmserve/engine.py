@@ -35,6 +35,7 @@ class Iteration:
     n_seqs: int
     decode_ctx: int  # sum of context lengths attended by the decode tokens
     prefill_ctx: int  # sum over prefill chunks of n * (start + n): attention pairs x2
+    cpu_seconds: float = 0.0  # thread CPU time: immune to preemption by other processes
 
     @property
     def seconds(self) -> float:
@@ -42,7 +43,7 @@ class Iteration:
 
 
 ITER_FIELDS = ["start_s", "seconds", "prefill_tokens", "decode_tokens", "n_seqs", "decode_ctx",
-               "prefill_ctx"]
+               "prefill_ctx", "cpu_seconds"]
 
 
 def write_iterations_csv(path: Path, its: list[Iteration]) -> None:
@@ -52,7 +53,8 @@ def write_iterations_csv(path: Path, its: list[Iteration]) -> None:
         w.writerow(ITER_FIELDS)
         for it in its:
             w.writerow([f"{it.start:.6f}", f"{it.seconds:.6f}", it.prefill_tokens,
-                        it.decode_tokens, it.n_seqs, it.decode_ctx, it.prefill_ctx])
+                        it.decode_tokens, it.n_seqs, it.decode_ctx, it.prefill_ctx,
+                        f"{it.cpu_seconds:.6f}"])
 
 
 def read_iterations_csv(path: Path) -> dict[str, np.ndarray]:
@@ -117,10 +119,10 @@ class Engine:
                 if w.req.generated + 1 < w.req.output_len:  # last token needs no slot
                     self._tokens[w.req.rid].append(tok)
 
-    def _record(self, works: list[Work], start: float, end: float) -> None:
+    def _record(self, works: list[Work], start: float, end: float, cpu: float) -> None:
         f = features(works)
         self.iterations.append(Iteration(start, end, f["prefill_tokens"], f["decode_tokens"],
-                                         len(works), f["decode_ctx"], f["prefill_ctx"]))
+                                         len(works), f["decode_ctx"], f["prefill_ctx"], cpu))
 
     def _finish_step(self, works: list[Work], running: list[Request], now: float) -> None:
         firsts = [w.req for w in works if w.prefill and w.req.generated == 0]
@@ -152,10 +154,10 @@ class Engine:
                     raise RuntimeError("scheduler made no progress with work queued")
                 time.sleep(max(0.0, pending[0].arrival - (time.perf_counter() - t0)))
                 continue
-            start = time.perf_counter() - t0
+            start, c0 = time.perf_counter() - t0, time.thread_time()
             self.step(works)
             end = time.perf_counter() - t0
-            self._record(works, start, end)
+            self._record(works, start, end, time.thread_time() - c0)
             self._finish_step(works, running, end)
         return requests
 
@@ -182,8 +184,8 @@ class Engine:
             works = self.sched.schedule(waiting, running)
             if not works:
                 raise RuntimeError("scheduler made no progress with work queued")
-            start = time.perf_counter() - t0
+            start, c0 = time.perf_counter() - t0, time.thread_time()
             self.step(works)
             end = time.perf_counter() - t0
-            self._record(works, start, end)
+            self._record(works, start, end, time.thread_time() - c0)
             self._finish_step(works, running, end)
