@@ -34,7 +34,7 @@ class LoadGenConfig:
     scenario: str = "Server"
     target_qps: float = 8.0
     min_queries: int = 32
-    min_duration_ms: int = 1000
+    min_duration_ms: int = 0
     ttft_ms: float = 2000.0
     tpot_ms: float = 200.0
     trace: bool = False
