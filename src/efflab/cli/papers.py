@@ -1,0 +1,214 @@
+"""`efflab papers list|show` and `efflab reproduce`.
+
+Exit codes follow the project convention: 0 every claim reproduced, 1 any claim not
+reproduced (or an error verdict), 2 bad input — found before anything runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from .common import Progress, find_repo, new_run_id, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("papers", help="paper-reproduction specs: list, show")
+    psub = p.add_subparsers(dest="papers_command", metavar="ACTION")
+    ls = psub.add_parser("list", help="the papers under workflows/papers/")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=cmd_list)
+    sh = psub.add_parser("show", help="a paper's experiments and claims, as conditions")
+    sh.add_argument("paper")
+    sh.add_argument("--json", action="store_true", help="machine-readable output")
+    sh.set_defaults(func=cmd_show)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    r = sub.add_parser(
+        "reproduce",
+        help="run the experiments papers need, check their claims, write reports",
+        description="Validate the papers' specs, run exactly the experiments they need "
+        "(each once, cached invocations reused), evaluate every claim and write "
+        "results/reproductions/<paper>/<n>/report.{md,html} with plots. "
+        "Exit 0: all claims reproduced; 1: some did not (or errored); 2: bad input.",
+    )
+    r.add_argument(
+        "papers", nargs="*", metavar="PAPER", help="paper ids (see `efflab papers list`)"
+    )
+    r.add_argument("--all", action="store_true", help="every paper under workflows/papers/")
+    r.add_argument("--quick", action="store_true", help="small sizes: experiments' quick: blocks")
+    r.add_argument("--cores", type=int, default=1, help="cores Snakemake may use (default 1)")
+    r.add_argument(
+        "--runtime",
+        choices=["auto", "docker", "host"],
+        default="host",
+        help="where scripts run (auto: docker when an engine answers)",
+    )
+    r.add_argument("--json", action="store_true", help="machine-readable verdicts")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    r.set_defaults(func=cmd_reproduce)
+
+
+def _paper_brief(p: Any) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "title": p.title,
+        "venue": p.venue,
+        "year": p.year,
+        "link": p.link,
+        "experiments": [n.name for n in p.experiments],
+        "claims": len(p.claims),
+    }
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ..papers import load_paper, paper_ids
+
+    repo = find_repo(args.repo)
+    papers = [load_paper(repo, pid) for pid in paper_ids(repo)]
+    if args.json:
+        print_json([_paper_brief(p) for p in papers])
+        return 0
+    if not papers:
+        print("no papers under workflows/papers/")
+    for p in papers:
+        exps = ", ".join(n.name for n in p.experiments)
+        print(f"{p.id:<28} {len(p.claims)} claim(s)  [{exps}]  {p.title} ({p.venue} {p.year})")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from ..claims import render
+    from ..papers import load_paper
+
+    repo = find_repo(args.repo)
+    p = load_paper(repo, args.paper)
+    claims = [
+        {
+            "id": c.id,
+            "statement": c.statement,
+            "paper": None if c.paper is None else c.paper.text,
+            "paper_value": None if c.paper is None else c.paper.value,
+            "condition": render(c.condition),
+            "note": c.note,
+        }
+        for c in p.claims
+    ]
+    needs = [
+        {"name": n.name, "inputs": n.inputs, "quick_inputs": n.quick_inputs} for n in p.experiments
+    ]
+    if args.json:
+        print_json(
+            {
+                **_paper_brief(p),
+                "authors": p.authors,
+                "summary": p.summary,
+                "experiments": needs,
+                "claims": claims,
+                "file": str(p.file),
+            }
+        )
+        return 0
+    print(f"{p.title}\n{', '.join(p.authors)} · {p.venue} {p.year} · {p.link}\n")
+    if p.summary:
+        print(p.summary.strip() + "\n")
+    for n in needs:
+        extra = "".join(f" {k}={v}" for k, v in n["inputs"].items())
+        quick = "".join(f" {k}={v}" for k, v in n["quick_inputs"].items())
+        print(f"experiment {n['name']}{extra}{' (quick:' + quick + ')' if quick else ''}")
+    for c in claims:
+        print(f"\n[{c['id']}] {c['statement'].strip()}")
+        if c["paper"]:
+            print(f"  paper: {c['paper']}")
+        print(f"  check: {c['condition']}")
+        if c["note"]:
+            print(f"  note:  {c['note'].strip()}")
+    return 0
+
+
+def verdict_rows(results: list[Any]) -> list[tuple[str, str, str, str, str]]:
+    return [
+        (
+            res.paper.id,
+            r.claim.id,
+            r.claim.paper.text if r.claim.paper else "—",
+            r.outcome.ours,
+            r.verdict,
+        )
+        for res in results
+        for r in res.results
+    ]
+
+
+def print_verdicts(results: list[Any]) -> None:
+    head = ("paper", "claim", "paper's value", "ours", "verdict")
+    rows = [head, *verdict_rows(results)]
+    cap = (22, 34, 34, 44, 14)
+    clip = [
+        tuple(c if len(c) <= w else c[: w - 1] + "…" for c, w in zip(r, cap, strict=True))
+        for r in rows
+    ]
+    widths = [max(len(r[i]) for r in clip) for i in range(len(head))]
+    for i, r in enumerate(clip):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from ..papers import reproduce
+    from ..pipeline import resolve_runtime
+    from ..report import summary
+
+    repo = find_repo(args.repo)
+    quiet = args.quiet or args.json
+    bars: list[Progress] = []
+
+    def on_experiment(run, i, total):
+        while bars:
+            bars.pop().__exit__(None, None, None)
+        bar = Progress(f"[{i + 1}/{total}] {run.name} (for {', '.join(run.papers)})", quiet)
+        bars.append(bar.__enter__())
+        return bar.update
+
+    t0 = time.monotonic()
+    try:
+        results = reproduce(
+            repo,
+            args.papers,
+            all_papers=args.all,
+            quick=args.quick,
+            cores=args.cores,
+            runtime=resolve_runtime(args.runtime) if args.runtime == "auto" else args.runtime,
+            run_id=new_run_id(),
+            on_experiment=on_experiment,
+        )
+    finally:
+        while bars:
+            bars.pop().__exit__(None, None, None)
+    wall = time.monotonic() - t0
+    ok = all(r.ok for r in results)
+    if args.json:
+        print_json(
+            {"ok": ok, "wall_s": round(wall, 1), "papers": [summary(r, repo) for r in results]}
+        )
+    else:
+        print()
+        print_verdicts(results)
+        n = sum(len(r.results) for r in results)
+        good = sum(c.verdict == "reproduced" for r in results for c in r.results)
+        print(f"\n{good} of {n} claims reproduced in {wall:.0f} s; reports:")
+        for r in results:
+            print(f"  {r.report_dir}/report.md")
+    if not ok:
+        bad = [
+            f"{r.paper.id}/{c.claim.id}"
+            for r in results
+            for c in r.results
+            if c.verdict != "reproduced"
+        ]
+        print(f"efflab: not reproduced or error: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0

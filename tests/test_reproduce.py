@@ -1,0 +1,186 @@
+"""`efflab reproduce` / `efflab papers` end to end on a tiny real project.
+
+Real Snakemake, runner, records and tables (conftest.tiny_repo: gen -> square, the
+`demo` experiment over n x scale); paper specs are written into the project.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import efflab, write
+
+GOOD = """\
+id: squares
+title: Sums of squares scale linearly
+authors: [A. Tester, B. Checker]
+venue: TestConf
+year: 2024
+link: https://example.org/squares
+summary: A toy paper whose claims the demo experiment can check.
+experiments:
+  - name: demo
+claims:
+  - id: scale-doubles
+    statement: "Doubling the scale doubles the sum of squares."
+    paper: {value: 2, unit: x, text: "exactly 2x"}
+    check:
+      within:
+        value:
+          ratio:
+            - {metric: sumsq, where: {n: 3, scale: 2.0}}
+            - {metric: sumsq, where: {n: 3, scale: 1.0}}
+        rel_tol: 0.01
+  - id: grows-with-n
+    statement: "The sum grows with n."
+    check: {trend: {metric: sumsq, where: {scale: 1.0}, along: n, direction: increasing, strict: true}}
+"""
+
+BAD_CLAIM = """\
+id: optimist
+title: An overstated claim
+authors: [C. Optimist]
+year: 2023
+link: https://example.org/optimist
+experiments:
+  - name: demo
+    quick_inputs: {n: 3}
+claims:
+  - id: huge
+    statement: "The sum of squares of 1..3 exceeds 100."
+    paper: {value: 100, text: "> 100"}
+    note: our scale is exactly the paper's
+    check: {compare: {left: {metric: sumsq, where: {scale: 1.0}}, op: ">", right: 100}}
+"""
+
+
+def paper(repo: Path, text: str, name: str | None = None) -> Path:
+    pid = name or text.split("\n", 1)[0].split(": ", 1)[1]
+    return write(repo / f"workflows/papers/{pid}.yaml", text)
+
+
+def runs_on_disk(repo: Path) -> int:
+    d = repo / "results/demo/runs"
+    return len(list(d.glob("*.json"))) if d.is_dir() else 0
+
+
+def test_reproduce_writes_report_and_reuses_cached_runs(tiny_repo: Path) -> None:
+    paper(tiny_repo, GOOD)
+    r = efflab(tiny_repo, "reproduce", "squares", "--quick", "--cores", "2", "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "scale-doubles" in r.stdout and "reproduced" in r.stdout
+    rep = tiny_repo / "results/reproductions/squares/1"
+    md, page = (rep / "report.md").read_text(), (rep / "report.html").read_text()
+    for claim in ("scale-doubles", "grows-with-n"):
+        assert claim in md and claim in page
+        assert (rep / "plots" / f"{claim}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "exactly 2x" in md and "<img src='plots/scale-doubles.png'" in page
+    v = json.loads((rep / "verdicts.json").read_text())
+    assert [c["verdict"] for c in v["claims"]] == ["reproduced", "reproduced"]
+    assert v["experiments"][0]["jobs_run"] == 6 and v["experiments"][0]["table_version"] == 1
+    assert not list(rep.parent.glob(".tmp-*"))  # written atomically: no leftovers
+
+    # the second paper fails honestly; the first is judged again from cached invocations
+    paper(tiny_repo, BAD_CLAIM)
+    r = efflab(tiny_repo, "reproduce", "squares", "optimist", "--quick", "--json")
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert out["ok"] is False
+    verdicts = {(p["paper"], c["id"]): c for p in out["papers"] for c in p["claims"]}
+    assert verdicts[("squares", "scale-doubles")]["verdict"] == "reproduced"
+    assert verdicts[("squares", "scale-doubles")]["value"] == pytest.approx(2.0)
+    huge = verdicts[("optimist", "huge")]
+    assert huge["verdict"] == "not reproduced" and huge["ours"] == "14"
+    by_paper = {p["paper"]: p for p in out["papers"]}
+    assert by_paper["squares"]["experiments"][0]["jobs_run"] == 0  # all cached
+    assert by_paper["optimist"]["experiments"][0]["overrides"] == {"n": 3}
+    assert (tiny_repo / "results/reproductions/squares/2/report.md").exists()
+
+
+def test_papers_share_one_experiment_run(tiny_repo: Path) -> None:
+    paper(tiny_repo, GOOD)
+    paper(tiny_repo, GOOD.replace("id: squares", "id: squares-again"))
+    r = efflab(tiny_repo, "reproduce", "--all", "--quick", "--json")
+    assert r.returncode == 0, r.stderr
+    exps = [p["experiments"][0] for p in json.loads(r.stdout)["papers"]]
+    assert [e["table_version"] for e in exps] == [1, 1]
+    assert runs_on_disk(tiny_repo) == 4  # 4 quick points, run once for both papers
+
+
+def test_failed_experiment_makes_claims_errors(tiny_repo: Path) -> None:
+    paper(tiny_repo, GOOD.replace("  - name: demo\n", "  - name: demo\n    inputs: {fail: true}\n"))
+    r = efflab(tiny_repo, "reproduce", "squares", "--quick", "--json")
+    assert r.returncode == 1
+    claims = json.loads(r.stdout)["papers"][0]["claims"]
+    assert {c["verdict"] for c in claims} == {"error"}
+    assert "asked to fail" in claims[0]["detail"] or "no successful runs" in claims[0]["detail"]
+
+
+@pytest.mark.parametrize(
+    "edit, where",
+    [
+        (
+            (
+                "metric: sumsq, where: {n: 3, scale: 2.0}",
+                "metric: sumsq2, where: {n: 3, scale: 2.0}",
+            ),
+            "$.claims[0].check.within.value.ratio[0].metric",
+        ),
+        (
+            ("where: {n: 3, scale: 2.0}", "where: {n: 3, scale: 5.0}"),
+            "$.claims[0].check.within.value.ratio[0].where.scale",
+        ),
+        (
+            ("where: {n: 3, scale: 2.0}", "where: {n: 4, scale: 2.0}"),
+            "$.claims[0].check.within.value.ratio[0].where.n",
+        ),
+        (
+            ("  - name: demo\n", "  - name: demo\n    inputs: {sclae: 2}\n"),
+            "$.experiments[0].inputs.sclae",
+        ),
+        (("  - name: demo\n", "  - name: dmeo\n"), "$.experiments[0].name"),
+        (("direction: increasing", "direction: upward"), "$.claims[1].check.trend.direction"),
+        (
+            ("rel_tol: 0.01", "rel_tol: 0.01\n        target: high"),
+            "$.claims[0].check.within.target",
+        ),
+        (("id: squares", "id: squares-v2"), "$.id"),
+    ],
+)
+def test_bad_specs_exit_2_naming_file_and_path_before_running(tiny_repo, edit, where) -> None:
+    f = paper(tiny_repo, GOOD.replace(*edit), name="squares")
+    r = efflab(tiny_repo, "reproduce", "--all", "--quick")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert str(f) in r.stderr and where in r.stderr, r.stderr
+    assert runs_on_disk(tiny_repo) == 0 and not (tiny_repo / "results/reproductions").exists()
+
+
+def test_quick_only_collapsed_axis_and_unknown_paper(tiny_repo: Path) -> None:
+    # an override that fixes n removes the axis the trend claim needs: bad input, exit 2
+    paper(tiny_repo, GOOD.replace("  - name: demo\n", "  - name: demo\n    quick_inputs: {n: 3}\n"))
+    r = efflab(tiny_repo, "reproduce", "squares", "--quick")
+    assert r.returncode == 2 and "$.claims[0].check.within.value.ratio[0].where.n" in r.stderr
+    r = efflab(tiny_repo, "reproduce", "nosuch")
+    assert r.returncode == 2 and "nosuch" in r.stderr and "known: squares" in r.stderr
+    r = efflab(tiny_repo, "reproduce")
+    assert r.returncode == 2
+    assert runs_on_disk(tiny_repo) == 0
+
+
+def test_papers_list_and_show(tiny_repo: Path) -> None:
+    paper(tiny_repo, GOOD)
+    paper(tiny_repo, BAD_CLAIM)
+    r = efflab(tiny_repo, "papers", "list", "--json", check=True)
+    listed = {p["id"]: p for p in json.loads(r.stdout)}
+    assert set(listed) == {"squares", "optimist"} and listed["squares"]["claims"] == 2
+    r = efflab(tiny_repo, "papers", "show", "squares", check=True)
+    assert (
+        "median(sumsq | n=3, scale=2.0) / median(sumsq | n=3, scale=1.0) within ±1% of 2"
+        in r.stdout
+    )
+    shown = json.loads(efflab(tiny_repo, "papers", "show", "optimist", "--json", check=True).stdout)
+    assert shown["claims"][0]["condition"] == "median(sumsq | scale=1.0) > 100"
+    assert shown["experiments"] == [{"name": "demo", "inputs": {}, "quick_inputs": {"n": 3}}]
+    assert efflab(tiny_repo, "papers", "show", "nope").returncode == 2
