@@ -24,15 +24,27 @@ from llmserve.scheduler import Limits, Work  # noqa: E402
 from llmserve.sim import SimConfig, simulate  # noqa: E402
 from llmserve.workload import WorkloadSpec, generate  # noqa: E402
 
-GPU_SPEC = WorkloadSpec(n_requests=400, rate_rps=10.0, prompt_len=(128, 2048),
-                        output_len=(16, 256), length_dist="lognormal", seed=7)
+GPU_SPEC = WorkloadSpec(
+    n_requests=400,
+    rate_rps=10.0,
+    prompt_len=(128, 2048),
+    output_len=(16, 256),
+    length_dist="lognormal",
+    seed=7,
+)
 
 
 def run_gpu(policy: str, cap: float = 1.0, rate: float = 10.0, n: int = 400):
     cost = Roofline("h100-sxm", "70b", auto_tp("h100-sxm", "70b"), cap)
     lim = Limits(max_batch=256, kv_capacity=cost.kv_capacity_tokens(), max_prefill_tokens=8192)
-    cfg = SimConfig(policy=policy, instances=4, limits=lim, kv_bytes_per_token=cost.kv_bytes_per_token,
-                    devices_per_instance=cost.tp, idle_w=cost.idle_w)
+    cfg = SimConfig(
+        policy=policy,
+        instances=4,
+        limits=lim,
+        kv_bytes_per_token=cost.kv_bytes_per_token,
+        devices_per_instance=cost.tp,
+        idle_w=cost.idle_w,
+    )
     spec = WorkloadSpec(**{**GPU_SPEC.__dict__, "rate_rps": rate, "n_requests": n})
     reqs = generate(spec)
     res = simulate(reqs, cfg, cost)
@@ -46,8 +58,9 @@ def test_deterministic_for_a_seed():
     assert ma == mb
 
 
-@pytest.mark.parametrize("policy", ["prefill-first", "decode-first", "chunked-512",
-                                    "splitwise-1p3d", "splitwise-2p2d"])
+@pytest.mark.parametrize(
+    "policy", ["prefill-first", "decode-first", "chunked-512", "splitwise-1p3d", "splitwise-2p2d"]
+)
 def test_every_request_completes(policy):
     res, m = run_gpu(policy, n=200)
     assert m["requests_completed"] == 200
@@ -96,8 +109,17 @@ def test_fitted_cost_predicts_heldout_profile():
     def profile(policy: str, seed: int) -> dict[str, np.ndarray]:
         eng = Engine(cfg, make_scheduler(policy, limits=Limits(max_batch=16)), seed=seed)
         eng.warmup()
-        eng.run(generate(WorkloadSpec(n_requests=24, rate_rps=60.0, prompt_len=(16, 256),
-                                      output_len=(4, 32), seed=seed)))
+        eng.run(
+            generate(
+                WorkloadSpec(
+                    n_requests=24,
+                    rate_rps=60.0,
+                    prompt_len=(16, 256),
+                    output_len=(4, 32),
+                    seed=seed,
+                )
+            )
+        )
         its = eng.iterations
         return {
             "seconds": np.array([i.seconds for i in its]),

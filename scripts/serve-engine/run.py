@@ -17,25 +17,46 @@ def run(ctx: Any) -> dict[str, Any]:
     reqs = generate(spec)
     with ctx.timer("warmup"):
         eng.warmup()
-    ctx.log.info("serving %d requests at %.2f req/s, policy %s", spec.n_requests,
-                 spec.rate_rps, inp["policy"])
+    ctx.log.info(
+        "serving %d requests at %.2f req/s, policy %s",
+        spec.n_requests,
+        spec.rate_rps,
+        inp["policy"],
+    )
     with ctx.timer("serve"), ctx.energy.measure() as e:
         eng.run(reqs)
     m = summarize(reqs, inp["slo_ttft_ms"], inp["slo_tbt_ms"])
     busy = sum(it.seconds for it in eng.iterations)
     write_iterations_csv(ctx.out_dir / "iterations.csv", eng.iterations)
     write_requests_csv(ctx.out_dir / "requests.csv", reqs)
-    metrics = {k: m[k] for k in (
-        "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tbt_p50_ms", "tbt_p99_ms", "tbt_max_ms",
-        "latency_p50_ms", "latency_p99_ms", "throughput_tok_s", "requests_completed",
-        "slo_attainment")}
+    metrics = {
+        k: m[k]
+        for k in (
+            "ttft_p50_ms",
+            "ttft_p90_ms",
+            "ttft_p99_ms",
+            "tbt_p50_ms",
+            "tbt_p99_ms",
+            "tbt_max_ms",
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "throughput_tok_s",
+            "requests_completed",
+            "slo_attainment",
+        )
+    }
     metrics["busy_frac"] = busy / m["duration_s"] if m["duration_s"] else 0.0
     metrics["iterations"] = float(len(eng.iterations))
     metrics["energy_per_token_mj"] = e.joules * 1e3 / max(m["output_tokens"], 1.0)
     return {
         "metrics": metrics,
         "files": {"iterations": "iterations.csv", "requests": "requests.csv"},
-        "values": {"rate_rps": spec.rate_rps, "output_tokens": m["output_tokens"],
-                   "duration_s": m["duration_s"], "energy_method": e.method,
-                   "energy_joules": e.joules, "model_params": eng.cfg.n_params()},
+        "values": {
+            "rate_rps": spec.rate_rps,
+            "output_tokens": m["output_tokens"],
+            "duration_s": m["duration_s"],
+            "energy_method": e.method,
+            "energy_joules": e.joules,
+            "model_params": eng.cfg.n_params(),
+        },
     }

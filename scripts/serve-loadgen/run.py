@@ -22,10 +22,16 @@ def run(ctx: Any) -> dict[str, Any]:
     eng = build.engine(inp)
     spec = build.workload(inp)
     samples = [(r.prompt_len, r.output_len) for r in generate(spec)]
-    cfg = LoadGenConfig(scenario=inp["scenario"], target_qps=spec.rate_rps,
-                        min_queries=inp["n_requests"], min_duration_ms=inp["min_duration_ms"],
-                        ttft_ms=inp["ttft_ms"], tpot_ms=inp["tpot_ms"], trace=inp["trace"],
-                        seed=inp["seed"])
+    cfg = LoadGenConfig(
+        scenario=inp["scenario"],
+        target_qps=spec.rate_rps,
+        min_queries=inp["n_requests"],
+        min_duration_ms=inp["min_duration_ms"],
+        ttft_ms=inp["ttft_ms"],
+        tpot_ms=inp["tpot_ms"],
+        trace=inp["trace"],
+        seed=inp["seed"],
+    )
     with ctx.timer("warmup"):
         eng.warmup()
     log_dir = ctx.out_dir / "loadgen"
@@ -44,10 +50,16 @@ def run(ctx: Any) -> dict[str, Any]:
         "tpot_p99_ms": _ms(d, f"{tp}99.00_percentile_ns"),
         "latency_p50_ms": _ms(d, "result_50.00_percentile_latency_ns"),
         "latency_p99_ms": _ms(d, "result_99.00_percentile_latency_ns"),
-        "samples_per_s": float(d.get("result_completed_samples_per_sec")
-                               or d.get("result_samples_per_second") or np.nan),
-        "tokens_per_s": float(d.get("result_completed_tokens_per_second")
-                              or d.get("result_tokens_per_second") or np.nan),
+        "samples_per_s": float(
+            d.get("result_completed_samples_per_sec")
+            or d.get("result_samples_per_second")
+            or np.nan
+        ),
+        "tokens_per_s": float(
+            d.get("result_completed_tokens_per_second")
+            or d.get("result_tokens_per_second")
+            or np.nan
+        ),
         "result_valid": 1.0 if d.get("result_validity") == "VALID" else 0.0,
         "queries": float(len(sut.requests)),
         "engine_ttft_p50_ms": own["ttft_p50_ms"],
@@ -62,9 +74,16 @@ def run(ctx: Any) -> dict[str, Any]:
     write_iterations_csv(ctx.out_dir / "iterations.csv", eng.iterations)
     return {
         "metrics": metrics,
-        "files": {"summary": "loadgen/mlperf_log_summary.txt",
-                  "detail": "loadgen/mlperf_log_detail.txt", "iterations": "iterations.csv"},
-        "values": {"target_qps": spec.rate_rps, "result": summary.get("Result is"),
-                   "invalid_reason": d.get("result_invalid_reason"),
-                   "energy_method": e.method, "engine": {k: own[k] for k in own}},
+        "files": {
+            "summary": "loadgen/mlperf_log_summary.txt",
+            "detail": "loadgen/mlperf_log_detail.txt",
+            "iterations": "iterations.csv",
+        },
+        "values": {
+            "target_qps": spec.rate_rps,
+            "result": summary.get("Result is"),
+            "invalid_reason": d.get("result_invalid_reason"),
+            "energy_method": e.method,
+            "engine": {k: own[k] for k in own},
+        },
     }

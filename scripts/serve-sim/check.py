@@ -19,6 +19,12 @@ def check(inputs: dict) -> list:
         ctx = data["models"][inputs["model"]]["max_context"]
     total = inputs["prompt_len_max"] + inputs["output_len_max"]
     if total > ctx:
-        out.append(("prompt_len_max", f"prompt_len_max + output_len_max <= {ctx} "
-                    f"(context of the {inputs.get('cost_model')} model)", total))
+        out.append(
+            (
+                "prompt_len_max",
+                f"prompt_len_max + output_len_max <= {ctx} "
+                f"(context of the {inputs.get('cost_model')} model)",
+                total,
+            )
+        )
     return out

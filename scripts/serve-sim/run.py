@@ -33,32 +33,59 @@ def _cost(ctx: Any) -> tuple[Any, Limits, int, float, float]:
     cap = cost.kv_capacity_tokens()
     need = inp["prompt_len_max"] + inp["output_len_max"]
     if cap < need:
-        raise BadInput("tp", f"enough GPUs for the {inp['model']} weights plus one request's "
-                       f"KV cache ({need} tokens)", tp)
-    lim = Limits(max_batch=inp["max_batch"], kv_capacity=cap,
-                 max_prefill_tokens=inp["max_prefill_tokens"])
+        raise BadInput(
+            "tp",
+            f"enough GPUs for the {inp['model']} weights plus one request's "
+            f"KV cache ({need} tokens)",
+            tp,
+        )
+    lim = Limits(
+        max_batch=inp["max_batch"], kv_capacity=cap, max_prefill_tokens=inp["max_prefill_tokens"]
+    )
     return cost, lim, tp, cost.idle_w, cost.kv_bytes_per_token
 
 
 def run(ctx: Any) -> dict[str, Any]:
     inp = ctx.inputs
     cost, lim, tp, idle_w, kvb = _cost(ctx)
-    reqs = generate(WorkloadSpec(
-        n_requests=inp["n_requests"], rate_rps=inp["rate_rps"],
-        prompt_len=(inp["prompt_len_min"], inp["prompt_len_max"]),
-        output_len=(inp["output_len_min"], inp["output_len_max"]),
-        length_dist=inp["length_dist"], seed=inp["seed"]))
-    cfg = SimConfig(policy=inp["policy"], token_budget=inp["token_budget"],
-                    instances=inp["instances"], limits=lim, kv_bytes_per_token=kvb,
-                    link_bw=inp["link_gb_s"] * 1e9, devices_per_instance=tp, idle_w=idle_w)
+    reqs = generate(
+        WorkloadSpec(
+            n_requests=inp["n_requests"],
+            rate_rps=inp["rate_rps"],
+            prompt_len=(inp["prompt_len_min"], inp["prompt_len_max"]),
+            output_len=(inp["output_len_min"], inp["output_len_max"]),
+            length_dist=inp["length_dist"],
+            seed=inp["seed"],
+        )
+    )
+    cfg = SimConfig(
+        policy=inp["policy"],
+        token_budget=inp["token_budget"],
+        instances=inp["instances"],
+        limits=lim,
+        kv_bytes_per_token=kvb,
+        link_bw=inp["link_gb_s"] * 1e9,
+        devices_per_instance=tp,
+        idle_w=idle_w,
+    )
     t0 = time.perf_counter()
     with ctx.timer("simulate"):
         res = simulate(reqs, cfg, cost)
     wall = time.perf_counter() - t0
     m = summarize(res.requests, inp["slo_ttft_ms"], inp["slo_tbt_ms"])
-    keys = ("ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tbt_p50_ms", "tbt_p99_ms", "tbt_max_ms",
-            "latency_p50_ms", "latency_p99_ms", "throughput_tok_s", "requests_completed",
-            "slo_attainment")
+    keys = (
+        "ttft_p50_ms",
+        "ttft_p90_ms",
+        "ttft_p99_ms",
+        "tbt_p50_ms",
+        "tbt_p99_ms",
+        "tbt_max_ms",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "throughput_tok_s",
+        "requests_completed",
+        "slo_attainment",
+    )
     metrics = {k: m[k] for k in keys}
     metrics.update(
         throughput_per_gpu_tok_s=m["throughput_tok_s"] / res.devices,
@@ -71,8 +98,10 @@ def run(ctx: Any) -> dict[str, Any]:
     return {
         "metrics": metrics,
         "values": {
-            "tp": tp, "kv_capacity_tokens_per_instance": lim.kv_capacity,
-            "kv_transfer_s_total": res.kv_transfers_s, "span_s": res.span_s,
+            "tp": tp,
+            "kv_capacity_tokens_per_instance": lim.kv_capacity,
+            "kv_transfer_s_total": res.kv_transfers_s,
+            "span_s": res.span_s,
             "iterations": [i.iterations for i in res.instances],
             "busy_frac": [i.busy_s / res.span_s for i in res.instances],
             "cost_model": inp["cost_model"],

@@ -15,14 +15,20 @@ from .workload import WorkloadSpec, resolve_rate
 
 
 def model_config(inputs: dict[str, Any]) -> ModelConfig:
-    return ModelConfig(d_model=inputs["d_model"], layers=inputs["layers"], heads=inputs["heads"],
-                       vocab=inputs["vocab"], max_context=inputs["max_context"])
+    return ModelConfig(
+        d_model=inputs["d_model"],
+        layers=inputs["layers"],
+        heads=inputs["heads"],
+        vocab=inputs["vocab"],
+        max_context=inputs["max_context"],
+    )
 
 
 def engine(inputs: dict[str, Any]) -> Engine:
     """Engine with the requested policy; model weights seeded by `seed`."""
-    sched = make_scheduler(inputs["policy"], inputs["token_budget"],
-                           Limits(max_batch=inputs["max_batch"]))
+    sched = make_scheduler(
+        inputs["policy"], inputs["token_budget"], Limits(max_batch=inputs["max_batch"])
+    )
     return Engine(model_config(inputs), sched, seed=inputs["seed"], threads=inputs["threads"])
 
 

@@ -51,8 +51,13 @@ def check_engine(inputs: dict[str, Any]) -> list[Problem]:
     ctx = inputs.get("max_context")
     pmax, omax = inputs.get("prompt_len_max"), inputs.get("output_len_max")
     if ctx is not None and pmax is not None and omax is not None and pmax + omax > ctx:
-        out.append(("prompt_len_max", f"prompt_len_max + output_len_max <= max_context ({ctx})",
-                    pmax + omax))
+        out.append(
+            (
+                "prompt_len_max",
+                f"prompt_len_max + output_len_max <= max_context ({ctx})",
+                pmax + omax,
+            )
+        )
     return out
 
 
@@ -64,8 +69,13 @@ def check_sim(inputs: dict[str, Any]) -> list[Problem]:
     if m and m.group("p") and n is not None:
         p, d = int(m.group("p")), int(m.group("d"))
         if p + d != n:
-            out.append(("policy", f"splitwise prefill + decode instances == instances ({n})",
-                        inputs.get("policy")))
+            out.append(
+                (
+                    "policy",
+                    f"splitwise prefill + decode instances == instances ({n})",
+                    inputs.get("policy"),
+                )
+            )
     cap = inputs.get("power_cap")
     if cap is not None and not 0 < float(cap) <= 1:
         out.append(("power_cap", "a fraction of TDP in (0, 1]", cap))

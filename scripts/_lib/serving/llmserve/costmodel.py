@@ -19,8 +19,14 @@ import yaml
 from .scheduler import Work, features
 
 DATA = Path(__file__).with_name("hardware.yaml")
-FIT_FEATURES = ["const", "prefill_tokens", "decode_tokens", "prefill_seqs", "decode_ctx",
-                "prefill_ctx"]
+FIT_FEATURES = [
+    "const",
+    "prefill_tokens",
+    "decode_tokens",
+    "prefill_seqs",
+    "decode_ctx",
+    "prefill_ctx",
+]
 
 
 def load_data() -> dict[str, Any]:
@@ -33,8 +39,9 @@ class Cost:
     power_w: float  # per device, while busy
 
 
-def _capped(compute_s: float, other_s: float, fixed_s: float, idle_w: float, tdp_w: float,
-            cap: float) -> Cost:
+def _capped(
+    compute_s: float, other_s: float, fixed_s: float, idle_w: float, tdp_w: float, cap: float
+) -> Cost:
     """Busy power rises with the compute-bound share; under a cap the clock drops."""
     busy = max(compute_s, other_s)
     u = compute_s / busy if busy > 0 else 0.0
@@ -68,8 +75,16 @@ def design(cols: dict[str, np.ndarray]) -> np.ndarray:
     """Feature matrix from an iterations profile (CSV columns)."""
     n = len(cols["seconds"])
     pf_seqs = cols["n_seqs"] - cols["decode_tokens"]
-    return np.column_stack([np.ones(n), cols["prefill_tokens"], cols["decode_tokens"], pf_seqs,
-                            cols["decode_ctx"], cols["prefill_ctx"]])
+    return np.column_stack(
+        [
+            np.ones(n),
+            cols["prefill_tokens"],
+            cols["decode_tokens"],
+            pf_seqs,
+            cols["decode_ctx"],
+            cols["prefill_ctx"],
+        ]
+    )
 
 
 def fit(cols: dict[str, np.ndarray], target: str = "cpu_seconds") -> np.ndarray:
@@ -85,8 +100,9 @@ def fit(cols: dict[str, np.ndarray], target: str = "cpu_seconds") -> np.ndarray:
     return coef
 
 
-def fit_error(coef: np.ndarray, cols: dict[str, np.ndarray],
-              target: str = "cpu_seconds") -> dict[str, float]:
+def fit_error(
+    coef: np.ndarray, cols: dict[str, np.ndarray], target: str = "cpu_seconds"
+) -> dict[str, float]:
     """Errors of predicted vs measured iteration seconds (`target` column)."""
     y = cols[target]
     p = design(cols) @ coef

@@ -42,8 +42,16 @@ class Iteration:
         return self.end - self.start
 
 
-ITER_FIELDS = ["start_s", "seconds", "prefill_tokens", "decode_tokens", "n_seqs", "decode_ctx",
-               "prefill_ctx", "cpu_seconds"]
+ITER_FIELDS = [
+    "start_s",
+    "seconds",
+    "prefill_tokens",
+    "decode_tokens",
+    "n_seqs",
+    "decode_ctx",
+    "prefill_ctx",
+    "cpu_seconds",
+]
 
 
 def write_iterations_csv(path: Path, its: list[Iteration]) -> None:
@@ -52,9 +60,18 @@ def write_iterations_csv(path: Path, its: list[Iteration]) -> None:
         w = csv.writer(f)
         w.writerow(ITER_FIELDS)
         for it in its:
-            w.writerow([f"{it.start:.6f}", f"{it.seconds:.6f}", it.prefill_tokens,
-                        it.decode_tokens, it.n_seqs, it.decode_ctx, it.prefill_ctx,
-                        f"{it.cpu_seconds:.6f}"])
+            w.writerow(
+                [
+                    f"{it.start:.6f}",
+                    f"{it.seconds:.6f}",
+                    it.prefill_tokens,
+                    it.decode_tokens,
+                    it.n_seqs,
+                    it.decode_ctx,
+                    it.prefill_ctx,
+                    f"{it.cpu_seconds:.6f}",
+                ]
+            )
 
 
 def read_iterations_csv(path: Path) -> dict[str, np.ndarray]:
@@ -67,8 +84,9 @@ def read_iterations_csv(path: Path) -> dict[str, np.ndarray]:
 class Engine:
     """Runs a scheduler's iterations on a TinyDecoder with per-request KV caches."""
 
-    def __init__(self, cfg: ModelConfig, scheduler: Scheduler, seed: int = 0,
-                 threads: int = 1) -> None:
+    def __init__(
+        self, cfg: ModelConfig, scheduler: Scheduler, seed: int = 0, threads: int = 1
+    ) -> None:
         torch.set_num_threads(threads)
         self.cfg = cfg
         self.model = TinyDecoder(cfg, seed)
@@ -87,12 +105,14 @@ class Engine:
 
     def warmup(self, prompt_len: int = 64, iters: int = 3) -> None:
         """Untimed steps so allocator and kernels are warm before the clock starts."""
-        for i in range(iters):
+        for _i in range(iters):
             cache = self.model.new_cache(prompt_len + 1)
             toks = list(range(prompt_len))
             self.model.forward_segments([Segment(cache, 0, toks, True)])
-            segs = [Segment(self.model.new_cache(prompt_len + 1), prompt_len, [1], True)
-                    for _ in range(8)]
+            segs = [
+                Segment(self.model.new_cache(prompt_len + 1), prompt_len, [1], True)
+                for _ in range(8)
+            ]
             self.model.forward_segments(segs)
 
     def step(self, works: list[Work]) -> None:
@@ -106,13 +126,16 @@ class Engine:
             toks = self._tokens[r.rid]
             if w.prefill:
                 chunk = toks[r.prefilled : r.prefilled + w.n]
-                segs.append(Segment(self._caches[r.rid], r.prefilled, chunk,
-                                    r.prefilled + w.n == r.prompt_len))
+                segs.append(
+                    Segment(
+                        self._caches[r.rid], r.prefilled, chunk, r.prefilled + w.n == r.prompt_len
+                    )
+                )
             else:
                 pos = r.prompt_len + r.generated - 1
                 segs.append(Segment(self._caches[r.rid], pos, [toks[-1]], True))
         nxt = iter(self.model.forward_segments(segs))
-        for w, s in zip(works, segs):
+        for w, s in zip(works, segs, strict=True):
             if s.wants_logits:
                 tok = next(nxt)
                 self.outputs.setdefault(w.req.rid, []).append(tok)
@@ -121,8 +144,18 @@ class Engine:
 
     def _record(self, works: list[Work], start: float, end: float, cpu: float) -> None:
         f = features(works)
-        self.iterations.append(Iteration(start, end, f["prefill_tokens"], f["decode_tokens"],
-                                         len(works), f["decode_ctx"], f["prefill_ctx"], cpu))
+        self.iterations.append(
+            Iteration(
+                start,
+                end,
+                f["prefill_tokens"],
+                f["decode_tokens"],
+                len(works),
+                f["decode_ctx"],
+                f["prefill_ctx"],
+                cpu,
+            )
+        )
 
     def _finish_step(self, works: list[Work], running: list[Request], now: float) -> None:
         firsts = [w.req for w in works if w.prefill and w.req.generated == 0]
@@ -161,8 +194,9 @@ class Engine:
             self._finish_step(works, running, end)
         return requests
 
-    def serve_queue(self, inbox: queue.Queue[Request | None], t0: float,
-                    stop: threading.Event) -> None:
+    def serve_queue(
+        self, inbox: queue.Queue[Request | None], t0: float, stop: threading.Event
+    ) -> None:
         """Serve requests pushed into `inbox` (arrival set by the producer, on the clock
         `time.perf_counter() - t0`) until `stop` is set and nothing is left."""
         waiting: deque[Request] = deque()

@@ -85,8 +85,9 @@ class EngineSUT:
         self.engine.serve_queue(self.inbox, self.t0, self.stop)
 
 
-def run_loadgen(engine: Engine, samples: list[tuple[int, int]], cfg: LoadGenConfig,
-                log_dir: Path) -> EngineSUT:
+def run_loadgen(
+    engine: Engine, samples: list[tuple[int, int]], cfg: LoadGenConfig, log_dir: Path
+) -> EngineSUT:
     """Run one LoadGen test; logs land in `log_dir` (created first: LoadGen aborts
     when the folder is missing)."""
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,9 @@ def tpot_ms(r: Request) -> float:
     return (r.token_times[-1] - r.token_times[0]) * 1e3 / (n - 1) if n > 1 else 0.0
 
 
-def summarize(reqs: list[Request], slo_ttft_ms: float | None = None,
-              slo_tbt_ms: float | None = None) -> dict[str, float]:
+def summarize(
+    reqs: list[Request], slo_ttft_ms: float | None = None, slo_tbt_ms: float | None = None
+) -> dict[str, float]:
     """Per-run metrics in ms / tokens per second over completed requests.
 
     SLO attainment (if both SLOs given): share of requests with TTFT <= slo_ttft_ms and
@@ -70,6 +71,13 @@ def write_requests_csv(path: Path, reqs: list[Request]) -> None:
         w.writerow(["rid", "arrival_s", "prompt_len", "output_len", "first_token_s", "finish_s"])
         for r in reqs:
             first = r.token_times[0] if r.token_times else ""
-            w.writerow([r.rid, f"{r.arrival:.6f}", r.prompt_len, r.output_len,
-                        first if first == "" else f"{first:.6f}",
-                        "" if r.finish is None else f"{r.finish:.6f}"])
+            w.writerow(
+                [
+                    r.rid,
+                    f"{r.arrival:.6f}",
+                    r.prompt_len,
+                    r.output_len,
+                    first if first == "" else f"{first:.6f}",
+                    "" if r.finish is None else f"{r.finish:.6f}",
+                ]
+            )

@@ -114,7 +114,7 @@ class TinyDecoder(nn.Module):
         for li, blk in enumerate(self.blocks):
             qkv = blk.qkv(blk.ln1(x)).view(n_tok, 3, h, hd).permute(1, 2, 0, 3)
             att = torch.empty(h, n_tok, hd)
-            for s, (a, b) in zip(segs, bounds):
+            for s, (a, b) in zip(segs, bounds, strict=True):
                 end = s.start + (b - a)
                 s.cache.kv[li, :, :, s.start : end] = qkv[1:, :, a:b]
                 keys, vals = s.cache.kv[li, 0, :, :end], s.cache.kv[li, 1, :, :end]
@@ -130,7 +130,7 @@ class TinyDecoder(nn.Module):
                     att[:, a:b] = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask)
             x = x + blk.proj(att.transpose(0, 1).reshape(n_tok, cfg.d_model))
             x = x + blk.fc2(F.gelu(blk.fc1(blk.ln2(x))))
-        last = [b - 1 for s, (_, b) in zip(segs, bounds) if s.wants_logits]
+        last = [b - 1 for s, (_, b) in zip(segs, bounds, strict=True) if s.wants_logits]
         if not last:
             return []
         logits = self.head(self.ln_f(x[torch.tensor(last)]))

@@ -103,8 +103,10 @@ class Cluster:
             self.decode = [Instance(DecodeOnly(cfg.limits)) for _ in range(ndec)]
             self.links = [simpy.Resource(self.env, 1) for _ in range(npf)]
         else:
-            self.prefill = [Instance(make_scheduler(cfg.policy, cfg.token_budget, cfg.limits))
-                            for _ in range(cfg.instances)]
+            self.prefill = [
+                Instance(make_scheduler(cfg.policy, cfg.token_budget, cfg.limits))
+                for _ in range(cfg.instances)
+            ]
             self.decode = []
         self.transfer_s = 0.0
 
@@ -131,7 +133,10 @@ class Cluster:
         """KV cache of a prefilled prompt goes over the link to the least-loaded decoder."""
         with self.links[idx].request() as slot:
             yield slot
-            dt = self.cfg.link_latency_s + req.prompt_len * self.cfg.kv_bytes_per_token / self.cfg.link_bw
+            dt = (
+                self.cfg.link_latency_s
+                + req.prompt_len * self.cfg.kv_bytes_per_token / self.cfg.link_bw
+            )
             self.transfer_s += dt
             yield self.env.timeout(dt)
         self._push(self._least_loaded(self.decode), req)
@@ -171,13 +176,16 @@ class Cluster:
         self.env.run()
         done = [r for r in reqs if r.finish is not None]
         if len(done) != len(reqs):
-            raise RuntimeError(f"{len(reqs) - len(done)} requests never finished (KV capacity "
-                               "too small for a request?)")
+            raise RuntimeError(
+                f"{len(reqs) - len(done)} requests never finished (KV capacity "
+                "too small for a request?)"
+            )
         t0 = min(r.arrival for r in reqs)
         span = max(r.finish for r in done) - t0  # type: ignore[type-var]
         dev = self.cfg.devices_per_instance
-        energy = sum(i.busy_j * dev + self.cfg.idle_w * dev * max(0.0, span - i.busy_s)
-                     for i in self.all)
+        energy = sum(
+            i.busy_j * dev + self.cfg.idle_w * dev * max(0.0, span - i.busy_s) for i in self.all
+        )
         return SimResult(reqs, self.all, span, dev * len(self.all), energy, self.transfer_s)
 
 

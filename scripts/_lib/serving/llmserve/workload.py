@@ -60,5 +60,5 @@ def generate(spec: WorkloadSpec) -> list[Request]:
     outputs = _draw(rng, *spec.output_len, spec.n_requests, spec.length_dist)
     return [
         Request(rid=i, arrival=float(a), prompt_len=int(p), output_len=int(o))
-        for i, (a, p, o) in enumerate(zip(arrivals, prompts, outputs))
+        for i, (a, p, o) in enumerate(zip(arrivals, prompts, outputs, strict=True))
     ]
