@@ -1,0 +1,80 @@
+"""`efflab nightly`: run the suite, judge regressions, write the dashboard, maybe publish."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import find_repo, new_run_id, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "nightly",
+        help="run the nightly suite and fail on a statistically significant regression",
+        description="Runs every experiment of the suite anew (a per-night salt defeats the "
+        "cache for the measured steps only), saves new table versions, compares each metric "
+        "of each point with the last nights (one-sided Mann-Whitney U, Holm-corrected, plus "
+        "a minimum relative effect), writes results/nightly/<n>/ and prints a summary. "
+        "Exit 1 on any regression or failed point, 0 otherwise, 2 on bad input.",
+    )
+    p.add_argument(
+        "--suite", default=None, metavar="FILE", help="suite file (default: workflows/nightly.yaml)"
+    )
+    p.add_argument(
+        "--publish", default=None, metavar="REPO", help="publish tables + summary to this git repo"
+    )
+    p.add_argument("--cores", type=int, default=1, help="cores Snakemake may use (default 1)")
+    p.add_argument(
+        "--runtime",
+        choices=["auto", "docker", "host"],
+        default="host",
+        help="where scripts run (auto: docker when an engine answers)",
+    )
+    p.add_argument("--json", action="store_true", help="print summary.json instead of text")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_nightly)
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    from .. import dashboard, nightly
+    from .. import suite as suite_mod
+    from ..pipeline import resolve_runtime
+
+    repo = find_repo(args.repo)
+    file = Path(args.suite).resolve() if args.suite else suite_mod.default_file(repo)
+    suite = suite_mod.load(file)
+    run_id = new_run_id()
+    plans = suite_mod.plan(repo, suite, salt=run_id)  # all bad input before anything runs
+    if args.publish:
+        from ..publish import check_destination
+
+        check_destination(Path(args.publish))
+    runtime = resolve_runtime(args.runtime)
+    quiet = args.quiet or args.json
+
+    def started(name: str) -> None:
+        if not quiet:
+            print(f"efflab: nightly: running {name} ...", file=sys.stderr)
+
+    night = nightly.run(
+        repo, suite, run_id=run_id, plans=plans, cores=args.cores, runtime=runtime, on_start=started
+    )
+    dashboard.write(repo, night, suite.trend_nights)
+    if args.publish:
+        from ..publish import publish
+
+        versions = {e: [o.version] for e, o in night.experiments.items() if o.version}
+        res = publish(
+            repo, list(versions), Path(args.publish), versions=versions, nightly=night.night
+        )
+        night.published = res.to_json()
+    if args.json:
+        print_json(night.to_json())
+    else:
+        print(dashboard.text(night), end="")
+        if night.published:
+            tags = ", ".join(night.published["tags"]) or "nothing new"
+            print(f"published to {night.published['repo']}: {tags}")
+    return night.exit_code
