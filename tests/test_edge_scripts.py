@@ -128,6 +128,9 @@ def test_quantize_produces_int8_kernels_and_smaller_models(pipeline: dict[str, A
         for q in (dyn, sta):
             assert q.metrics["model_size_kb"] < fp32.metrics["model_size_kb"]
     assert "ConvInteger" in onnx["cnn-8", "int8-dynamic"].values["ops"]
+    # what ORT actually runs: fused int8 kernels for static QDQ
+    assert "QLinearConv" in onnx["cnn-8", "int8-static"].values["ops_optimized"]
+    assert "QGemm" in onnx["mlp-64", "int8-static"].values["ops_optimized"]
 
 
 @pytest.mark.parametrize("model", ["mlp-64", "cnn-8"])

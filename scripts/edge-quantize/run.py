@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from edgelib.data import load_digits_npz
-from edgelib.ort import op_histogram, quantize
+from edgelib.ort import op_histogram, optimized_op_histogram, quantize
 
 
 def run(ctx: Any) -> dict[str, Any]:
@@ -34,6 +34,7 @@ def run(ctx: Any) -> dict[str, Any]:
         "values": {
             "settings": settings,
             "ops": ops,
+            "ops_optimized": optimized_op_histogram(dst, ctx.out_dir / "opt.tmp.onnx"),
             "torch_accuracy": ctx.deps["model"].metrics.get("accuracy"),
         },
     }

@@ -66,6 +66,23 @@ def op_histogram(path: Path | str) -> dict[str, int]:
     return dict(sorted(Counter(n.op_type for n in model.graph.node).items()))
 
 
+def optimized_op_histogram(path: Path, scratch: Path) -> dict[str, int]:
+    """Op counts after ORT's CPU graph optimizations: the kernels that actually run.
+
+    Explains latency differences the saved graph hides (e.g. QDQ Gemm -> QGemm,
+    dynamic Conv left as unfused ConvInteger + Cast/Mul/Add).
+    """
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(scratch)
+    so.log_severity_level = 3
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    try:
+        return op_histogram(scratch)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
 class _Calibration:
     """CalibrationDataReader over training rows, fed in small batches."""
 
