@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from efflab import nightly, regress
+from efflab import history, nightly, regress
 from efflab.regress import Policy
 from efflab.specio import atomic_write_json, validate
 
@@ -109,8 +109,8 @@ class History:
             git={},
         )
         night.experiments[EXP] = nightly.ExperimentOutcome(version=1)
-        groups = {nightly.group_of(r) for r in recs}
-        past = nightly.baseline_nights(self.root, self.history, EXP, groups, policy.baseline_runs)
+        groups = {history.group_of(r) for r in recs}
+        past = history.baseline_nights(self.root, self.history, EXP, groups, policy.baseline_runs)
         metrics = ["latency", "throughput", "model_kb"]
         shifts, pols, ctx = nightly.assess(recs, past, metrics, lambda m: policy)
         nightly.judge(night, [(EXP, shifts, pols, ctx)])

@@ -20,15 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from . import regress
-from .nightly import (
-    Finding,
-    Night,
-    group_of,
-    load_night_records,
-    nightly_dir,
-    point_label,
-    read_history,
-)
+from .history import group_of, load_night_records, nightly_dir, point_label, read_history
+from .nightly import Finding, Night
 
 ORDER = {v: i for i, v in enumerate(regress.VERDICTS)}
 

@@ -1,41 +1,37 @@
 """`efflab nightly`: run the suite anew, version the tables, judge against past nights.
 
-Baseline history lives in `results/nightly/history.jsonl`, one JSON line per night:
-
-    {"night": 7, "run_id": "...", "started": "...", "ended": "...", "suite": "...",
-     "git": {"commit", "dirty"}, "exit_code": 0|1,
-     "experiments": {"<exp>": {"version": 12, "keys": ["<record key>", ...],
-                               "workload": {"quick", "repetitions", "overrides"},
-                               "failures": [...], "flagged": [{point, metric, verdict, change}]}}}
-
 Each night plans with a per-night salt (its run id), so the top-level invocations get
 new keys and really measure again, while shared deps (datasets, trained models) stay
-cached. The night's records are exactly its keys, so a baseline is rebuilt from the run
-records of the last K nights, never from aggregated tables: the U test needs the
-repetitions. A point's baseline is matched on the record's resolved `inputs` (plus the
-script alias), not only on the point parameters: nights that ran a different workload
-(another input, a changed default) are not comparable and are skipped, so a changed
-suite starts a fresh baseline instead of reporting its own change as a regression.
+cached. Tonight's run records are compared, per point and metric, with the pooled
+records of the last K comparable nights (`efflab.history`) by `efflab.regress`; all
+comparisons of a night are corrected together. The night is appended to the history
+under a lock, so two nightlies never number or baseline each other half-way.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import provenance, records, regress
+from . import provenance, regress
 from . import suite as suite_mod
 from .errors import RunFailed
+from .history import (
+    append_history,
+    baseline_nights,
+    group_of,
+    nightly_dir,
+    point_label,
+    read_history,
+    samples,
+)
 from .pipeline import run_experiment
 from .plan import Plan
-from .specio import atomic_write_text, canonical_json
-
-SCAN_FACTOR = 10  # a baseline of K nights is looked for in the last 10*K nights
+from .specio import canonical_json
 
 
 @dataclass
@@ -111,98 +107,36 @@ class Night:
         counts = {v: 0 for v in regress.VERDICTS}
         for f in self.findings:
             counts[f.verdict] += 1
-        return {
-            "night": self.night,
-            "run_id": self.run_id,
-            "started": self.started,
-            "ended": self.ended,
-            "suite": self.suite,
-            "correction": self.correction,
-            "git": self.git,
-            "exit_code": self.exit_code,
-            "counts": counts,
-            "undetectable": sum(1 for f in self.findings if not f.detectable),
-            "failures": self.failures,
-            "experiments": {k: asdict(v) for k, v in self.experiments.items()},
-            "findings": [asdict(f) for f in self.findings],
-            "dashboard": self.dashboard,
-            "published": self.published,
-        }
+        return finite(
+            {
+                "night": self.night,
+                "run_id": self.run_id,
+                "started": self.started,
+                "ended": self.ended,
+                "suite": self.suite,
+                "correction": self.correction,
+                "git": self.git,
+                "exit_code": self.exit_code,
+                "counts": counts,
+                "undetectable": sum(1 for f in self.findings if not f.detectable),
+                "failures": self.failures,
+                "experiments": {k: asdict(v) for k, v in self.experiments.items()},
+                "findings": [asdict(f) for f in self.findings],
+                "dashboard": self.dashboard,
+                "published": self.published,
+            }
+        )
 
 
-def point_label(point: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in point.items()) or "(single point)"
-
-
-def nightly_dir(repo: Path) -> Path:
-    return repo / "results" / "nightly"
-
-
-def history_file(repo: Path) -> Path:
-    return nightly_dir(repo) / "history.jsonl"
-
-
-def read_history(repo: Path) -> list[dict[str, Any]]:
-    f = history_file(repo)
-    if not f.exists():
-        return []
-    return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-
-
-def append_history(repo: Path, entry: dict[str, Any]) -> None:
-    """Rewrite the whole file atomically: a crash never leaves half a line behind."""
-    f = history_file(repo)
-    old = f.read_text() if f.exists() else ""
-    atomic_write_text(f, old + json.dumps(entry, sort_keys=True, default=str) + "\n")
-
-
-def group_of(rec: dict[str, Any]) -> str:
-    """Comparability key: same script, same resolved inputs (repetition aside)."""
-    ident = {"alias": rec["alias"], "inputs": rec.get("inputs", rec["point"])}
-    return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:16]
-
-
-def samples(recs: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[float]]:
-    """(group, metric) -> values over the repetitions of one night."""
-    out: dict[tuple[str, str], list[float]] = {}
-    for rec in recs:
-        if rec.get("status") != "ok":
-            continue
-        g = group_of(rec)
-        for m, v in rec["metrics"].items():
-            out.setdefault((g, m), []).append(float(v["value"]))
-    return out
-
-
-def load_night_records(repo: Path, experiment: str, keys: Iterable[str]) -> list[dict[str, Any]]:
-    d = records.runs_dir(repo, experiment)
-    out = []
-    for k in keys:
-        f = d / f"{k}.json"
-        if f.exists():
-            out.append(json.loads(f.read_text()))
-    return out
-
-
-def baseline_nights(
-    repo: Path, history: list[dict[str, Any]], experiment: str, groups: set[str], k: int
-) -> dict[str, list[dict[tuple[str, str], list[float]]]]:
-    """group -> per-night samples (newest first) from up to `k` past nights that ran it."""
-    found: dict[str, list[dict[tuple[str, str], list[float]]]] = {g: [] for g in groups}
-    for entry in reversed(history[-SCAN_FACTOR * k :]):
-        if all(len(v) >= k for v in found.values()):
-            break
-        exp = entry.get("experiments", {}).get(experiment)
-        if not exp or not exp.get("keys"):
-            continue
-        night = samples(load_night_records(repo, experiment, exp["keys"]))
-        per_group: dict[str, dict[tuple[str, str], list[float]]] = {}
-        for (g, m), vals in night.items():
-            if g in found and len(found[g]) < k:
-                per_group.setdefault(g, {})[(g, m)] = vals
-        for g, s in per_group.items():
-            found[g].append(s)
-    return found
+def finite(data: Any) -> Any:
+    """NaN/inf -> None, recursively: summaries must be strict JSON for other tools."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v) for v in data]
+    return data
 
 
 def assess(
@@ -289,16 +223,18 @@ def history_entry(night: Night) -> dict[str, Any]:
             if f.experiment == name and f.verdict in (regress.REGRESSION, regress.IMPROVEMENT)
         ]
         exps[name] = {**asdict(o), "flagged": flagged}
-    return {
-        "night": night.night,
-        "run_id": night.run_id,
-        "started": night.started,
-        "ended": night.ended,
-        "suite": night.suite,
-        "git": night.git,
-        "exit_code": night.exit_code,
-        "experiments": exps,
-    }
+    return finite(
+        {
+            "night": night.night,
+            "run_id": night.run_id,
+            "started": night.started,
+            "ended": night.ended,
+            "suite": night.suite,
+            "git": night.git,
+            "exit_code": night.exit_code,
+            "experiments": exps,
+        }
+    )
 
 
 def now_iso() -> str:

@@ -132,7 +132,7 @@ def publish(
     """Commit the experiments' table versions (all, or `versions[exp]`) and a night."""
     from filelock import FileLock
 
-    from .nightly import history_file, nightly_dir
+    from .history import history_file, nightly_dir
 
     todo: list[tuple[str, int]] = []
     for i, exp in enumerate(experiments):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from .common import find_repo, new_run_id, print_json
+from .common import Progress, find_repo, new_run_id, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,14 +52,31 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         check_destination(Path(args.publish))
     runtime = resolve_runtime(args.runtime)
     quiet = args.quiet or args.json
+    bar: list[Progress] = []  # one progress bar per experiment, opened as each starts
 
     def started(name: str) -> None:
-        if not quiet:
-            print(f"efflab: nightly: running {name} ...", file=sys.stderr)
+        if bar:
+            bar.pop().__exit__(None, None, None)
+        bar.append(Progress(f"nightly: {name}", quiet).__enter__())
 
-    night = nightly.run(
-        repo, suite, run_id=run_id, plans=plans, cores=args.cores, runtime=runtime, on_start=started
-    )
+    def progress(done: int, total: int) -> None:
+        if bar:
+            bar[0].update(done, total)
+
+    try:
+        night = nightly.run(
+            repo,
+            suite,
+            run_id=run_id,
+            plans=plans,
+            cores=args.cores,
+            runtime=runtime,
+            on_start=started,
+            on_progress=progress,
+        )
+    finally:
+        if bar:
+            bar.pop().__exit__(None, None, None)
     dashboard.write(repo, night, suite.trend_nights)
     if args.publish:
         from ..publish import publish
