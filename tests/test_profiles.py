@@ -91,6 +91,17 @@ def test_profile_by_path_and_versioned_file(tmp_path: Path) -> None:
         load(tmp_path, str(tmp_path / "missing"))
 
 
+def test_profile_name_falls_back_to_snakemakes_user_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    site = write_profile(tmp_path / "cfg" / "snakemake" / "mysite", "executor: local\n")
+    assert resolve(REPO, "mysite") == site
+    # the project's own profiles come first
+    write_profile(tmp_path / "cfg" / "snakemake" / "local", "executor: local\n")
+    assert resolve(REPO, "local") == REPO / "workflows/profiles/local"
+
+
 def test_executor_plugin_must_be_installed(tmp_path: Path) -> None:
     site = write_profile(tmp_path / "k8s", "executor: no-such-cloud\n")
     with pytest.raises(BadInput) as e:

@@ -8,13 +8,13 @@ sbatch after its deps have already run. So all three are bad input (exit 2, nami
 the file and field) before anything is submitted.
 
 A profile is a folder with a Snakemake `config.yaml` (or `profile.yaml`, or a
-versioned `config.v8+.yaml`): by name under workflows/profiles/, or a path to a
-site's own profile folder. Parsing of `sinfo` output lives here, nowhere else.
+versioned `config.v8+.yaml`), given by name or path. Parsing `sinfo` lives here only.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -77,18 +77,29 @@ def resolve(repo: Path, name: str) -> Path:
     return load(repo, name).folder
 
 
+def search_dirs(repo: Path) -> list[Path]:
+    """Where a profile *name* is looked up: the project first, then Snakemake's own
+    user and site folders (~/.config/snakemake, /etc/xdg/snakemake), where HPC sites
+    install theirs."""
+    user = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "snakemake"
+    sites = os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    return [repo / PROFILES_DIR, user, *(Path(d) / "snakemake" for d in sites.split(":") if d)]
+
+
 def load(repo: Path, name: str | Path) -> Profile:
-    """Find a profile by name (workflows/profiles/NAME) or path, and validate it."""
+    """Find a profile by name or path, and validate it; BadInput when there is none."""
     text = str(name)
     by_path = os.sep in text or text.startswith(("~", ".")) or Path(text).is_absolute()
-    folder = Path(text).expanduser() if by_path else repo / PROFILES_DIR / text
-    if folder.is_dir() and not folder.is_absolute():
-        folder = folder.resolve()
-    file = _profile_file(folder) if folder.is_dir() else None
+    if by_path:
+        folder = Path(text).expanduser().resolve()
+    else:
+        found = [d / text for d in search_dirs(repo) if _profile_file(d / text)]
+        folder = found[0] if found else repo / PROFILES_DIR / text
+    file = _profile_file(folder)
     if file is None:
         names = ", ".join(known(repo)) or "none"
         raise BadInput(
-            repo / PROFILES_DIR if not by_path else folder,
+            folder if by_path else repo / PROFILES_DIR,
             "$",
             f"a profile name ({names}) or a folder holding a Snakemake config.yaml",
             text,
@@ -114,12 +125,9 @@ def _profile_file(folder: Path) -> Path | None:
 
 
 def _snakemake_major() -> int:
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import version
 
-    try:
-        return int(version("snakemake").split(".")[0])
-    except (PackageNotFoundError, ValueError):
-        return 0
+    return int(version("snakemake").split(".")[0])
 
 
 def plugin_installed(kind: str, name: str) -> bool:
@@ -178,8 +186,6 @@ def preflight(repo: Path, profile_dir: Path, targets: Iterable[Invocation]) -> N
 
 def pending_invocations(repo: Path, targets: Iterable[Invocation]) -> Iterator[dict[str, Any]]:
     """Targets and their deps (from invocation.json) that have no outputs.json yet."""
-    import json
-
     stack = [t.to_json() for t in targets]
     seen: set[str] = set()
     while stack:
@@ -249,9 +255,7 @@ def sinfo(profile: Profile) -> list[NodeGroup]:
         proc = None
     if proc is None or proc.returncode != 0:
         why = "timed out" if proc is None else (proc.stderr.strip() or f"exit {proc.returncode}")
-        raise BadInput(
-            profile.file, "$.executor", "a SLURM controller that answers sinfo", why
-        )
+        raise BadInput(profile.file, "$.executor", "a SLURM controller that answers sinfo", why)
     return parse_sinfo(proc.stdout)
 
 
@@ -353,43 +357,35 @@ def requested(inv: dict[str, Any]) -> dict[str, float]:
     }
 
 
+# resource -> (NodeGroup attribute, how the limit reads in an error message)
+_LIMITS = {
+    "cpus": ("cpus", "CPUs of the largest node"),
+    "mem_mb": ("mem_mb", "MB of memory of the largest node"),
+    "runtime_min": ("max_runtime_min", "minutes (the partition's time limit)"),
+    "gpus": ("gpus", "GPUs of the best-equipped node"),
+}
+
+
 def check_fits(inv: dict[str, Any], groups: list[NodeGroup], partition: str) -> None:
     """Some node group of the partition must hold the whole job; else name what's short."""
     want = requested(inv)
-    have = {
-        "cpus": lambda g: g.cpus,
-        "mem_mb": lambda g: g.mem_mb,
-        "runtime_min": lambda g: g.max_runtime_min,
-        "gpus": lambda g: g.gpus,
-    }
-    if any(all(want[k] <= f(g) for k, f in have.items()) for g in groups):
+    if any(all(want[k] <= getattr(g, a) for k, (a, _) in _LIMITS.items()) for g in groups):
         return
     meta = Path(inv["script_dir"]) / "meta.yaml"
-    what = {
-        "cpus": "CPUs of the largest node",
-        "mem_mb": "MB of memory of the largest node",
-        "runtime_min": "minutes (the partition's time limit)",
-        "gpus": "GPUs of the best-equipped node",
-    }
-    for k, f in have.items():
-        best = max(f(g) for g in groups)
+    for k, (attr, what) in _LIMITS.items():
+        best = max(getattr(g, attr) for g in groups)
         if want[k] > best:
             field = "exclusive" if k == "cpus" and inv["resources"].get("exclusive") else k
-            found = inv["resources"].get(field, want[k])
             hint = (
                 f"exclusive asks for all {want[k]:g} cores of the submitting machine"
                 if field == "exclusive"
                 else "lower it in meta.yaml, or choose a partition with "
                 "default-resources: {slurm_partition: NAME} in the profile"
             )
-            raise BadInput(
-                meta,
-                f"$.resources.{field}",
-                f"at most {best:g} {what[k]} in SLURM partition '{partition}'",
-                found,
-                hint,
-            )
-    # each resource fits some node, but no single node holds them all
+            where, found = f"$.resources.{field}", inv["resources"].get(field, want[k])
+            limit = f"at most {best:g} {what} in SLURM partition '{partition}'"
+            raise BadInput(meta, where, limit, found, hint)
+    # each resource fits some node, but no single node holds them all at once
     raise BadInput(
         meta,
         "$.resources",
