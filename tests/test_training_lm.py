@@ -97,6 +97,9 @@ def test_checkpointing_keeps_the_fp32_loss_trajectory() -> None:
     assert on["losses"] == pytest.approx(off["losses"], rel=1e-5, abs=1e-6)
     assert off["losses"][-1] < off["losses"][0]  # and it does train
     assert on["saved_activation_bytes"] < 0.5 * off["saved_activation_bytes"]
+    # ... but not by forgetting what checkpoint keeps: every block's fp32 input is counted.
+    block_input = cfg["batch_size"] * cfg["seq_len"] * cfg["d_model"] * 4
+    assert on["saved_activation_bytes"] >= cfg["layers"] * block_input
 
 
 BAD = [

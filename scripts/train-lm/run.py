@@ -17,8 +17,8 @@ optimizer and training.  A private spawn/subprocess child was rejected: it would
 another interpreter + torch start (~2 s of a ~8 s budget) and would move the training
 out of the process in which ``ctx.energy.measure()`` runs, so a per-process energy
 estimate would silently see an idle parent.  ``peak_rss_mb`` is absolute and therefore
-includes what the runner's process held at fork; ``rss_at_start_mb`` in ``values``
-shows that part.
+includes what the runner's process held at fork (~15 MB measured); ``rss_at_start_mb``
+in ``values`` shows that part.
 """
 
 from __future__ import annotations
@@ -202,8 +202,9 @@ def _saved_activation_bytes(model: Any, opt: Any, tokens: Any, bf16: bool) -> tu
     """Run one step while summing the bytes autograd saves for backward (parameters excluded).
 
     Allocator-independent complement to peak RSS: it is exactly what checkpointing
-    trades for recomputation.  Under non-reentrant checkpointing the inner saves go to
-    checkpoint's own hooks, so only block inputs and the head are seen here.
+    trades for recomputation.  Under non-reentrant checkpointing the saves inside a
+    block go to checkpoint's own hooks (and are recomputed in backward); the block
+    inputs it keeps still pass through these hooks and are counted (checked).
     """
     import torch
 
