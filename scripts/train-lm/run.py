@@ -312,8 +312,10 @@ def run(ctx: Any) -> dict[str, Any]:
         import torch  # noqa: F401
         import torch.utils.checkpoint  # noqa: F401
 
+    load_before = os.getloadavg()[0]
     with ctx.timer("train"):
         raw = train(cfg, ctx.seed, energy=ctx.energy, log=ctx.log)
+    load_after = os.getloadavg()[0]
 
     times, losses = raw["step_times_s"], raw["losses"]
     tokens_per_step = cfg["batch_size"] * cfg["seq_len"]
@@ -353,5 +355,11 @@ def run(ctx: Any) -> dict[str, Any]:
         "cpu_capability": raw["cpu_capability"],
         "cpu_bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}),
         "pid": os.getpid(),
+        # Contention evidence for a shared host: with one thread a quiet box gives a CPU
+        # share near 1.0; much lower means wall-clock metrics (and the wall-based part
+        # of an energy estimate) include time spent waiting for a core.
+        "cpu_share_during_steps": sum(raw["step_cpu_times_s"]) / (sum(times) * cfg["threads"]),
+        "loadavg_1m_before": load_before,
+        "loadavg_1m_after": load_after,
     }
     return {"metrics": metrics, "values": values}
