@@ -167,7 +167,8 @@ def test_cascade_extremes_and_cache(pipeline: dict[str, Any], tmp_path: Path) ->
 
 
 def test_cascade_stream_shape() -> None:
-    from edgelib.cascade import make_stream
+    sys.path.insert(0, str(REPO / "scripts" / "edge-cascade"))
+    from cascade_serving import make_stream
 
     s = make_stream(100, 0.5, seed=3)
     assert sorted(set(s.tolist())) == list(range(100))  # every sample appears fresh once

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from edgelib.cascade import make_stream, measure_interleaved, serve_cascade, serve_single
+from cascade_serving import make_stream, measure_interleaved, serve_cascade, serve_single
 from edgelib.data import load_digits_npz
 from edgelib.ort import make_session
 

@@ -1,5 +1,8 @@
 """Cascade serving for edge-cascade: small->large confidence cascade + input-hash cache.
 
+Lives in the script folder, not edgelib, so editing it never re-keys (retrains) the
+shared dataset/train/quantize invocations that include edgelib.
+
 After "Dual Complementary CNNs" style edge inference: a cheap model answers when its
 softmax confidence clears `threshold`, otherwise the large model is asked; repeated
 inputs are answered from an LRU cache keyed by a hash of the input bytes. The same
@@ -17,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-
 from edgelib.ort import INPUT_NAME
 
 
