@@ -121,7 +121,7 @@ def test_difference_and_two_sided_compare(serving) -> None:
         }
     }
     out = evaluate(cond(little_cost, ["serving"]), serving)
-    assert out.status == claims.PASS and out.ours == "95 tokens/s vs 90 tokens/s"
+    assert out.status == claims.PASS and out.ours == "95 tokens/s vs 100 tokens/s - 10"
 
 
 def test_empty_selection_is_an_error_not_a_pass(serving) -> None:

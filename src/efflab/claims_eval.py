@@ -21,6 +21,7 @@ from .claims import (
     FAIL,
     OPS,
     PASS,
+    Arith,
     Combine,
     Compare,
     Condition,
@@ -98,6 +99,13 @@ def value(e: Expr, tables: Mapping[str, pd.DataFrame]) -> tuple[float, str | Non
     return a - b, ua or ub
 
 
+def shown(e: Expr, tables: Mapping[str, pd.DataFrame]) -> str:
+    """The measured side as a reader checks it: `0.94 - 0.01`, not a bare 0.93."""
+    if isinstance(e, Arith) and e.op == "difference" and isinstance(e.right, Const):
+        return f"{shown(e.left, tables)} - {e.right.value:g}"
+    return fmt(*value(e, tables))
+
+
 def evaluate(cond: Condition, tables: Mapping[str, pd.DataFrame]) -> Outcome:
     """Decide a condition on the tables; errors come back as an `error` Outcome."""
     try:
@@ -112,7 +120,9 @@ def _compare(c: Compare, tables: Mapping[str, pd.DataFrame]) -> Outcome:
     a, ua = value(c.left, tables)
     b, ub = value(c.right, tables)
     ok = OPS[c.op](a, b)
-    ours = fmt(a, ua) if isinstance(c.right, Const) else f"{fmt(a, ua)} vs {fmt(b, ub)}"
+    ours = shown(c.left, tables)
+    if not isinstance(c.right, Const):
+        ours += f" vs {shown(c.right, tables)}"
     detail = f"{render(c.left)} = {fmt(a, ua)}; {c.op} {fmt(b, ub)}: {'holds' if ok else 'does not hold'}"
     return Outcome(PASS if ok else FAIL, ours, detail, a)
 
@@ -189,7 +199,7 @@ def _ranking(c: Ranking, tables: Mapping[str, pd.DataFrame]) -> Outcome:
 
 def _combine(c: Combine, tables: Mapping[str, pd.DataFrame]) -> Outcome:
     outs = [evaluate(p, tables) for p in c.parts]
-    ours = "; ".join(o.ours for o in outs)
+    ours = "; ".join(dict.fromkeys(o.ours for o in outs))  # a range states its value once
     detail = "; ".join(f"[{o.status}] {o.detail}" for o in outs)
     if any(o.status == ERROR for o in outs):  # a broken part never hides behind `any`
         return Outcome(ERROR, ours, detail)

@@ -84,11 +84,22 @@ def plot_claim(cr: ClaimResult, tabs: dict[str, pd.DataFrame], out: Path) -> boo
         colors = ["tab:orange" if i in hit else "tab:gray" for i in data.index]
         y = list(range(len(data)))[::-1]
         ax.barh(y, med, xerr=[lo, hi], color=colors, capsize=3, ecolor="black")
+        for yi, m in zip(y, med, strict=True):
+            ax.annotate(
+                claims.fmt(float(m)),
+                (m, yi),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+            )
         ax.set_yticks(y, [_label(r, params) for _, r in data.iterrows()], fontsize=8)
         unit = str(data["unit"].iloc[0])
         ax.set_title(f"{metric} [{unit}] · {exp}", fontsize=10)
-        nmax = int(data["n"].max())
-        ax.set_xlabel(f"median per point; whiskers min–max over n≤{nmax} repetitions", fontsize=8)
+        ns = sorted({int(n) for n in data["n"]})
+        n_text = f"n={ns[0]}" if len(ns) == 1 else f"n={ns[0]}–{ns[-1]}"
+        ax.set_xlabel(f"median per point; whiskers min–max over {n_text} repetitions", fontsize=8)
+        ax.margins(x=0.12)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{cr.claim.id}: {cr.verdict} (orange = selected by the claim)", fontsize=10)
     fig.tight_layout()
