@@ -111,3 +111,15 @@ def test_cli_publish_and_history(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert [ln.split()[0] for ln in lines] == ["v1", "v2"]
     assert main(["--repo", str(proj), "results", "publish", "nope", "--repo", str(dest)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_missing_tag_is_restored_without_an_empty_commit(tmp_path: Path) -> None:
+    """An interrupted publish (commit made, tag not) is repaired by publishing again."""
+    proj = project(tmp_path / "proj")
+    dest = tmp_path / "res"
+    publish(proj, ["demo"], dest)
+    r = git.Repo(dest)
+    r.delete_tag(r.tags["demo/v2"])
+    res = publish(proj, ["demo"], dest)
+    assert res.tags == ["demo/v2"] and res.commit is None
+    assert len(list(r.iter_commits())) == 1 and tags(dest) == {"demo/v1", "demo/v2"}

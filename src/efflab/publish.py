@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import tables
-from .errors import BadInput
+from .errors import BadInput, RunFailed
 
 DEFAULT_AUTHOR = ("efflab", "efflab@localhost")
 
@@ -130,6 +130,7 @@ def publish(
     message: str | None = None,
 ) -> Published:
     """Commit the experiments' table versions (all, or `versions[exp]`) and a night."""
+    import git
     from filelock import FileLock
 
     from .history import history_file, nightly_dir
@@ -193,15 +194,20 @@ def publish(
         if not new and not created:
             return res
         env = _identity(repo)
-        with repo.git.custom_environment(**env):
-            # the git binary (through gitpython) stages folders, additions and removals alike
-            repo.git.add("-A", "--", *paths)
-            what = ", ".join(t for t, _ in new) or "initial"
-            repo.git.commit("-q", "-m", message or f"efflab publish: {what}")
-            commit = repo.head.commit
-            for tag, note in new:
-                repo.create_tag(tag, ref=commit, message=note)
-        res.commit = commit.hexsha
+        try:
+            with repo.git.custom_environment(**env):
+                # the git binary (through gitpython) stages folders, additions and removals
+                repo.git.add("-A", "--", *paths)
+                if not repo.head.is_valid() or repo.git.diff("--cached", "--name-only"):
+                    what = ", ".join(t for t, _ in new) or "initial"
+                    repo.git.commit("-q", "-m", message or f"efflab publish: {what}")
+                    res.commit = repo.head.commit.hexsha
+                # files already committed but a tag missing (an interrupted publish):
+                # the tag goes on HEAD, no empty commit
+                for tag, note in new:
+                    repo.create_tag(tag, ref=repo.head.commit, message=note)
+        except git.GitCommandError as exc:
+            raise RunFailed(f"publishing to {dest} failed: {exc}") from None
         res.tags = [t for t, _ in new]
     return res
 

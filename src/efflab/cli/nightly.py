@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from ..errors import RunFailed
 from .common import Progress, find_repo, new_run_id, print_json
 
 
@@ -78,14 +80,18 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         if bar:
             bar.pop().__exit__(None, None, None)
     dashboard.write(repo, night, suite.trend_nights)
+    publish_error = ""
     if args.publish:
         from ..publish import publish
 
         versions = {e: [o.version] for e, o in night.experiments.items() if o.version}
-        res = publish(
-            repo, list(versions), Path(args.publish), versions=versions, nightly=night.night
-        )
-        night.published = res.to_json()
+        try:
+            res = publish(
+                repo, list(versions), Path(args.publish), versions=versions, nightly=night.night
+            )
+            night.published = res.to_json()
+        except RunFailed as exc:  # the night is judged and saved; say so, then fail
+            publish_error = str(exc)
     if args.json:
         print_json(night.to_json())
     else:
@@ -93,4 +99,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         if night.published:
             tags = ", ".join(night.published["tags"]) or "nothing new"
             print(f"published to {night.published['repo']}: {tags}")
+    if publish_error:
+        print(f"efflab: {publish_error}", file=sys.stderr)
+        return 1
     return night.exit_code
