@@ -112,13 +112,19 @@ def tiny_repo(tmp_path: Path) -> Path:
     return make_tiny_repo(tmp_path / "proj")
 
 
-def efflab(repo: Path, *args: str, timeout: float = 600, env: dict | None = None,
-           check: bool = False) -> subprocess.CompletedProcess:
+def efflab(
+    repo: Path, *args: str, timeout: float = 600, env: dict | None = None, check: bool = False
+) -> subprocess.CompletedProcess:
     """Run the real CLI against `repo` and capture its output."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("EFFLAB_SCRIPTS_PATH", None) if env is None else None
-    proc = subprocess.run([sys.executable, "-m", "efflab", "--repo", str(repo), *args],
-                          capture_output=True, text=True, timeout=timeout, env=full_env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "efflab", "--repo", str(repo), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"efflab {args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -65,17 +65,43 @@ def test_timeout_kills_script(tiny_repo: Path) -> None:
     meta = tiny_repo / "scripts/square/meta.yaml"
     meta.write_text(meta.read_text().replace("timeout_s: 60", "timeout_s: 1"))
     t0 = time.monotonic()
-    r = efflab(tiny_repo, "run", "demo", "--quick", "--set", "sleep_s=30", "--set", "n=2",
-               "--set", "scale=1.0")
+    r = efflab(
+        tiny_repo,
+        "run",
+        "demo",
+        "--quick",
+        "--set",
+        "sleep_s=30",
+        "--set",
+        "n=2",
+        "--set",
+        "scale=1.0",
+    )
     assert r.returncode == 1 and "timeout" in r.stderr
     assert time.monotonic() - t0 < 25
 
 
 def test_cancellation_stops_jobs_and_leaves_no_output(tiny_repo: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "efflab", "--repo", str(tiny_repo), "run", "demo", "--quick",
-         "--set", "sleep_s=60", "--cores", "2", "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "efflab",
+            "--repo",
+            str(tiny_repo),
+            "run",
+            "demo",
+            "--quick",
+            "--set",
+            "sleep_s=60",
+            "--cores",
+            "2",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until a square job is running
         if list((tiny_repo / "artifacts/square").glob("*/stderr.log")):
@@ -94,9 +120,22 @@ def test_cancellation_stops_jobs_and_leaves_no_output(tiny_repo: Path) -> None:
 
 
 def test_plain_snakemake_runs_the_same_dag(tiny_repo: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--config",
-                        "experiment=demo", "quick=1"], cwd=tiny_repo, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--cores",
+            "2",
+            "--config",
+            "experiment=demo",
+            "quick=1",
+        ],
+        cwd=tiny_repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(list((tiny_repo / "artifacts/square").glob("*/outputs.json"))) == 4
     # efflab sees the same keys: nothing left to run
@@ -105,8 +144,10 @@ def test_plain_snakemake_runs_the_same_dag(tiny_repo: Path) -> None:
 
 
 def test_bad_input_exit_2_one_line_nothing_written(tiny_repo: Path) -> None:
-    write(tiny_repo / "workflows/experiments/demo.yaml",
-          "name: demo\nscript: demo,square\ngrid: {n: [1, 'two']}\n")
+    write(
+        tiny_repo / "workflows/experiments/demo.yaml",
+        "name: demo\nscript: demo,square\ngrid: {n: [1, 'two']}\n",
+    )
     r = efflab(tiny_repo, "run", "demo")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

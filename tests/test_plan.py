@@ -29,7 +29,9 @@ def test_expansion_and_shared_deps(repo: Path) -> None:
 def test_keys_are_stable_and_content_addressed(repo: Path) -> None:
     k1 = [pt.key for pt in plan_experiment(repo, "demo").points]
     assert k1 == [pt.key for pt in plan_experiment(repo, "demo").points]
-    (repo / "scripts/gen/run.sh").write_text((repo / "scripts/gen/run.sh").read_text() + "\n# change\n")
+    (repo / "scripts/gen/run.sh").write_text(
+        (repo / "scripts/gen/run.sh").read_text() + "\n# change\n"
+    )
     k2 = [pt.key for pt in plan_experiment(repo, "demo").points]
     assert set(k1).isdisjoint(k2)  # a dep's change propagates to every dependent key
 
@@ -64,7 +66,11 @@ def test_salt_changes_only_top_level_keys(repo: Path) -> None:
         ("name: demo\nscript: demo\n", "$.script", "exactly one"),
         ("name: demo\nscript: demo,square\nrepetitions: 0\n", "$.repetitions", ">= 1"),
         ("name: demo\nscript: demo,square\nmetrics: [nope]\n", "$.metrics[0]", "a metric"),
-        ("name: demo\nscript: demo,square\npoints: [{scale: true}]\n", "$.points[0].scale", "number"),
+        (
+            "name: demo\nscript: demo,square\npoints: [{scale: true}]\n",
+            "$.points[0].scale",
+            "number",
+        ),
     ],
 )
 def test_bad_experiment_names_path(repo: Path, yaml_text: str, path: str, expected: str) -> None:
@@ -83,23 +89,30 @@ def test_unknown_experiment(repo: Path) -> None:
 
 
 def test_check_py_rejects_impossible_combination(repo: Path) -> None:
-    write(repo / "scripts/square/check.py", """\
+    write(
+        repo / "scripts/square/check.py",
+        """\
         def check(inputs):
             if inputs["scale"] > 100:
                 return [("scale", "a scale <= 100", inputs["scale"])]
             return []
-        """)
-    write(repo / "workflows/experiments/demo.yaml",
-          "name: demo\nscript: demo,square\ngrid: {scale: [1.0, 500.0]}\n")
+        """,
+    )
+    write(
+        repo / "workflows/experiments/demo.yaml",
+        "name: demo\nscript: demo,square\ngrid: {scale: [1.0, 500.0]}\n",
+    )
     with pytest.raises(BadInput) as e:
         plan_experiment(repo, "demo")
     assert e.value.path == "$.grid.scale" and "<= 100" in str(e.value)
 
 
 def test_ten_thousand_points_plan_fast(repo: Path) -> None:
-    write(repo / "workflows/experiments/big.yaml",
-          "name: big\nscript: demo,square\ngrid:\n  n: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
-          "  scale: [" + ", ".join(f"{i}.5" for i in range(100)) + "]\nrepetitions: 10\n")
+    write(
+        repo / "workflows/experiments/big.yaml",
+        "name: big\nscript: demo,square\ngrid:\n  n: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+        "  scale: [" + ", ".join(f"{i}.5" for i in range(100)) + "]\nrepetitions: 10\n",
+    )
     t0 = time.perf_counter()
     p = Planner(repo).plan(load_experiment(repo, "big"))
     elapsed = time.perf_counter() - t0

@@ -37,14 +37,17 @@ def test_ambiguous_and_unknown_queries_list_candidates(repo: Path) -> None:
 
 def test_extra_script_folders_from_env(repo: Path, tmp_path: Path, monkeypatch) -> None:
     extra = tmp_path / "extra"
-    write(extra / "other/meta.yaml", """\
+    write(
+        extra / "other/meta.yaml",
+        """\
         alias: other
         uid: 00000000000000b1
         tags: [other]
         description: x
         version: "1"
         run: run.py
-        """)
+        """,
+    )
     write(extra / "other/run.py", "def run(ctx):\n    return {}\n")
     monkeypatch.setenv("EFFLAB_SCRIPTS_PATH", str(extra))
     assert "other" in Registry.for_repo(repo).scripts
@@ -65,7 +68,11 @@ def test_files_digest_changes_with_content(repo: Path) -> None:
         (lambda t: t.replace("default: 1.0", "default: 'x'"), "$.inputs.scale.default", "number"),
         (lambda t: t.replace("tags: demo,gen", "tags: demo,nope"), "$.deps[0].tags", "exactly one"),
         (lambda t: t.replace('{n: "{n}"}', '{n: "{zzz}"}'), "$.deps[0].inputs", "templates"),
-        (lambda t: t.replace("better: lower", "better: smaller", 1), "$.outputs.metrics.sumsq.better", "one of"),
+        (
+            lambda t: t.replace("better: lower", "better: smaller", 1),
+            "$.outputs.metrics.sumsq.better",
+            "one of",
+        ),
     ],
 )
 def test_bad_meta_names_file_and_path(repo: Path, mutate, path: str, expected: str) -> None:
@@ -94,7 +101,9 @@ def test_malformed_yaml_reports_line(repo: Path) -> None:
 
 def test_dependency_cycle_is_an_error(repo: Path) -> None:
     meta = repo / "scripts/gen/meta.yaml"
-    meta.write_text(meta.read_text().replace("outputs:", "deps:\n  - {name: back, tags: demo,square}\noutputs:"))
+    meta.write_text(
+        meta.read_text().replace("outputs:", "deps:\n  - {name: back, tags: demo,square}\noutputs:")
+    )
     with pytest.raises(BadInput) as e:
         Registry.for_repo(repo)
     assert "cycle" in str(e.value)

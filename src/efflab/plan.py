@@ -165,8 +165,9 @@ class Planner:
         self.registry = registry or Registry.for_repo(repo)
         self.salt = salt
         self.invocations: dict[str, Invocation] = {}
-        self._ok_values: set[tuple[str, str, str]] = set()
+        self._ok_values: set[tuple[str, str, str, str]] = set()
         self._memo: dict[tuple[str, str, int, bool], Invocation] = {}
+        self._found: dict[tuple[str, str], Script] = {}
 
     def check_inputs(
         self, script: Script, inputs: dict[str, Any], file: Path | str, paths: dict[str, str]
@@ -183,7 +184,7 @@ class Planner:
                     name,
                     "unknown input",
                 )
-            memo = (script.alias, name, canonical_json(value))
+            memo = (script.alias, name, type(value).__name__, repr(value))
             if memo in self._ok_values:
                 continue
             errs = list(
@@ -209,7 +210,12 @@ class Planner:
         repetition: int = 0,
         salted: bool = False,
     ) -> Invocation:
-        memo = (script.alias, canonical_json(given), repetition, salted)
+        memo = (
+            script.alias,
+            repr(sorted((k, type(v).__name__, v) for k, v in given.items())),
+            repetition,
+            salted,
+        )
         if memo in self._memo:  # shared deps: resolved once, not once per point
             return self._memo[memo]
         self.check_inputs(script, given, file, paths)
@@ -219,7 +225,10 @@ class Planner:
                 raise BadInput(file, paths.get(fld, f"$.inputs.{fld}"), expected, found)
         deps: dict[str, dict[str, str]] = {}
         for i, d in enumerate(script.deps):
-            dep_script = self.registry.find(d.tags, script.meta_file, f"$.deps[{i}].tags")
+            dep_script = self._found.get((script.alias, d.tags))
+            if dep_script is None:
+                dep_script = self.registry.find(d.tags, script.meta_file, f"$.deps[{i}].tags")
+                self._found[(script.alias, d.tags)] = dep_script
             dep_inputs = {k: _fill(v, inputs) for k, v in d.inputs.items()}
             dep_paths = {k: f"$.deps[{i}].inputs.{k}" for k in dep_inputs}
             inv = self.invocation(dep_script, dep_inputs, script.meta_file, dep_paths)

@@ -46,7 +46,7 @@ class Script:
     resources: dict[str, Any]
     include: list[Path] = field(default_factory=list)
 
-    @property
+    @cached_property
     def meta_file(self) -> Path:
         return self.path / "meta.yaml"
 

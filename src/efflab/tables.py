@@ -46,7 +46,7 @@ def aggregate(
     records: list[dict[str, Any]], params: list[str], metrics: list[str] | None = None
 ) -> pd.DataFrame:
     """Long table from successful records; `params` fixes the parameter column order."""
-    from scipy import stats
+    from scipy.special import stdtrit  # Student-t quantile; scipy.stats costs seconds to import
 
     rows = []
     # a parameter named like a statistics column ("n", "mean") gets a "param_" prefix
@@ -78,7 +78,7 @@ def aggregate(
     for c in ("mean", "median", "std", "min", "max"):
         out[c] = agg[c].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * out["std"].to_numpy() / np.sqrt(n)
+        half = stdtrit(np.maximum(n - 1, 1), 0.975) * out["std"].to_numpy() / np.sqrt(n)
     half = np.where(n > 1, half, np.nan)
     out["ci95_low"] = out["mean"] - half
     out["ci95_high"] = out["mean"] + half

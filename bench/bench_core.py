@@ -1,0 +1,184 @@
+"""Core pipeline benchmarks (printed figures, not tests). Run: .venv/bin/python bench/bench_core.py
+
+1. planning a 10,000-point grid                         goal <= 2 s
+2. no-op rerun of edge-digits (after one full run)      goal <= 3 s
+3. per-job orchestration overhead, efflab run vs plain Snakemake on the same DAG of
+   equivalent shell commands, as a ratio               goal <= 1.2x
+4. aggregating 100,000 synthetic run records            goal <= 15 s
+Each figure is the median of >= 3 repetitions with min-max spread.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import make_tiny_repo, write  # noqa: E402
+
+from efflab import records, tables  # noqa: E402,F401
+from efflab.plan import Planner, load_experiment  # noqa: E402
+
+REPS = 3
+
+
+def timed(fn, reps: int = REPS) -> tuple[float, float, float]:
+    xs = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        xs.append(time.perf_counter() - t0)
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def show(name: str, stats: tuple[float, float, float], goal: str) -> None:
+    med, lo, hi = stats
+    print(f"{name:<58} median {med:8.3f} s  (min {lo:.3f}, max {hi:.3f})  goal {goal}")
+
+
+def bench_plan(tmp: Path) -> None:
+    repo = make_tiny_repo(tmp / "plan")
+    write(
+        repo / "workflows/experiments/big.yaml",
+        "name: big\nscript: demo,square\ngrid:\n  n: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+        "  scale: [" + ", ".join(f"{i}.5" for i in range(100)) + "]\nrepetitions: 10\n",
+    )
+    show(
+        "plan 10,000 points (registry + planner, in-process)",
+        timed(lambda: Planner(repo).plan(load_experiment(repo, "big"))),
+        "<= 2 s",
+    )
+
+
+def efflab(repo: Path, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "efflab", "--repo", str(repo), *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def bench_noop(tmp: Path) -> None:
+    if not (ROOT / "workflows/experiments/edge-digits.yaml").exists():
+        print("no-op rerun of edge-digits: skipped (experiment missing)")
+        return
+    t0 = time.perf_counter()
+    efflab(ROOT, "run", "edge-digits", "--cores", "2", "-q")
+    print(
+        f"{'edge-digits full run (first call; cached afterwards)':<58} {time.perf_counter() - t0:8.1f} s"
+    )
+    show(
+        "no-op rerun of edge-digits (efflab run, CLI start to exit)",
+        timed(lambda: efflab(ROOT, "run", "edge-digits", "-q")),
+        "<= 3 s",
+    )
+
+
+N_JOBS = 40
+
+
+def bench_overhead(tmp: Path) -> None:
+    """N independent trivial jobs: efflab's runner vs a plain shell rule writing the same JSON."""
+    plain = tmp / "plain"
+    plain.mkdir()
+    (plain / "Snakefile").write_text(
+        f"rule all:\n    input: expand('out/{{i}}.json', i=range({N_JOBS}))\n\n"
+        "rule job:\n    output: 'out/{i}.json'\n"
+        '    shell: "seq 1 3 > out/{wildcards.i}.txt; '
+        'echo \'{{\\"metrics\\": {{\\"count\\": 3}}}}\' > {output}"\n'
+    )
+
+    def run_plain() -> None:
+        subprocess.run(["rm", "-rf", str(plain / "out"), str(plain / ".snakemake")], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "snakemake", "--cores", "1", "-q", "all"],
+            cwd=plain,
+            check=True,
+            capture_output=True,
+        )
+
+    repo = make_tiny_repo(tmp / "eff")
+    write(
+        repo / "workflows/experiments/many.yaml",
+        f"name: many\nscript: demo,gen\ngrid:\n  n: [{', '.join(str(i + 1) for i in range(N_JOBS))}]\n",
+    )
+
+    def run_efflab() -> None:
+        subprocess.run(
+            ["rm", "-rf", str(repo / "artifacts"), str(repo / "results"), str(repo / ".snakemake")],
+            check=True,
+        )
+        efflab(repo, "run", "many", "--cores", "1", "-q")
+
+    a = timed(run_plain)
+    b = timed(run_efflab)
+    show(f"plain Snakemake, {N_JOBS} shell jobs", a, "-")
+    show(f"efflab run, {N_JOBS} run.sh invocations (+records, table)", b, "-")
+    per_plain, per_eff = a[0] / N_JOBS, b[0] / N_JOBS
+    print(
+        f"{'per-job: plain vs efflab':<58} {per_plain * 1e3:8.1f} ms vs {per_eff * 1e3:.1f} ms"
+        f"  ratio {b[0] / a[0]:.2f}x  goal <= 1.2x"
+    )
+
+
+def bench_aggregate(tmp: Path, n: int = 100_000) -> None:
+    d = tmp / "agg" / "results" / "synth" / "runs"
+    d.mkdir(parents=True)
+    base = {
+        "schema_version": 1,
+        "run_id": "r",
+        "experiment": "synth",
+        "alias": "x",
+        "status": "ok",
+        "started": None,
+        "ended": None,
+        "duration_s": 1.0,
+        "provenance": {},
+    }
+    import random
+
+    rnd = random.Random(0)
+    for i in range(n):
+        rec = dict(
+            base,
+            key=f"{i:020x}",
+            point={"model": f"m{i % 10}", "size": (i // 10) % 100},
+            repetition=i // 1000,
+            metrics={
+                "latency_us": {"value": rnd.gauss(100, 5), "unit": "us", "better": "lower"},
+                "acc": {"value": rnd.random(), "unit": "ratio", "better": "higher"},
+            },
+        )
+        (d / f"{i:020x}.json").write_text(json.dumps(rec))
+
+    def agg() -> None:
+        recs = records.load(tmp / "agg", "synth")
+        df = tables.aggregate(recs, ["model", "size"])
+        assert len(df) == 2000
+
+    show(f"aggregate {n:,} run records (load JSON + pandas)", timed(agg), "<= 15 s")
+
+
+def main() -> None:
+    which = set(sys.argv[1:]) or {"plan", "noop", "overhead", "aggregate"}
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        if "plan" in which:
+            bench_plan(tmp)
+        if "overhead" in which:
+            bench_overhead(tmp)
+        if "aggregate" in which:
+            bench_aggregate(tmp)
+        if "noop" in which:
+            bench_noop(tmp)
+
+
+if __name__ == "__main__":
+    main()
