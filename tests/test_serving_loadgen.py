@@ -43,7 +43,9 @@ def test_server_run_matches_engine_clock(tmp_path):
     assert (log_dir / "mlperf_log_trace.json").stat().st_size == 0  # trace off by default
     lg_ttft = d["result_first_token_50.00_percentile_latency_ns"] / 1e6
     own_ttft = pct([(r.token_times[0] - r.arrival) * 1e3 for r in sut.requests], 50)
-    assert abs(lg_ttft - own_ttft) <= 0.25 * own_ttft + 3.0, (lg_ttft, own_ttft)
+    # LoadGen starts the clock at the scheduled issue time, the engine when IssueQuery
+    # runs: the gap is issue-thread latency (GIL, a busy CPU), a few ms at most.
+    assert abs(lg_ttft - own_ttft) <= 0.25 * own_ttft + 10.0, (lg_ttft, own_ttft)
     lg_tpot = d["result_time_per_output_token_50.00_percentile_ns"] / 1e6
     own_tpot = pct([tpot_ms(r) for r in sut.requests], 50)
     assert abs(lg_tpot - own_tpot) <= 0.25 * own_tpot + 1.0, (lg_tpot, own_tpot)
