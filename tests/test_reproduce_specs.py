@@ -27,6 +27,8 @@ SHIPPED = {
     "mixed-precision",
     "mixed-precision-energy",
     "activation-checkpointing",
+    "splitwise",
+    "polca",
 }
 
 

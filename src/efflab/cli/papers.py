@@ -181,7 +181,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             all_papers=args.all,
             quick=args.quick,
             cores=args.cores,
-            runtime=resolve_runtime(args.runtime) if args.runtime == "auto" else args.runtime,
+            runtime=resolve_runtime(args.runtime),
             run_id=new_run_id(),
             on_experiment=on_experiment,
         )
