@@ -39,8 +39,26 @@ def report_numbers(repo: Path, paper_id: str) -> list[int]:
     return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit())
 
 
-def _label(row: pd.Series, params: list[str]) -> str:
-    return ", ".join(f"{p}={row[p]}" for p in params) or "(single point)"
+def _shown(v: Any) -> str | None:
+    """A parameter value for a label; missing (the point does not set it) is None."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _labels(data: pd.DataFrame) -> list[str]:
+    """`k=v` per point, leaving out parameters that are the same on every plotted row."""
+    params = [c for c in data.columns if c not in tables.STAT_COLUMNS]
+    shown = {p: [_shown(v) for v in data[p]] for p in params}
+    varying = [p for p in params if len(set(shown[p])) > 1]
+    out = []
+    for i in range(len(data)):
+        text = ", ".join(f"{p}={shown[p][i]}" for p in varying if shown[p][i] is not None)
+        text = text or "(single point)"
+        out.append(text if len(text) <= 60 else text[:59] + "…")
+    return out
 
 
 def plot_claim(cr: ClaimResult, tabs: dict[str, pd.DataFrame], out: Path) -> bool:
@@ -77,7 +95,6 @@ def plot_claim(cr: ClaimResult, tabs: dict[str, pd.DataFrame], out: Path) -> boo
     )
     axes = [axes] if len(panels) == 1 else list(axes)
     for ax, (exp, metric, data, hit) in zip(axes, panels, strict=True):
-        params = [c for c in data.columns if c not in tables.STAT_COLUMNS]
         med = data["median"].astype(float).to_numpy()
         lo = (med - data["min"].astype(float).to_numpy()).clip(min=0)
         hi = (data["max"].astype(float).to_numpy() - med).clip(min=0)
@@ -93,7 +110,7 @@ def plot_claim(cr: ClaimResult, tabs: dict[str, pd.DataFrame], out: Path) -> boo
                 va="center",
                 fontsize=7,
             )
-        ax.set_yticks(y, [_label(r, params) for _, r in data.iterrows()], fontsize=8)
+        ax.set_yticks(y, _labels(data), fontsize=8)
         unit = str(data["unit"].iloc[0])
         ax.set_title(f"{metric} [{unit}] · {exp}", fontsize=10)
         ns = sorted({int(n) for n in data["n"]})
