@@ -7,7 +7,19 @@ names, parameter values) before anything runs, then evaluated with pandas on the
 long table (one row per point and metric). A selection that matches no row — or
 several rows without a stated aggregate — makes the claim an error, never a pass.
 
-    check:                       # exactly one of: compare, within, trend, ranking, all, any
+    selection  {metric, where: {param: value | [values]}, stat: median|mean|min|max|std|
+                ci95_low|ci95_high (default median), agg: mean|median|min|max|sum
+                (needed when several points match), experiment (if the paper has 2+)}
+    expr       number | selection | {ratio: [expr, expr]} | {difference: [expr, expr]}
+    check      exactly one of
+      compare  {left: expr, op: < <= > >=, right: expr}
+      within   {value: expr, rel_tol | abs_tol, target (default: the claim's paper.value)}
+      trend    {metric, where, along: param, direction: increasing|decreasing,
+                strict: bool, order: [values]}      one point per value of `along`
+      ranking  {param, where, first: {metric}, second: {metric}, expect: same|differ}
+      all / any  [check, ...]                        an error in any part is an error
+
+    check:
       compare:
         left: {ratio: [{metric: tbt_p99_ms, where: {policy: prefill-first}},
                        {metric: tbt_p99_ms, where: {policy: chunked-256}}]}
@@ -27,7 +39,6 @@ from .tables import STAT_COLUMNS
 
 Scalar = str | int | float | bool
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-AGGS = {"mean", "median", "min", "max", "sum"}
 PASS, FAIL, ERROR = "pass", "fail", "error"
 
 
