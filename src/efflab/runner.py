@@ -363,8 +363,50 @@ def run_invocation(folder: Path, runtime: str = "host") -> int:
     return 0
 
 
+def run_inside(folder: Path) -> int:
+    """Container side of the docker runtime: fork/exec the script exactly as
+    execute_host does and report exit status and rusage in `.inside.json`. The timeout
+    is the host's job (it kills the container); SIGTERM here takes the script down."""
+    inv = json.loads((folder / "invocation.json").read_text())
+    deps = json.loads((folder / ".deps.json").read_text())
+    t0 = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        _child(folder.parents[2], inv, folder, deps)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass
+
+    def _cancel(signum, _frame):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        raise SystemExit(128 + signum)
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, _cancel)
+    _, status, ru = os.wait4(pid, 0)
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    code = 128 + sig if sig else os.waitstatus_to_exitcode(status)
+    _atomic_json(
+        folder / ".inside.json",
+        {
+            "exit_code": code,
+            "signal": signal.Signals(sig).name if sig else None,
+            "wall_s": time.perf_counter() - t0,
+            "cpu_s": ru.ru_utime + ru.ru_stime,
+            "max_rss_mb": ru.ru_maxrss / 1024.0,
+        },
+    )
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--inside":
+        return run_inside(Path(argv[1]))
     if not argv or argv[0] in ("-h", "--help"):
         print(
             "usage: python -m efflab.runner ARTIFACT_FOLDER  (runs one planned invocation;"
