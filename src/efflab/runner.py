@@ -144,6 +144,7 @@ def _run_py(inv: dict[str, Any], folder: Path, deps: dict[str, Any]) -> dict[str
         f"efflab_script_{inv['alias'].replace('-', '_')}", Path(inv["script_dir"]) / "run.py"
     )
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses and pickling look the module up by name
     spec.loader.exec_module(mod)
     if not hasattr(mod, "run"):
         raise AttributeError(f"{inv['script_dir']}/run.py defines no run(ctx)")
