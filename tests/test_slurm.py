@@ -171,3 +171,38 @@ def test_slurm_refuses_jobs_larger_than_partition(
     # nothing submitted: not the gen deps either
     assert queued_jobs(tiny_repo) == []
     assert (slurm_cluster.read_text() if slurm_cluster.exists() else "") == before
+
+
+def test_cancelling_a_slurm_run_cancels_its_jobs(slurm_cluster: Path, tiny_repo: Path) -> None:
+    """Ctrl-C on `efflab run --profile slurm` leaves no job queued or running."""
+    import signal
+    import sys
+
+    cmd = [sys.executable, "-m", "efflab", "--repo", str(tiny_repo), "run", "demo", "--quick"]
+    cmd += ["--profile", "slurm", "--set", "sleep_s=600", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not any("square" in c for _, c in active_jobs(tiny_repo)):  # a long job is queued
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "cancelled" in out, out
+    deadline = time.monotonic() + 30
+    while active_jobs(tiny_repo) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert active_jobs(tiny_repo) == []
+    assert "CANCELLED" in {j["JobState"] for j in completed_jobs(slurm_cluster, tiny_repo)}
+
+
+def active_jobs(workdir: Path) -> list[tuple[str, str]]:
+    """(job id, comment) of pending or running jobs whose working directory is `workdir`."""
+    out = subprocess.run(
+        ["squeue", "--noheader", "--format=%i|%Z|%k"], capture_output=True, text=True
+    ).stdout
+    rows = [ln.split("|", 2) for ln in out.splitlines() if ln.count("|") >= 2]
+    return [(i, c) for i, wd, c in rows if wd == str(workdir)]

@@ -134,12 +134,17 @@ def run(
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            # Snakemake cancels cluster jobs on SIGINT; a background efflab inherits it
+            # ignored, so give Snakemake the default back (it then raises KeyboardInterrupt)
+            preexec_fn=_default_sigint if profile is not None else None,
         )
         cancelled: list[int] = []
 
         def _cancel(signum, _frame):
             cancelled.append(signum)
-            _kill_group(proc)
+            # SIGINT makes Snakemake cancel what it submitted (scancel) before it exits;
+            # on SIGTERM it waits for cluster jobs, and the SIGKILL after it orphans them
+            _kill_group(proc, signal.SIGINT if profile is not None else signal.SIGTERM)
 
         old = {s: signal.signal(s, _cancel) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -163,10 +168,14 @@ def run(
     return result
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the group, then SIGKILL whatever is left after a grace period."""
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _kill_group(proc: subprocess.Popen, first: signal.Signals = signal.SIGTERM) -> None:
+    """Signal the group (SIGTERM), then SIGKILL whatever is left after a grace period."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, first)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + CANCEL_GRACE_S
