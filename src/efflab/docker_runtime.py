@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import energy, images
+from . import energy, images, sealed
 from .envs import context_digest
 from .errors import BadInput
 from .runner import (
@@ -210,6 +210,7 @@ def execute_docker(repo: Path, inv: dict[str, Any], folder: Path) -> dict[str, A
     import docker
     import requests
 
+    inv = sealed.tighten(inv)  # $EFFLAB_SEALED: caller-imposed limits (efflab.sealed)
     name = inv.get("env")
     if not name:  # no image to run in: the record says runtime host
         return execute_host(repo, inv, folder)
@@ -225,6 +226,7 @@ def execute_docker(repo: Path, inv: dict[str, Any], folder: Path) -> dict[str, A
     (folder / ".inside.json").unlink(missing_ok=True)
     timeout = float(inv["resources"].get("timeout_s", DEFAULT_TIMEOUT_S))
     config = container_config(repo, inv, folder, img.image_id)
+    config = sealed.seal(config, repo, inv, folder)  # own-files mounts, tmpfs/file caps
     meter = energy.EnergyMeter()
     e0, t0, started = meter._read_rapl(), time.perf_counter(), now_iso()
     try:
