@@ -47,6 +47,9 @@ def run(ctx: Any) -> dict[str, Any]:
     }
     metrics["busy_frac"] = busy / m["duration_s"] if m["duration_s"] else 0.0
     metrics["iterations"] = float(len(eng.iterations))
+    # ~1.0 on an otherwise idle core; lower means other processes stole the CPU and
+    # every wall-clock latency above is inflated by it
+    metrics["cpu_share"] = sum(it.cpu_seconds for it in eng.iterations) / busy if busy else 0.0
     metrics["energy_per_token_mj"] = e.joules * 1e3 / max(m["output_tokens"], 1.0)
     return {
         "metrics": metrics,
