@@ -145,8 +145,9 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
                 if bug:
                     ws = [abs(w) for w in ws]
                 parts = [
-                    ("+" if w > 0 else "-") + f"$signed({{{{{ent_bits - ACT_BITS}{{a_{c}[7]}}}}, a_{c}}})"
-                    for w, c in zip(ws, range(g * group, g * group + group))
+                    ("+" if w > 0 else "-")
+                    + f"$signed({{{{{ent_bits - ACT_BITS}{{a_{c}[7]}}}}, a_{c}}})"
+                    for w, c in zip(ws, range(g * group, g * group + group), strict=True)
                     if w and c < n
                 ]
                 expr = " ".join(parts).lstrip("+") if parts else f"{ent_bits}'sd0"
@@ -176,7 +177,9 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
                 body.append(f"  reg signed [{term_bits - 1}:0] p_{r}_{g};")
                 body.append("  always @* begin")
                 body.append(f"    case (w_{r}_{g})")
-                body += [f"      {w_bits}'d{code}: p_{r}_{g} = t_{g}_{code};" for code in range(3**group)]
+                body += [
+                    f"      {w_bits}'d{code}: p_{r}_{g} = t_{g}_{code};" for code in range(3**group)
+                ]
                 body.append(f"      default: p_{r}_{g} = {term_bits}'sd0;")
                 body.append("    endcase")
                 body.append("  end")
@@ -220,7 +223,7 @@ def random_weights(datapath: str, n: int, m: int, rng: random.Random) -> list[li
 
 def reference(weights: list[list[int]], acts: list[int]) -> list[int]:
     """The exact matrix-vector product every datapath must reproduce."""
-    return [sum(w * a for w, a in zip(row, acts)) for row in weights]
+    return [sum(w * a for w, a in zip(row, acts, strict=True)) for row in weights]
 
 
 def weight_elements(design: Design, weights: list[list[int]]) -> list[int]:

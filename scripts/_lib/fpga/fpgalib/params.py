@@ -18,10 +18,19 @@ DATAPATHS = ("mac8", "ternary", "table-lookup")
 # far a design that does not fit overshoots.
 DEVICES: dict[str, dict] = {
     "lp384": {"lcs": 384, "packages": ("qn32", "cm36", "cm49")},
-    "lp1k": {"lcs": 1280, "packages": ("swg16tr", "cm36", "cm49", "cm81", "cm121", "qn84", "cb81", "cb121")},
+    "lp1k": {
+        "lcs": 1280,
+        "packages": ("swg16tr", "cm36", "cm49", "cm81", "cm121", "qn84", "cb81", "cb121"),
+    },
     "hx1k": {"lcs": 1280, "packages": ("vq100", "cb132", "tq144")},
-    "lp8k": {"lcs": 7680, "packages": ("cm81", "cm81:4k", "cm121", "cm121:4k", "cm225", "cm225:4k")},
-    "hx8k": {"lcs": 7680, "packages": ("cb132", "cb132:4k", "tq144:4k", "cm225", "ct256", "bg121", "bg121:4k")},
+    "lp8k": {
+        "lcs": 7680,
+        "packages": ("cm81", "cm81:4k", "cm121", "cm121:4k", "cm225", "cm225:4k"),
+    },
+    "hx8k": {
+        "lcs": 7680,
+        "packages": ("cb132", "cb132:4k", "tq144:4k", "cm225", "ct256", "bg121", "bg121:4k"),
+    },
     "up5k": {"lcs": 5280, "packages": ("sg48", "uwg30")},
 }
 
@@ -54,7 +63,9 @@ def check(inputs: dict) -> list[tuple[str, str, object]]:
         try:
             n, m = parse_size(inputs["size"])
         except ValueError:
-            problems.append(("size", "'<inputs>x<rows>', both integers >= 1 (e.g. '8x16')", inputs["size"]))
+            problems.append(
+                ("size", "'<inputs>x<rows>', both integers >= 1 (e.g. '8x16')", inputs["size"])
+            )
     if n is not None and m is not None and n * m > MAX_CELLS:
         problems.append(("size", f"inputs*rows <= {MAX_CELLS}", inputs["size"]))
 
@@ -71,8 +82,18 @@ def check(inputs: dict) -> list[tuple[str, str, object]]:
     device = inputs.get("device")
     if "device" in inputs and device not in DEVICES:
         problems.append(("device", f"one of {sorted(DEVICES)}", device))
-    elif "package" in inputs and device in DEVICES and inputs["package"] not in DEVICES[device]["packages"]:
-        problems.append(("package", f"a {device} package: {list(DEVICES[device]['packages'])}", inputs["package"]))
+    elif (
+        "package" in inputs
+        and device in DEVICES
+        and inputs["package"] not in DEVICES[device]["packages"]
+    ):
+        problems.append(
+            (
+                "package",
+                f"a {device} package: {list(DEVICES[device]['packages'])}",
+                inputs["package"],
+            )
+        )
     return problems
 
 

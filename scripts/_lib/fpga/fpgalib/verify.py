@@ -39,7 +39,10 @@ def make_vectors(design: Design, count: int, seed: int) -> list[Vector]:
         Vector([[wmax] * n for _ in range(m)], [-128] * n),  # most negative sum
         Vector([[wmax if (r + c) % 2 else wmin for c in range(n)] for r in range(m)], [127] * n),
     ]
-    randoms = [Vector(random_weights(dp, n, m, rng), [rng.randint(-128, 127) for _ in range(n)]) for _ in range(count)]
+    randoms = [
+        Vector(random_weights(dp, n, m, rng), [rng.randint(-128, 127) for _ in range(n)])
+        for _ in range(count)
+    ]
     return (corners + randoms)[: max(count, 1)]
 
 
@@ -89,11 +92,15 @@ def simulate(design: Design, vectors: list[Vector], workdir: Path, timeout_s: fl
     )  # fmt: skip
     if comp.returncode:
         raise VerificationError(f"iverilog failed to compile the design:\n{comp.stderr[-2000:]}")
-    sim = subprocess.run([vvp, "-n", "sim.vvp"], cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
+    sim = subprocess.run(
+        [vvp, "-n", "sim.vvp"], cwd=workdir, capture_output=True, text=True, timeout=timeout_s
+    )
     (workdir / "sim.log").write_text(sim.stdout + sim.stderr)
     seconds = time.perf_counter() - t0
     if sim.returncode or "DONE" not in sim.stdout:
-        raise VerificationError(f"simulation did not finish (rc={sim.returncode}):\n{sim.stderr[-2000:]}")
+        raise VerificationError(
+            f"simulation did not finish (rc={sim.returncode}):\n{sim.stderr[-2000:]}"
+        )
     got: dict[tuple[int, int], int] = {}
     for line in sim.stdout.splitlines():
         if mt := _Y_RE.match(line.strip()):
@@ -102,7 +109,9 @@ def simulate(design: Design, vectors: list[Vector], workdir: Path, timeout_s: fl
     for v_idx, vec in enumerate(vectors):
         for r, exp in enumerate(reference(vec.weights, vec.acts)):
             if got.get((v_idx, r)) != exp:
-                mismatches.append({"vector": v_idx, "row": r, "expected": exp, "got": got.get((v_idx, r))})
+                mismatches.append(
+                    {"vector": v_idx, "row": r, "expected": exp, "got": got.get((v_idx, r))}
+                )
     return {"checked": len(vectors) * design.m, "mismatches": mismatches, "sim_s": seconds}
 
 
