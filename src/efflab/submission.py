@@ -127,7 +127,7 @@ def pack_folder(folder: Path, dest: Path) -> None:
         import gzip
 
         with (
-            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
             for root, dirs, files in os.walk(folder):
