@@ -118,3 +118,14 @@ def test_ten_thousand_points_plan_fast(repo: Path) -> None:
     elapsed = time.perf_counter() - t0
     assert len(p.points) == 10_000
     assert elapsed < 30  # generous: speed goals live in bench/, this only guards blow-ups
+
+
+def test_resources_follow_inputs(repo: Path) -> None:
+    meta = repo / "scripts/square/meta.yaml"
+    meta.write_text(meta.read_text().replace("timeout_s: 60", 'timeout_s: 60\n  cpus: "{n}"'))
+    p = plan_experiment(repo, "demo")
+    assert {i.resources["cpus"] for i in p.invocations.values() if i.alias == "square"} == {2, 3}
+    meta.write_text(meta.read_text().replace('cpus: "{n}"', 'cpus: "{nope}"'))
+    with pytest.raises(BadInput) as e:
+        plan_experiment(repo, "demo")
+    assert e.value.path == "$.resources"

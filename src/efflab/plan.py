@@ -234,6 +234,7 @@ class Planner:
             inv = self.invocation(dep_script, dep_inputs, script.meta_file, dep_paths)
             deps[d.name] = {"alias": inv.alias, "key": inv.key}
         env_digest = context_digest(self.repo, script.env) if script.env else None
+        resources = _resources(script, inputs, file)
         ident = {
             "uid": script.uid,
             "files": script.files_digest,
@@ -296,6 +297,19 @@ class Planner:
                     )
         used = _closure(self.invocations, {p.key for p in points})
         return Plan(exp, script, {k: self.invocations[k] for k in used}, points)
+
+
+def _resources(script: Script, inputs: dict[str, Any], file: Path | str) -> dict[str, Any]:
+    """Resources may follow inputs (`cpus: "{threads}"`): resolve them per invocation."""
+    out = dict(script.resources)
+    for name, value in script.resources.items():
+        if isinstance(value, str):
+            resolved = _fill(value, inputs)
+            if isinstance(resolved, bool) or not isinstance(resolved, int | float) or resolved <= 0:
+                raise BadInput(file, f"$.resources.{name}", f"'{value}' to resolve to a positive "
+                               f"number for script '{script.alias}'", resolved)
+            out[name] = resolved
+    return out
 
 
 def _closure(invocations: dict[str, Invocation], roots: set[str]) -> list[str]:
