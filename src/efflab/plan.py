@@ -256,7 +256,7 @@ class Planner:
                 deps=deps,
                 env=script.env,
                 env_digest=env_digest,
-                resources=script.resources,
+                resources=resources,
                 repetition=repetition,
                 include=[str(p) for p in script.include],
                 outputs={"metrics": script.metrics, "files": script.files},
@@ -306,8 +306,12 @@ def _resources(script: Script, inputs: dict[str, Any], file: Path | str) -> dict
         if isinstance(value, str):
             resolved = _fill(value, inputs)
             if isinstance(resolved, bool) or not isinstance(resolved, int | float) or resolved <= 0:
-                raise BadInput(file, f"$.resources.{name}", f"'{value}' to resolve to a positive "
-                               f"number for script '{script.alias}'", resolved)
+                raise BadInput(
+                    file,
+                    f"$.resources.{name}",
+                    f"'{value}' to resolve to a positive number for script '{script.alias}'",
+                    resolved,
+                )
             out[name] = resolved
     return out
 

@@ -135,8 +135,12 @@ def parse_script(folder: Path) -> Script:
             )
     unknown = _template_names(meta.get("resources") or {}) - set(inputs)
     if unknown:
-        raise BadInput(meta_file, "$.resources", f"templates naming inputs of this script "
-                       f"{sorted(inputs)}", sorted(unknown))
+        raise BadInput(
+            meta_file,
+            "$.resources",
+            f"templates naming inputs of this script {sorted(inputs)}",
+            sorted(unknown),
+        )
     return Script(
         alias=meta["alias"],
         uid=meta["uid"],
