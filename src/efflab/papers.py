@@ -157,6 +157,7 @@ class ExperimentRun:
     result: ExperimentResult | None = None
     error: str | None = None
     wall_s: float = 0.0
+    runtime: str = "host"
 
     @property
     def table(self) -> pd.DataFrame | None:
@@ -277,6 +278,7 @@ def reproduce(
     for i, run in enumerate(runs):
         progress = on_experiment(run, i, len(runs)) if on_experiment else None
         t0 = time.monotonic()
+        run.runtime = runtime
         try:
             run.result = run_experiment(
                 repo,

@@ -146,6 +146,7 @@ def _experiments(repo: Path, res: PaperResult) -> list[dict[str, Any]]:
                 "git_commit": commit,
                 "git_dirty": dirty,
                 "wall_s": round(run.wall_s, 1),
+                "runtime": run.runtime,
                 "failures": [] if r is None else r.failures,
                 "error": run.error,
             }
@@ -215,8 +216,8 @@ def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
     lines += [
         "## Experiments",
         "",
-        "| experiment | overrides | table | jobs run | wall s | failures |",
-        "|---|---|---|---|---|---|",
+        "| experiment | overrides | table | jobs run | runtime | wall s | failures |",
+        "|---|---|---|---|---|---|---|",
     ]
     for e in s["experiments"]:
         ver = f"v{e['table_version']}" if e["table_version"] else "none"
@@ -225,7 +226,8 @@ def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         fails = "; ".join(e["failures"]) or e["error"] or "none"
         ov = json.dumps(e["overrides"]) if e["overrides"] else "—"
         lines.append(
-            f"| {e['experiment']} | `{ov}` | {ver} | {e['jobs_run']} | {e['wall_s']} | {_cell(fails)} |"
+            f"| {e['experiment']} | `{ov}` | {ver} | {e['jobs_run']} | {e['runtime']} "
+            f"| {e['wall_s']} | {_cell(fails)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -278,13 +280,15 @@ def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         if c["id"] in plots:
             out.append(f"<img src='{e(plots[c['id']])}' alt='{e(c['id'])}'>")
     out.append("<h2>Experiments</h2><table><tr><th>experiment</th><th>overrides</th>")
-    out.append("<th>table</th><th>jobs run</th><th>wall s</th><th>failures</th></tr>")
+    out.append(
+        "<th>table</th><th>jobs run</th><th>runtime</th><th>wall s</th><th>failures</th></tr>"
+    )
     for x in s["experiments"]:
         ver = f"v{x['table_version']}" if x["table_version"] else "none"
         fails = "; ".join(x["failures"]) or x["error"] or "none"
         out.append(
             f"<tr><td>{e(x['experiment'])}</td><td><code>{e(json.dumps(x['overrides']))}</code>"
-            f"</td><td>{ver}</td><td>{x['jobs_run']}</td><td>{x['wall_s']}</td>"
+            f"</td><td>{ver}</td><td>{x['jobs_run']}</td><td>{e(x['runtime'])}</td><td>{x['wall_s']}</td>"
             f"<td>{e(fails)}</td></tr>"
         )
     out.append("</table></body></html>")

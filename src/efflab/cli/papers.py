@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--runtime",
         choices=["auto", "docker", "host"],
-        default="host",
+        default="auto",
         help="where scripts run (auto: docker when an engine answers)",
     )
     r.add_argument("--json", action="store_true", help="machine-readable verdicts")
