@@ -244,7 +244,9 @@ def test_cli_job_larger_than_partition_exits_2(tiny_repo: Path, run_efflab, tmp_
     meta = tiny_repo / "scripts/square/meta.yaml"
     meta.write_text(meta.read_text().replace("resources:\n", "resources:\n  mem_mb: 4000\n"))
     env = {"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = run_efflab(tiny_repo, "run", "demo", "--quick", "--profile", "slurm", env=env)
+    proc = run_efflab(
+        tiny_repo, "run", "demo", "--quick", "--profile", "slurm", "--runtime", "host", env=env
+    )
     assert proc.returncode == 2, proc.stderr
     assert f"{meta}: $.resources.mem_mb: expected at most 2000 MB" in proc.stderr
     assert "found 4000" in proc.stderr
@@ -252,7 +254,9 @@ def test_cli_job_larger_than_partition_exits_2(tiny_repo: Path, run_efflab, tmp_
 
 
 def test_cli_local_profile_runs(tiny_repo: Path, run_efflab) -> None:
-    proc = run_efflab(tiny_repo, "run", "demo", "--quick", "--profile", "local", "--json")
+    proc = run_efflab(
+        tiny_repo, "run", "demo", "--quick", "--profile", "local", "--runtime", "host", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)["demo"]
     assert data["jobs_run"] == 6 and not data["failures"]

@@ -84,7 +84,9 @@ def queued_jobs(workdir: Path) -> list[str]:
 
 
 def run_json(run_efflab, repo: Path, *args: str) -> tuple[int, dict, str]:
-    proc = run_efflab(repo, "run", "demo", "--quick", "--json", "-q", *args, timeout=900)
+    # host runtime: these tests are about scheduling; SLURM nodes rarely run Docker
+    cmd = ["run", "demo", "--quick", "--json", "-q", "--runtime", "host", *args]
+    proc = run_efflab(repo, *cmd, timeout=900)
     try:
         data = json.loads(proc.stdout) if proc.stdout.strip() else {}
     except json.JSONDecodeError:
@@ -164,7 +166,9 @@ def test_slurm_refuses_jobs_larger_than_partition(
     meta = tiny_repo / "scripts/square/meta.yaml"
     meta.write_text(meta.read_text().replace("resources:\n", f"resources:\n  {line}\n"))
     before = slurm_cluster.read_text() if slurm_cluster.exists() else ""
-    proc = run_efflab(tiny_repo, "run", "demo", "--quick", "--profile", "slurm", "-q")
+    proc = run_efflab(
+        tiny_repo, "run", "demo", "--quick", "--profile", "slurm", "--runtime", "host", "-q"
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert str(meta) in proc.stderr and f"$.resources.{field}" in proc.stderr, proc.stderr
     assert "partition" in proc.stderr
@@ -179,7 +183,7 @@ def test_cancelling_a_slurm_run_cancels_its_jobs(slurm_cluster: Path, tiny_repo:
     import sys
 
     cmd = [sys.executable, "-m", "efflab", "--repo", str(tiny_repo), "run", "demo", "--quick"]
-    cmd += ["--profile", "slurm", "--set", "sleep_s=600", "-q"]
+    cmd += ["--profile", "slurm", "--runtime", "host", "--set", "sleep_s=600", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 180

@@ -77,10 +77,15 @@ install_packages() {
 }
 
 is_up() {
-    # the node answers and is schedulable (idle, mixed or allocated, maybe with a suffix)
+    # the node answers and is schedulable: idle, mixed or allocated, and no suffix
+    # (a "*" would mean slurmd has not registered since the controller started)
     local st
+    # our own cluster without its controller: say so now, not after sinfo's retries
+    if grep -qsF "$MARKER" "$CONF" && ! pid_alive "$RUN/slurmctld.pid"; then
+        return 1
+    fi
     st=$(timeout 10 sinfo -h -N -n localhost -o %t 2>/dev/null | head -1) || return 1
-    [[ "$st" =~ ^(idle|mix|alloc|comp)[~#*%$@!^-]*$ ]]
+    [[ "$st" =~ ^(idle|mix|alloc|comp)$ ]]
 }
 
 pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
