@@ -18,9 +18,13 @@ from .tools import require
 
 _UTIL_RE = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)/\s*(\d+)\s+(\d+)%", re.M)
 _FMAX_RE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz", re.M)
-# Messages nextpnr prints when the packed design needs more of a resource than exists.
+# Messages nextpnr prints when the packed design needs more of a resource than exists:
+# too many logic cells ("no BELs remaining") or more I/Os than the package bonds out
+# ("Unable to find a placement location for cell 'clk$sb_io'": the chip database counts
+# every pad of the die, so the utilisation line alone does not reveal it).
 _NOFIT_RE = re.compile(
-    r"ERROR: (Unable to place cell .*no BELs remaining|.*(?:not enough|exceeds|no more).*|"
+    r"ERROR: (Unable to place cell .*no BELs remaining|Unable to find a placement location for cell|"
+    r".*(?:not enough|exceeds|no more).*|"
     r"Design uses more .*|Failed to .*(?:place|legalis).*)",
     re.I,
 )
