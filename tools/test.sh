@@ -10,4 +10,7 @@ fi
 if [ -x tools/slurm-cluster.sh ]; then
   ./tools/slurm-cluster.sh start || echo "test: SLURM cluster could not start; slurm tests will skip" >&2
 fi
-exec .venv/bin/python -m pytest -ra "$@"
+rc=0
+.venv/bin/python -m pytest -ra "$@" || rc=$?
+if [ -x tools/slurm-cluster.sh ]; then ./tools/slurm-cluster.sh stop >/dev/null 2>&1 || true; fi
+exit $rc

@@ -54,6 +54,6 @@ rule efflab_invocation:
     resources:
         mem_mb=_efflab_res("mem_mb", 1000),
         runtime=_efflab_res("runtime_min", 30),
-        gpus=_efflab_res("gpus", 0),
+        gpu=_efflab_res("gpus", 0),  # the SLURM plugin reads "gpu" (-> --gpus)
     shell:
         "EFFLAB_RUNTIME={EFFLAB_RUNTIME} {EFFLAB_PY} -m efflab.runner artifacts/{wildcards.alias}/{wildcards.key}"
