@@ -170,7 +170,11 @@ class Sandbox:
             self._old = {s: signal.signal(s, self._cancel) for s in SIGNALS}
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        self.container.start()
+        try:
+            self.container.start()
+        except BaseException:  # a container that never started is removed all the same
+            self.__exit__()
+            raise
         return self
 
     def _cancel(self, signum: int, _frame: Any) -> None:

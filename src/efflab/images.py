@@ -216,8 +216,11 @@ def image_tag(name: str, digest: str) -> str:
     return f"{IMAGE_REPO}/{name}:{digest[:TAG_LEN]}"
 
 
-def ensure_built(repo: Path, name: str, client=None, log: Log = _quiet) -> EnvImage:
-    """The env's image, built only when no image has its digest yet (under a file lock)."""
+def ensure_built(
+    repo: Path, name: str, client=None, log: Log = _quiet, fresh: bool = False
+) -> EnvImage:
+    """The env's image, built only when no image has its digest yet (under a file lock).
+    `fresh` rebuilds every layer anyway (a suspect image, or timing a cold build)."""
     import docker
     from filelock import FileLock
 
@@ -231,20 +234,21 @@ def ensure_built(repo: Path, name: str, client=None, log: Log = _quiet) -> EnvIm
         found = EnvImage(name, tag, digest, "", context_digest(repo, name), ref, cached=True)
         try:
             found.image_id = client.images.get(tag).id
-            return found
+            if not fresh:
+                return found
         except docker.errors.ImageNotFound:
             pass
         (folder / "wheels").mkdir(exist_ok=True)
         log(f"env {name}: building {tag}")
         t0 = time.perf_counter()
-        _build(client, repo, folder, name, tag, ref, base_id, found, log)
+        _build(client, repo, folder, name, tag, ref, base_id, found, log, fresh)
         found.build_s, found.cached = time.perf_counter() - t0, False
         found.image_id = client.images.get(tag).id
         log(f"env {name}: built {tag} in {found.build_s:.1f} s")
         return found
 
 
-def _build(client, repo, folder, name, tag, ref, base_id, img: EnvImage, log: Log) -> None:
+def _build(client, repo, folder, name, tag, ref, base_id, img: EnvImage, log: Log, fresh=False):
     import docker
 
     log_file = state_dir(repo, "logs") / f"env-{name}.build.log"
@@ -261,7 +265,7 @@ def _build(client, repo, folder, name, tag, ref, base_id, img: EnvImage, log: Lo
         try:
             stream = client.api.build(
                 path=str(folder), tag=tag, buildargs={"BASE_IMAGE": ref}, labels=labels,
-                rm=True, forcerm=True, pull=False, decode=True,
+                rm=True, forcerm=True, pull=False, decode=True, nocache=fresh,
             )  # fmt: skip
             for chunk in stream:
                 text = chunk.get("stream", "")

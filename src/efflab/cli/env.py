@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     bl = esub.add_parser("build", help="build env images (cached by content digest)")
     bl.add_argument("names", nargs="*", metavar="NAME", help="envs to build (default: all)")
+    bl.add_argument(
+        "--no-cache", action="store_true", help="rebuild every layer even when the tag exists"
+    )
     bl.add_argument("--json", action="store_true", help="machine-readable output")
     bl.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     bl.set_defaults(func=cmd_build)
@@ -68,7 +71,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     rows = []
     for name in names:
         t0 = time.perf_counter()
-        img = images.ensure_built(repo, name, client, _log(args.quiet or args.json))
+        img = images.ensure_built(repo, name, client, _log(args.quiet or args.json), args.no_cache)
         rows.append({**vars(img), "seconds": round(time.perf_counter() - t0, 2)})
     if args.json:
         print_json(rows)
