@@ -29,6 +29,7 @@ SHIPPED = {
     "activation-checkpointing",
     "splitwise",
     "polca",
+    "tellme",
 }
 
 
