@@ -73,8 +73,16 @@ def test_skeleton_keeps_weights_loadable_and_rows_selectable() -> None:
 
 
 def test_table_code_roundtrip() -> None:
-    for code in range(3**3):
-        assert gen.table_code(gen.table_digits(code, 3)) == code
+    """Every ternary group maps to sign + index of a stored pattern, and back."""
+    import itertools
+
+    for group in (1, 2, 3):
+        stored = gen.base_patterns(group)
+        assert len(stored) == (3**group - 1) // 2 + 1  # symmetry halves the table
+        for ws in itertools.product((-1, 0, 1), repeat=group):
+            code = gen.table_code(list(ws))
+            assert code < 2 ** (gen.clog2(len(stored)) + 1)
+            assert gen.table_digits(code, group) == list(ws)
 
 
 def test_generate_rejects_bad_arguments() -> None:

@@ -20,9 +20,10 @@ Datapaths:
     subtracts or skips the activation, no multipliers.
 ``table-lookup`` (in the spirit of TeLLMe)
     activations are split into groups of ``group``; for every group the partial sums of
-    all 3**group ternary weight patterns are computed once and shared by all rows; each
-    row selects its entry with the group's base-3 packed weight code
-    (``ceil(log2(3**group))`` bits, e.g. 4 bits for 2 weights).
+    the ternary weight patterns are computed once and shared by all rows.  Using the
+    symmetry T[-p] = -T[p] (as TeLLMe does) the table stores (3**group - 1) / 2 patterns;
+    each row's group weight code is a sign bit plus an index (4 bits for 2 weights),
+    it selects the entry with the index and negates it with the sign.
 
 ``bug=True`` injects a deliberate error (negative weights treated as positive) so
 tests can prove the verification step catches wrong designs.
@@ -70,19 +71,29 @@ class Design:
     info: dict = field(default_factory=dict)
 
 
-def _tree(lines: list[str], prefix: str, terms: list[str], width: int) -> tuple[str, int]:
+def _tree(
+    lines: list[str], prefix: str, terms: list[str], width: int, cins: list[str] | None = None
+) -> tuple[str, int]:
     """Emit a balanced adder tree over ``terms`` (all ``width`` bits, signed).
 
     Returns the wire holding the sum and its width.  Each level is one bit wider than
-    the one below so no adder is wider than the values it can actually carry.
+    the one below so no adder is wider than the values it can actually carry.  ``cins``
+    are 1-bit values added as carry-ins, one per adder (free: the carry chain has the
+    input anyway); at most ``len(terms) - 1`` of them.
     """
+    cins = list(cins or [])
+    if len(cins) > max(0, len(terms) - 1):
+        raise ValueError("more carry-ins than adders in the tree")
     level = 0
     while len(terms) > 1:
         width += 1
         nxt = []
         for i in range(0, len(terms) - 1, 2):
             name = f"{prefix}_l{level}_{i // 2}"
-            lines.append(f"  wire signed [{width - 1}:0] {name} = {terms[i]} + {terms[i + 1]};")
+            cin = f" + $signed({{1'b0, {cins.pop(0)}}})" if cins else ""
+            lines.append(
+                f"  wire signed [{width - 1}:0] {name} = {terms[i]} + {terms[i + 1]}{cin};"
+            )
             nxt.append(name)
         if len(terms) % 2:
             name = f"{prefix}_l{level}_{len(terms) // 2}"
@@ -92,14 +103,32 @@ def _tree(lines: list[str], prefix: str, terms: list[str], width: int) -> tuple[
     return terms[0], width
 
 
-def table_digits(code: int, group: int) -> list[int]:
-    """Base-3 weight code -> ternary weights (digit 0 -> 0, 1 -> +1, 2 -> -1)."""
-    return [(0, 1, -1)[(code // 3**i) % 3] for i in range(group)]
+def base_patterns(group: int) -> list[tuple[int, ...]]:
+    """The table's stored patterns: index 0 is all-zero, then every nonzero ternary
+    pattern whose first nonzero weight is +1.  Each other pattern is the negation of
+    one of these, so the table holds (3**group - 1) / 2 + 1 entries instead of 3**group.
+    """
+    pats = [tuple((0, 1, -1)[(k // 3**i) % 3] for i in range(group)) for k in range(3**group)]
+    return [(0,) * group] + [p for p in pats if any(p) and next(w for w in p if w) == 1]
 
 
 def table_code(weights: list[int]) -> int:
-    """Ternary weights of one group -> base-3 packed code (inverse of ``table_digits``)."""
-    return sum({0: 0, 1: 1, -1: 2}[w] * 3**i for i, w in enumerate(weights))
+    """Ternary weights of one group -> ``sign << index_bits | index`` into the table."""
+    group = len(weights)
+    pats = base_patterns(group)
+    ib = clog2(len(pats))
+    first = next((w for w in weights if w), 0)
+    sign = int(first == -1)
+    base = tuple(-w for w in weights) if sign else tuple(weights)
+    return (sign << ib) | pats.index(base)
+
+
+def table_digits(code: int, group: int) -> list[int]:
+    """Inverse of :func:`table_code`."""
+    pats = base_patterns(group)
+    ib = clog2(len(pats))
+    sign, idx = code >> ib, code & ((1 << ib) - 1)
+    return [-w if sign else w for w in pats[idx]]
 
 
 def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -> Design:
@@ -114,7 +143,8 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
     elif datapath == "ternary":
         w_bits, w_cols, term_bits = 2, n, signed_bits(128)
     else:
-        w_bits, w_cols, term_bits = max(1, clog2(3**group)), ngroups, signed_bits(128 * group)
+        idx_bits = clog2(len(base_patterns(group)))
+        w_bits, w_cols, term_bits = idx_bits + 1, ngroups, signed_bits(128 * group)
     sel_bits = max(1, clog2(m))
     k = m * w_cols
     body: list[str] = []
@@ -138,24 +168,23 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
     body.append("  end")
 
     if datapath == "table-lookup":
-        ent_bits = term_bits
+        # The shared part: per group, every stored pattern's partial sum, computed once.
+        pats = base_patterns(group)
         for g in range(ngroups):
-            for code in range(3**group):
-                ws = table_digits(code, group)
-                if bug:
-                    ws = [abs(w) for w in ws]
+            for k, ws in enumerate(pats[1:], start=1):
                 parts = [
                     ("+" if w > 0 else "-")
-                    + f"$signed({{{{{ent_bits - ACT_BITS}{{a_{c}[7]}}}}, a_{c}}})"
+                    + f"$signed({{{{{term_bits - ACT_BITS}{{a_{c}[7]}}}}, a_{c}}})"
                     for w, c in zip(ws, range(g * group, g * group + group), strict=True)
                     if w and c < n
                 ]
-                expr = " ".join(parts).lstrip("+") if parts else f"{ent_bits}'sd0"
-                body.append(f"  wire signed [{ent_bits - 1}:0] t_{g}_{code} = {expr};")
+                expr = " ".join(parts).lstrip("+") if parts else f"{term_bits}'sd0"
+                body.append(f"  wire signed [{term_bits - 1}:0] t_{g}_{k} = {expr};")
 
     width = term_bits
     for r in range(m):
-        terms = []
+        terms: list[str] = []
+        cins: list[str] = []
         if datapath == "mac8":
             for c in range(n):
                 w = f"w_{r}_{c}"
@@ -163,28 +192,45 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
                 body.append(f"  wire signed [{term_bits - 1}:0] p_{r}_{c} = {wexpr} * a_{c};")
                 terms.append(f"p_{r}_{c}")
         elif datapath == "ternary":
+            # -a = ~a + 1: a term is (a XOR neg) gated by nonzero, and the "+1" of each
+            # negated term rides on an adder's carry-in.  A tree has one adder fewer than
+            # terms, so term 0 negates explicitly.
             for c in range(n):
                 w, a = f"w_{r}_{c}", f"a_{c}"
                 ext = f"{{{a}[7], {a}}}"
-                neg = ext if bug else f"-{ext}"
-                body.append(
-                    f"  wire signed [{term_bits - 1}:0] p_{r}_{c} = "
-                    f"{w} == 2'b01 ? {ext} : ({w} == 2'b11 ? {neg} : {term_bits}'sd0);"
-                )
+                if c == 0:
+                    neg = ext if bug else f"-{ext}"
+                    expr = f"{w} == 2'b01 ? {ext} : ({w} == 2'b11 ? {neg} : {term_bits}'sd0)"
+                else:
+                    nbit = "1'b0" if bug else f"{w}[1] & {w}[0]"
+                    body.append(f"  wire n_{r}_{c} = {nbit};")
+                    cins.append(f"n_{r}_{c}")
+                    expr = f"{w}[0] ? ({ext} ^ {{{term_bits}{{n_{r}_{c}}}}}) : {term_bits}'sd0"
+                body.append(f"  wire signed [{term_bits - 1}:0] p_{r}_{c} = {expr};")
                 terms.append(f"p_{r}_{c}")
         else:
+            # Per row and group: pick the stored entry by index, then negate it by the
+            # sign bit (XOR here, the +1 on a tree adder's carry-in, as for ternary).
+            pats, ib = base_patterns(group), w_bits - 1
             for g in range(ngroups):
-                body.append(f"  reg signed [{term_bits - 1}:0] p_{r}_{g};")
+                w, e, sgn = f"w_{r}_{g}", f"e_{r}_{g}", f"n_{r}_{g}"
+                body.append(f"  reg signed [{term_bits - 1}:0] {e};")
                 body.append("  always @* begin")
-                body.append(f"    case (w_{r}_{g})")
-                body += [
-                    f"      {w_bits}'d{code}: p_{r}_{g} = t_{g}_{code};" for code in range(3**group)
-                ]
-                body.append(f"      default: p_{r}_{g} = {term_bits}'sd0;")
+                body.append(f"    case ({w}[{ib - 1}:0])")
+                body += [f"      {ib}'d{k}: {e} = t_{g}_{k};" for k in range(1, len(pats))]
+                body.append(f"      default: {e} = {term_bits}'sd0;")
                 body.append("    endcase")
                 body.append("  end")
+                sbit = "1'b0" if bug else f"{w}[{ib}]"
+                body.append(f"  wire {sgn} = {sbit};")
+                if g == 0:
+                    expr = f"{sgn} ? -{e} : {e}"
+                else:
+                    cins.append(sgn)
+                    expr = f"{e} ^ {{{term_bits}{{{sgn}}}}}"
+                body.append(f"  wire signed [{term_bits - 1}:0] p_{r}_{g} = {expr};")
                 terms.append(f"p_{r}_{g}")
-        s, width = _tree(body, f"s_{r}", terms, term_bits)
+        s, width = _tree(body, f"s_{r}", terms, term_bits, cins)
         body.append(f"  reg signed [{width - 1}:0] acc_r{r};")
         body.append(f"  always @(posedge clk) acc_r{r} <= {s};")
 
