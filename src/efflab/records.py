@@ -83,10 +83,19 @@ def _record(
             "env_digest": inv.env_digest,
             "energy_method": energy.get("method", "estimated:none"),
             "energy_joules": energy.get("joules"),
+            # cpu_s / wall_s of the invocation: well below the cores it asked for means
+            # the machine was contended and timings are suspect
+            "cpu_share": _share(out),
             "seeds": {k: v for k, v in inv.inputs.items() if "seed" in k},
             "script": {"alias": inv.alias, "dir": inv.script_dir},
         },
     }
+
+
+def _share(out: dict[str, Any] | None) -> float | None:
+    if not out or not out.get("duration_s") or out.get("cpu_s") is None:
+        return None
+    return round(out["cpu_s"] / out["duration_s"], 3)
 
 
 def collect(

@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="where scripts run (auto: docker when an engine answers)",
     )
     r.add_argument("--profile", default=None, help="Snakemake profile under workflows/profiles/")
+    r.add_argument(
+        "--fresh",
+        action="store_true",
+        help="measure anew: salt the experiment's own steps with the run id (deps stay cached)",
+    )
     r.add_argument("--json", action="store_true", help="print the tables as JSON")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=cmd_run)
@@ -87,10 +92,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     repo = find_repo(args.repo)
     overrides = parse_sets(args.set)
-    plans = [plan(repo, e, args.quick, overrides) for e in args.experiments]  # all bad input first
+    run_id = new_run_id()
+    salt = run_id if args.fresh else ""
+    # plan everything first: all bad input is reported before anything runs
+    plans = [plan(repo, e, args.quick, overrides, salt) for e in args.experiments]
     runtime = resolve_runtime(args.runtime)
     profile = profile_path(repo, args.profile)
-    run_id = new_run_id()
     out, failures = {}, []
     for p in plans:
         with Progress(f"{p.experiment.name}", args.quiet or args.json) as prog:
