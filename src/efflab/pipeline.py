@@ -73,7 +73,7 @@ def run_experiment(
     prepared: Plan | None = None,
 ) -> ExperimentResult:
     p = prepared or plan(repo, name, quick, overrides, salt)
-    if runtime == "docker":
+    if runtime == "docker" and not dry_run:
         from .docker_runtime import prepare_images
 
         prepare_images(repo, p.invocations.values())
