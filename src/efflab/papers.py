@@ -274,6 +274,10 @@ def reproduce(
 
     papers = load_papers(repo, ids, all_papers)
     runs, per_paper = prepare(repo, papers, quick)  # every bad input surfaces here
+    if runtime == "docker":  # asked for Docker and none answers: exit 2 before running
+        from .images import connect
+
+        connect(timeout=10)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     for i, run in enumerate(runs):
         progress = on_experiment(run, i, len(runs)) if on_experiment else None
@@ -293,7 +297,10 @@ def reproduce(
             )
             if run.result.table is None or run.result.table.empty:
                 run.error = "no successful runs: " + "; ".join(run.result.failures[:3])
-        except RunFailed as exc:
+        except (RunFailed, BadInput) as exc:
+            # specs were all checked above; what fails now is the environment (an
+            # engine that went away, an image that does not build): the claims on
+            # this experiment become errors, the other experiments still run
             run.error = str(exc)
         run.wall_s = time.monotonic() - t0
     out = []
