@@ -14,7 +14,8 @@ from the arithmetic:
 Datapaths:
 
 ``mac8``
-    int8 weights, one signed 8x8 multiplier per weight.
+    int8 weights, one signed 8x8 multiplier per weight, each an instance of one
+    ``mul8s`` module (see :mod:`fpgalib.synth` for why the hierarchy matters).
 ``ternary``
     weights in {-1, 0, +1}, 2-bit code (01 = +1, 11 = -1, else 0); each term adds,
     subtracts or skips the activation, no multipliers.
@@ -39,6 +40,7 @@ from .params import DATAPATHS
 
 ACT_BITS = 8
 TOP = "mvm"
+MUL = "mul8s"  # mac8's multiplier module
 
 
 def signed_bits(max_abs: int) -> int:
@@ -187,9 +189,8 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
         cins: list[str] = []
         if datapath == "mac8":
             for c in range(n):
-                w = f"w_{r}_{c}"
-                wexpr = f"$signed({{1'b0, {w}[6:0]}})" if bug else f"$signed({w})"
-                body.append(f"  wire signed [{term_bits - 1}:0] p_{r}_{c} = {wexpr} * a_{c};")
+                body.append(f"  wire signed [{term_bits - 1}:0] p_{r}_{c};")
+                body.append(f"  {MUL} u_{r}_{c} (.w(w_{r}_{c}), .a(a_{c}), .p(p_{r}_{c}));")
                 terms.append(f"p_{r}_{c}")
         elif datapath == "ternary":
             # -a = ~a + 1: a term is (a XOR neg) gated by nonzero, and the "+1" of each
@@ -253,7 +254,18 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
         f"  output reg signed [{width - 1}:0] y",
         ");",
     ]
-    verilog = "\n".join(header + body + ["endmodule", ""])
+    tail = ["endmodule", ""]
+    if datapath == "mac8":
+        wexpr = "$signed({1'b0, w[6:0]})" if bug else "w"
+        tail += [
+            "// One signed 8x8 multiplier; the fabric flows synthesize it once (hierarchy kept).",
+            f"module {MUL} (input wire signed [7:0] w, input wire signed [7:0] a,",
+            f"    output wire signed [{term_bits - 1}:0] p);",
+            f"  assign p = {wexpr} * a;",
+            "endmodule",
+            "",
+        ]
+    verilog = "\n".join(header + body + tail)
     return Design(datapath, n, m, group, verilog, w_bits, k, sel_bits, width)
 
 

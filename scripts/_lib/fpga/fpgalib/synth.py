@@ -5,8 +5,15 @@ Three flows, each one yosys process so its wall time is attributable:
 * ``ice40``: ``synth_ice40`` (LUT fabric only, no ``-dsp``: the HX parts have no DSP and
   an UP5K has 8, which would turn the comparison into "who fits in 8 DSPs"); also
   writes the JSON netlist nextpnr-ice40 places.
-* ``xc7``: ``synth_xilinx -family xc7`` (DSP48E1 inference allowed);
+* ``xc7``: ``synth_xilinx -family xc7 -flatten`` (DSP48E1 inference allowed; flat so
+  yosys can pack the adder tree into the DSPs' post-adders);
 * ``xc7-nodsp``: the same with ``-nodsp``, so multipliers cost LUTs like on iCE40.
+
+Hierarchy: the fabric flows (ice40, xc7-nodsp) keep modules during synthesis and
+flatten after mapping.  Only ``mac8`` has a submodule (its multiplier): synthesized
+flat, yosys merges 128 multipliers and the adder tree into one huge ``$macc`` that
+maps worse (30.5k vs 27.1k LUT4 at 8x16) and takes ~9x the CPU time.  Both choices
+favour the int8 baseline, i.e. they are conservative for "ternary is cheaper".
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ from pathlib import Path
 from .tools import require
 
 FLOWS = {
-    # ``-run :check`` + the check section minus ``autoname``: autoname only prettifies
-    # cell names and took half of the CPU time on the 30k-LUT mac8 8x16 design.
-    "ice40": "synth_ice40 -top {top} -run :check; hierarchy -check; check -noinit; write_json {netlist}",
-    "xc7": "synth_xilinx -family xc7 -top {top}",
-    "xc7-nodsp": "synth_xilinx -family xc7 -nodsp -top {top}",
+    # ``-run :check`` + the check section minus ``autoname`` (it only prettifies names
+    # and took half the CPU time on large designs); flattened after mapping for nextpnr.
+    "ice40": "synth_ice40 -noflatten -top {top} -run :check; hierarchy -check; check -noinit; "
+    "flatten; write_json {netlist}",
+    "xc7": "synth_xilinx -flatten -family xc7 -top {top}",
+    "xc7-nodsp": "synth_xilinx -nodsp -family xc7 -top {top}; flatten",
 }
 
 
