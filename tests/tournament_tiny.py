@@ -119,7 +119,7 @@ TOURNAMENT = {
         "repetitions": 2,
         "env": "base",
         "claim_tolerance": 0.5,
-        "limits": {"cpus": 1, "mem_mb": 200, "pids": 64, "timeout_s": 8, "tmp_mb": 16,
+        "limits": {"cpus": 1, "mem_mb": 200, "pids": 64, "timeout_s": 5, "tmp_mb": 16,
                    "file_mb": 8},
     },
 }  # fmt: skip

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -338,8 +339,16 @@ def write(repo: Path, t: Tournament, b: dict[str, Any]) -> Written:
     folder = t.root(repo) / "leaderboard"
     folder.mkdir(parents=True, exist_ok=True)
     w = Written(folder)
+    data = json.dumps(b, indent=2, default=str) + "\n"
+    names = {"md": "leaderboard.md", "html": "leaderboard.html", "json": "leaderboard.json"}
+    if (folder / "leaderboard.json").exists() and (folder / "leaderboard.json").read_text() == data:
+        w.files = {k: folder / v for k, v in names.items() if (folder / v).exists()}
+        if len(w.files) == 3:  # nothing changed since the last write: no new plot needed
+            if (folder / "front.png").exists():
+                w.files["plot"] = folder / "front.png"
+            return w
     png_path = folder / "front.png"
-    tmp = folder / ".front.png.tmp"
+    tmp = folder / f".front.{os.getpid()}.tmp"  # concurrent writers never share a temp file
     has_plot = plot(b, t, tmp)
     if has_plot:
         tmp.replace(png_path)
@@ -350,9 +359,9 @@ def write(repo: Path, t: Tournament, b: dict[str, Any]) -> Written:
     texts = {
         "md": to_markdown(b, t, "front.png" if has_plot else None),
         "html": to_html(b, t, png),
-        "json": json.dumps(b, indent=2, default=str) + "\n",
+        "json": data,
     }
-    for fmt, text in texts.items():
-        atomic_write_text(folder / f"leaderboard.{fmt}", text)
-        w.files[fmt] = folder / f"leaderboard.{fmt}"
+    for fmt in ("md", "html", "json"):  # json last: it marks a complete write
+        atomic_write_text(folder / names[fmt], texts[fmt])
+        w.files[fmt] = folder / names[fmt]
     return w

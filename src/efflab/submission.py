@@ -66,12 +66,33 @@ def sha256_file(path: Path) -> str:
 def peek(file: Path) -> dict[str, Any]:
     """Participant and entry when readable (for the ledger of a rejected submission)."""
     try:
-        data = load_yaml(file)
+        data = _load(file)
     except BadInput:
         return {}
     if not isinstance(data, dict):
         return {}
     return {k: data[k] for k in ("participant", "entry", "archive") if isinstance(data.get(k), str)}
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _load(file: Path) -> Any:
+    """JSON when it looks like JSON (its numbers stay numbers), else YAML."""
+    import json
+
+    text = file.read_bytes()
+    if file.suffix != ".json" and not text.lstrip().startswith(b"{"):
+        return load_yaml(file)
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(file, "$", "valid JSON", str(exc)) from None
 
 
 def load_submission(
@@ -85,10 +106,12 @@ def load_submission(
     The `archive:` field is resolved by the caller (relative to the original file).
     """
     try:
-        data = load_yaml(file)
+        data = _load(file)
         validate(data, "submission", file)
         validate(data["inputs"], inputs_schema, file, prefix=("inputs",))
     except BadInput as exc:
+        if exc.expected == "type number" and isinstance(exc.found, str) and _numeric(exc.found):
+            exc.hint = "YAML 1.1 reads 1e-9 as text: write 1.0e-9"
         raise Rejected("schema", str(exc)) from None
     if data.get("tournament") not in (None, tournament_id):
         raise Rejected(

@@ -153,6 +153,24 @@ def _check_sandbox() -> None:
         )
 
 
+INFRASTRUCTURE = ("Docker engine", "docker refused the container", "changed after planning")
+
+
+def _infrastructure(error: str) -> None:
+    """RunFailed (nothing recorded) when a failure is the verifier's, not the entry's.
+
+    A lost or refusing Docker engine says nothing about a submission: recording it as
+    rejected would be wrong, so the participant is told to submit again instead.
+    """
+    from .docker_runtime import engine_available
+
+    if any(s in error for s in INFRASTRUCTURE) or not engine_available():
+        raise RunFailed(
+            f"verification could not run ({error.strip().splitlines()[0][:300]}); "
+            "nothing was recorded: submit again once the Docker engine answers"
+        )
+
+
 def aggregate(values: list[float], how: str, better: str) -> float:
     if how == "mean":
         return float(statistics.fmean(values))
@@ -176,15 +194,19 @@ def run_sealed(
     lock_dir = repo / "results" / "tournaments"
     lock_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock_dir / ".verify.lock")), _environ({sealed.ENV_VAR: settings}):
-        res = run_experiment(
-            repo,
-            plan.experiment.name,
-            cores=t.cores,
-            runtime="docker",
-            run_id=run_id,
-            prepared=plan,
-            on_progress=on_progress,
-        )
+        try:
+            res = run_experiment(
+                repo,
+                plan.experiment.name,
+                cores=t.cores,
+                runtime="docker",
+                run_id=run_id,
+                prepared=plan,
+                on_progress=on_progress,
+            )
+        except BadInput as exc:  # e.g. images could not be prepared: whose fault?
+            _infrastructure(str(exc))
+            raise
     recs = res.collected.ok if res.collected else []
     failed = res.collected.failed if res.collected else []
     details.update(
@@ -197,6 +219,7 @@ def run_sealed(
     if failed:
         f = failed[0]
         details["log_tail"] = f.get("log_tail")
+        _infrastructure(f["error"] or "")
         raise Rejected("run", f"{f['failed_step']} failed: {f['error']}")
     if len(recs) != t.repetitions:
         raise Rejected("run", f"{len(recs)} of {t.repetitions} repetitions produced results")
