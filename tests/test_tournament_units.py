@@ -347,3 +347,39 @@ def test_shipped_tournaments_and_examples_validate(tid: str) -> None:
         plan = plan_submission(REPO, t, sub.inputs, "unit-test", f)
         assert len(plan.points) == t.repetitions
         assert all(inv.env == t.env for inv in plan.invocations.values())
+
+
+# ---------------------------------------------------------------- rejections on record
+
+
+def test_rejections_before_running_are_recorded(
+    tiny_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Window, schema and archive rejections never reach a container (so: no Docker here)."""
+    from efflab import verification
+    from efflab.ledger import verify
+
+    monkeypatch.setattr(verification, "_check_sandbox", lambda: None)
+    add_tiny_tournament(tiny_repo, close="2021-01-01")
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({"participant": "ana", "entry": "e", "inputs": {"degree": 3}}))
+    v = verification.submit(tiny_repo, "tiny", f)
+    assert not v.accepted and v.stage == "window" and "closed" in v.reason
+    add_tiny_tournament(tiny_repo)
+    f.write_text(json.dumps({"participant": "ana", "entry": "e", "inputs": {"degree": "3"}}))
+    v = verification.submit(tiny_repo, "tiny", f)
+    assert v.stage == "schema" and "$.inputs.degree" in v.reason
+    f.write_text(json.dumps({"participant": "ana", "entry": "e", "inputs": {"degree": 3}}))
+    arc = tar_with(tmp_path / "a.tar.gz", (member("run.py"), b"x"), UNSAFE["dotdot"])
+    v = verification.submit(tiny_repo, "tiny", f, arc)
+    assert v.stage == "archive" and not (v.folder / "scripts").exists()
+    f.write_text(json.dumps({"participant": "ana", "entry": "e", "inputs": {"degree": 3},
+                             "archive": "missing.tar.gz"}))  # fmt: skip
+    v = verification.submit(tiny_repo, "tiny", f)
+    assert v.stage == "archive" and "missing.tar.gz" in v.reason
+    ledger = verify(tiny_repo / "results/tournaments/tiny/ledger.jsonl")
+    assert ledger.ok and [e["stage"] for e in ledger.entries] == [
+        "window", "schema", "archive", "archive"
+    ]  # fmt: skip
+    assert all(e["verdict"] == "rejected" and e["metrics"] == {} for e in ledger.entries)
+    assert ledger.entries[2]["submission"]["archive_sha256"] == verification.sha256_file(arc)
