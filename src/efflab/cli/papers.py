@@ -166,7 +166,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     bars: list[Progress] = []
 
-    def on_experiment(run, i, total):
+    def on_experiment(run: Any, i: int, total: int) -> Any:
         while bars:
             bars.pop().__exit__(None, None, None)
         bar = Progress(f"[{i + 1}/{total}] {run.name} (for {', '.join(run.papers)})", quiet)
