@@ -206,7 +206,7 @@ def test_tiny_spec_loads(tiny_repo: Path, run_efflab) -> None:
     assert listed[0]["id"] == "tiny" and listed[0]["ranked"] == 0
     shown = json.loads(run_efflab(tiny_repo, "tournament", "show", "tiny", "--json").stdout)
     assert shown["measured_step"] == "tiny-score"
-    assert shown["example_submission"]["inputs"] == {"degree": None}
+    assert shown["example_submission"]["inputs"] == {"degree": 3}  # the script's default
 
 
 BAD_SPECS = [

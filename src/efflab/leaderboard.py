@@ -318,7 +318,8 @@ def plot(b: dict[str, Any], t: Tournament, out: Path) -> bool:
             ax.axvline(c.value, color="tab:red", ls="--", lw=1, label=c.text())
     ax.set_xlabel(f"{x} [{t.unit(x)}] ({t.better(x)} is better)")
     ax.set_ylabel(f"{y} [{t.unit(y)}] ({t.better(y)} is better)" if y else "position")
-    ax.set_title(f"{t.title} — {len(rows)} ranked entries", fontsize=10)
+    ax.set_title(f"{t.id}: {len(rows)} ranked entries (green: Pareto front)", fontsize=10)
+    ax.margins(x=0.25, y=0.12)  # room for the labels right of each point
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)

@@ -132,9 +132,16 @@ class Ledger:
         self.path = path
         self.lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
 
+    def verify(self, expect_head: str | None = None) -> Verification:
+        """`verify` under the lock: never reads a line an append is still writing."""
+        if not self.path.parent.is_dir():
+            return verify(self.path, expect_head)
+        with self.lock:
+            return verify(self.path, expect_head)
+
     def entries(self) -> list[dict[str, Any]]:
         """Verified entries; raises LedgerTampered when the chain is broken."""
-        v = verify(self.path)
+        v = self.verify()
         if not v.ok:
             raise LedgerTampered(_tampered_message(v))
         return v.entries

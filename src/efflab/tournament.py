@@ -104,6 +104,7 @@ class Tournament:
     measured: str  # alias of the base experiment's (measured) script
     metrics: dict[str, dict[str, Any]]  # its declared metrics
     spec_sha256: str
+    input_defaults: dict[str, Any] = field(default_factory=dict)  # the measured script's
     raw: dict[str, Any] = field(default_factory=dict)
 
     def root(self, repo: Path) -> Path:
@@ -301,5 +302,6 @@ def load_tournament(repo: Path, tid: str) -> Tournament:
         measured=script.alias,
         metrics=script.metrics,
         spec_sha256=hashlib.sha256(f.read_bytes()).hexdigest(),
+        input_defaults={**script.defaults(), **exp.inputs},
         raw=raw,
     )

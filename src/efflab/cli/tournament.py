@@ -128,7 +128,10 @@ def _describe_input(name: str, prop: dict[str, Any]) -> str:
 
 def _skeleton(t: Any) -> dict[str, Any]:
     props = t.inputs_schema.get("properties") or {}
-    inputs = {k: v.get("default", (v.get("enum") or [None])[0]) for k, v in props.items()}
+    inputs = {
+        k: v.get("default", t.input_defaults.get(k, (v.get("enum") or [None])[0]))
+        for k, v in props.items()
+    }
     sk: dict[str, Any] = {"participant": "your-name", "entry": "my-entry", "inputs": inputs}
     if t.objectives:
         sk["claimed"] = {o.metric: 0.0 for o in t.objectives}
@@ -279,12 +282,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_ledger(args: argparse.Namespace) -> int:
-    from ..ledger import verify
+    from ..ledger import Ledger
     from ..tournament import load_tournament
 
     repo = find_repo(args.repo)
     t = load_tournament(repo, args.tournament)
-    res = verify(t.root(repo) / "ledger.jsonl", args.expect_head)
+    res = Ledger(t.root(repo) / "ledger.jsonl").verify(args.expect_head)
     files = _check_files(t.root(repo), res.entries) if res.ok else []
     out = {**res.to_json(), "files": files, "ok": res.ok and not files}
     if args.json:
