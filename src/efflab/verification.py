@@ -352,6 +352,7 @@ def _verify_and_record(
             replaced[t.script.step] = dest
         plan = plan_submission(repo, t, sub.inputs, sid, stored, replaced)
         metrics, per_rep = run_sealed(repo, t, plan, sid, details, on_progress)
+        flags = claim_flags(t, sub.claimed, metrics)  # also on record when rejected below
         broken = [c for c in t.constraints if not c.holds(metrics[c.metric])]
         if broken:
             raise Rejected(
@@ -360,7 +361,6 @@ def _verify_and_record(
                     f"{c.metric} = {metrics[c.metric]:.4g}, needs {c.text()}" for c in broken
                 ),
             )
-        flags = claim_flags(t, sub.claimed, metrics)
     except Rejected as r:
         verdict, reason, stage = "rejected", r.reason, r.stage
     body = {
