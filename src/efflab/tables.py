@@ -95,7 +95,10 @@ def to_csv(df: pd.DataFrame) -> str:
 def to_markdown(df: pd.DataFrame) -> str:
     def fmt(v: Any) -> str:
         if isinstance(v, float):
-            return "" if np.isnan(v) else f"{v:.4g}"
+            if np.isnan(v):
+                return ""
+            # counts (LUTs, tokens) print whole; other values with 4 significant digits
+            return f"{v:.0f}" if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
         return "" if v is None else str(v)
 
     head = "| " + " | ".join(map(str, df.columns)) + " |"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sys
 from datetime import UTC, datetime
@@ -47,9 +48,17 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
             raise BadInput("--set", f"$[{i}]", "name=value", item)
         k, v = item.split("=", 1)
         try:
-            out[k.strip()] = yaml.safe_load(v)
+            val = yaml.safe_load(v)
         except yaml.YAMLError:
-            out[k.strip()] = v
+            val = v
+        # YAML reads 0x4 as hex and 1_000 as 1000; a size like "0x4" is meant as text
+        if (
+            isinstance(val, int)
+            and not isinstance(val, bool)
+            and not re.fullmatch(r"[-+]?\d+", v.strip())
+        ):
+            val = v
+        out[k.strip()] = val
     return out
 
 
