@@ -86,7 +86,9 @@ def cleanup_run(run_id: str) -> list[str]:
         import docker
 
         client = docker.from_env(timeout=30)
-        found = client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+        found = client.containers.list(
+            all=True, filters={"label": f"{LABEL_RUN}={run_id}"}, ignore_removed=True
+        )
         for c in found:
             c.remove(force=True)
         return [c.name for c in found]

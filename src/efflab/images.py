@@ -352,7 +352,7 @@ def sweep_containers(client, older_than_s: float) -> list[str]:
     import docker
 
     cutoff, names = time.time() - older_than_s, []
-    for c in client.containers.list(all=True, filters={"label": "efflab.key"}):
+    for c in client.containers.list(all=True, filters={"label": "efflab.key"}, ignore_removed=True):
         finished = _created({"Created": c.attrs.get("State", {}).get("FinishedAt", "")})
         if c.status in ("exited", "dead") and finished < cutoff:
             try:
