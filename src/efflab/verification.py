@@ -193,7 +193,9 @@ def run_sealed(
     settings = sealed.encode({**t.limits, "own_files_only": True})
     lock_dir = repo / "results" / "tournaments"
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_dir / ".verify.lock")), _environ({sealed.ENV_VAR: settings}):
+    lock, t0 = FileLock(str(lock_dir / ".verify.lock")), time.monotonic()
+    with lock, _environ({sealed.ENV_VAR: settings}):
+        details["queued_s"] = round(time.monotonic() - t0, 3)  # waiting for other verifications
         try:
             res = run_experiment(
                 repo,
@@ -381,7 +383,8 @@ def _verify_and_record(
             "limits": t.limits,
             "images": details.get("images", []),
             "keys": details.get("keys", []),
-            "duration_s": round(time.monotonic() - t0, 3),
+            "queued_s": details.get("queued_s", 0.0),
+            "duration_s": round(time.monotonic() - t0 - details.get("queued_s", 0.0), 3),
         },
     }
     entry = Ledger(root / "ledger.jsonl").append(body)

@@ -246,8 +246,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         for f in v.flags:
             print(f"  ⚑ {f}")
         ver = e["verification"]
+        queued = (
+            f" after {ver['queued_s']:.0f} s in the queue" if ver.get("queued_s", 0) >= 1 else ""
+        )
         print(
-            f"  verified in {ver['duration_s']:.1f} s: {ver['repetitions']} repetitions "
+            f"  verified in {ver['duration_s']:.1f} s{queued}: {ver['repetitions']} repetitions "
             f"({ver['aggregate']}) in sealed containers"
         )
         if position is not None:
