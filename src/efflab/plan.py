@@ -272,7 +272,9 @@ class Planner:
                 self.check_inputs(script, {axis: v}, exp.file, {axis: json_path(["grid", axis, j])})
         combos: list[tuple[dict[str, Any], dict[str, str]]] = []
         axes = list(exp.grid)
-        for values in itertools.product(*(exp.grid[a] for a in axes)):
+        # no grid axes: the product would be one empty point on top of explicit points
+        grid_values = itertools.product(*(exp.grid[a] for a in axes)) if axes else []
+        for values in grid_values:
             combos.append(
                 (dict(zip(axes, values, strict=True)), {a: json_path(["grid", a]) for a in axes})
             )
