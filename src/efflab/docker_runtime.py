@@ -33,10 +33,11 @@ from .errors import BadInput
 from .runner import (
     DEFAULT_TIMEOUT_S,
     _last_error_line,
-    check_outputs,
     execute_host,
+    invocation_energy,
     load_deps,
     now_iso,
+    read_script_outputs,
 )
 
 LABEL_RUN, LABEL_KEY = "efflab.run", "efflab.key"
@@ -275,22 +276,8 @@ def execute_docker(repo: Path, inv: dict[str, Any], folder: Path) -> dict[str, A
         raise RuntimeError(
             f"script exited with code {inside['exit_code']}" + _last_error_line(folder)
         )
-    res_file = folder / ".script-outputs.json"
-    if not res_file.exists():
-        raise RuntimeError("script wrote no outputs ($EFFLAB_OUTPUTS / run(ctx) return)")
-    try:
-        result = json.loads(res_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise RuntimeError(f"script outputs are not valid JSON: {exc}") from None
-    if not isinstance(result, dict):
-        raise RuntimeError("script outputs must be a JSON object")
-    out = check_outputs(inv, result, folder)
+    out = read_script_outputs(inv, folder)
     wall, cpu = inside["wall_s"], inside["cpu_s"]
-    e1 = meter._read_rapl()
-    if e0 is not None and e1 is not None and e1 >= e0:
-        joules, method = (e1 - e0) / 1e6, energy.MEASURED
-    else:
-        joules, method = energy.estimate_joules(wall, cpu), energy.ESTIMATED
     out.update(
         started=started,
         ended=now_iso(),
@@ -301,6 +288,6 @@ def execute_docker(repo: Path, inv: dict[str, Any], folder: Path) -> dict[str, A
         image=img.image_id,
         image_tag=img.tag,
         container_s=overhead_t,
-        energy={"joules": joules, "method": method, "model": energy.MODEL_PARAMS},
+        energy=invocation_energy(meter, e0, wall, cpu),
     )
     return out

@@ -283,6 +283,23 @@ def execute_host(repo: Path, inv: dict[str, Any], folder: Path) -> dict[str, Any
             f"script exited with code {os.waitstatus_to_exitcode(status)}"
             + _last_error_line(folder)
         )
+    out = read_script_outputs(inv, folder)
+    cpu = ru.ru_utime + ru.ru_stime
+    out.update(
+        started=started,
+        ended=now_iso(),
+        duration_s=wall,
+        cpu_s=cpu,
+        max_rss_mb=ru.ru_maxrss / 1024.0,
+        runtime="host",
+        image=None,
+        energy=invocation_energy(meter, e0, wall, cpu),
+    )
+    return out
+
+
+def read_script_outputs(inv: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The script's outputs file, parsed and checked against its declared outputs."""
     res_file = folder / ".script-outputs.json"
     if not res_file.exists():
         raise RuntimeError("script wrote no outputs ($EFFLAB_OUTPUTS / run(ctx) return)")
@@ -292,24 +309,19 @@ def execute_host(repo: Path, inv: dict[str, Any], folder: Path) -> dict[str, Any
         raise RuntimeError(f"script outputs are not valid JSON: {exc}") from None
     if not isinstance(result, dict):
         raise RuntimeError("script outputs must be a JSON object")
-    out = check_outputs(inv, result, folder)
-    cpu = ru.ru_utime + ru.ru_stime
+    return check_outputs(inv, result, folder)
+
+
+def invocation_energy(
+    meter: energy.EnergyMeter, e0: int | None, wall: float, cpu: float
+) -> dict[str, Any]:
+    """RAPL over the whole invocation when readable, else the labelled estimate."""
     e1 = meter._read_rapl()
     if e0 is not None and e1 is not None and e1 >= e0:
         joules, method = (e1 - e0) / 1e6, energy.MEASURED
     else:
         joules, method = energy.estimate_joules(wall, cpu), energy.ESTIMATED
-    out.update(
-        started=started,
-        ended=now_iso(),
-        duration_s=wall,
-        cpu_s=cpu,
-        max_rss_mb=ru.ru_maxrss / 1024.0,
-        runtime="host",
-        image=None,
-        energy={"joules": joules, "method": method, "model": energy.MODEL_PARAMS},
-    )
-    return out
+    return {"joules": joules, "method": method, "model": energy.MODEL_PARAMS}
 
 
 def prepare(folder: Path) -> None:
