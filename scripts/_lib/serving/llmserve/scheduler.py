@@ -97,6 +97,10 @@ class PrefillFirst(Scheduler):
     name = "prefill-first"
 
     def schedule(self, waiting: deque[Request], running: list[Request]) -> list[Work]:
+        return self._whole_prompts(waiting, running) or self._decodes(running)
+
+    def _whole_prompts(self, waiting: deque[Request], running: list[Request]) -> list[Work]:
+        """Admit whole waiting prompts up to max_prefill_tokens (always at least one)."""
         works: list[Work] = []
         budget = self.limits.max_prefill_tokens
         while waiting and self._can_admit(waiting[0], running):
@@ -105,7 +109,7 @@ class PrefillFirst(Scheduler):
             req = self._admit(waiting, running)
             works.append(Work(req, req.prompt_len, True))
             budget -= req.prompt_len
-        return works or self._decodes(running)
+        return works
 
 
 class DecodeFirst(Scheduler):

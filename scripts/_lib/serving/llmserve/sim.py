@@ -16,27 +16,19 @@ from dataclasses import dataclass, field
 import simpy
 
 from .costmodel import Cost
-from .scheduler import Limits, Request, Scheduler, Work, apply, make_scheduler
+from .scheduler import Limits, PrefillFirst, Request, Scheduler, Work, apply, make_scheduler
 
 SPLIT_RE = re.compile(r"^splitwise-([1-9][0-9]*)p([1-9][0-9]*)d$")
 CostFn = Callable[[list[Work]], Cost]
 
 
-class PrefillOnly(Scheduler):
-    """Splitwise prompt pool: whole prompts batched up to max_prefill_tokens."""
+class PrefillOnly(PrefillFirst):
+    """Splitwise prompt pool: whole prompts batched up to max_prefill_tokens, no decodes."""
 
     name = "prefill-only"
 
     def schedule(self, waiting: deque[Request], running: list[Request]) -> list[Work]:
-        works: list[Work] = []
-        budget = self.limits.max_prefill_tokens
-        while waiting and self._can_admit(waiting[0], running):
-            if works and waiting[0].prompt_len > budget:
-                break
-            req = self._admit(waiting, running)
-            works.append(Work(req, req.prompt_len, True))
-            budget -= req.prompt_len
-        return works
+        return self._whole_prompts(waiting, running)
 
 
 class DecodeOnly(Scheduler):
