@@ -81,6 +81,7 @@ class Experiment:
     repetitions: int
     metrics: list[str] | None
     raw: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)  # --set values (named as such)
 
 
 @dataclass
@@ -144,6 +145,7 @@ def load_experiment(
         repetitions=reps,
         metrics=raw.get("metrics"),
         raw=raw,
+        overrides=dict(overrides or {}),
     )
 
 
@@ -283,8 +285,10 @@ class Planner:
         if not combos:
             combos = [({}, {})]
         points: list[Point] = []
+        set_paths = {k: f"--set {k}" for k in exp.overrides}
         for params, paths in combos:
             given = {**exp.inputs, **params}
+            paths = {**set_paths, **paths}
             for r in range(exp.repetitions):
                 inv = self.invocation(script, given, exp.file, paths, repetition=r, salted=True)
                 points.append(Point(params=params, repetition=r, key=inv.key))
