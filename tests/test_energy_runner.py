@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from efflab import energy
-from efflab.runner import check_outputs
+from efflab.outputs import check_outputs
 
 
 def test_estimate_is_labelled_and_follows_model(monkeypatch) -> None:

@@ -132,8 +132,10 @@ def test_resources_follow_inputs(repo: Path) -> None:
 
 
 def test_points_without_grid_add_no_default_point(repo: Path) -> None:
-    write(repo / "workflows/experiments/demo.yaml",
-          "name: demo\nscript: demo,square\npoints: [{n: 2}, {n: 3, scale: 2.0}]\n")
+    write(
+        repo / "workflows/experiments/demo.yaml",
+        "name: demo\nscript: demo,square\npoints: [{n: 2}, {n: 3, scale: 2.0}]\n",
+    )
     p = plan_experiment(repo, "demo")
     assert [pt.params for pt in p.points] == [{"n": 2}, {"n": 3, "scale": 2.0}]
     write(repo / "workflows/experiments/demo.yaml", "name: demo\nscript: demo,square\n")

@@ -30,15 +30,8 @@ from typing import Any
 from . import energy, images, sealed
 from .envs import context_digest
 from .errors import BadInput
-from .runner import (
-    DEFAULT_TIMEOUT_S,
-    _last_error_line,
-    execute_host,
-    invocation_energy,
-    load_deps,
-    now_iso,
-    read_script_outputs,
-)
+from .outputs import invocation_energy, last_error_line, read_script_outputs
+from .runner import DEFAULT_TIMEOUT_S, execute_host, load_deps, now_iso
 
 LABEL_RUN, LABEL_KEY = "efflab.run", "efflab.key"
 PKG_MOUNT = "/opt/efflab"  # efflab's package is mounted at PKG_MOUNT/efflab
@@ -274,7 +267,7 @@ def execute_docker(repo: Path, inv: dict[str, Any], folder: Path) -> dict[str, A
         raise RuntimeError(f"script killed by {inside['signal']}")
     if inside["exit_code"] != 0:
         raise RuntimeError(
-            f"script exited with code {inside['exit_code']}" + _last_error_line(folder)
+            f"script exited with code {inside['exit_code']}" + last_error_line(folder)
         )
     out = read_script_outputs(inv, folder)
     wall, cpu = inside["wall_s"], inside["cpu_s"]

@@ -13,7 +13,6 @@ per-job overhead efflab adds on top of Snakemake.
 from __future__ import annotations
 
 import json
-import math
 import os
 import select
 import shutil
@@ -26,9 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from . import energy
+from .outputs import (
+    invocation_energy,
+    last_error_line,
+    log_tail,
+    read_script_outputs,
+)
 
 DEFAULT_TIMEOUT_S = 3600.0
-LOG_TAIL_LINES = 30
 
 
 def now_iso() -> str:
@@ -39,27 +43,6 @@ def _atomic_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
-
-
-def log_tail(folder: Path, lines: int = LOG_TAIL_LINES) -> str:
-    out = []
-    for name in ("stderr.log", "stdout.log"):
-        f = folder / name
-        if f.exists():
-            text = f.read_text(errors="replace").splitlines()[-lines:]
-            if text:
-                out.append(f"--- {name} ---\n" + "\n".join(text))
-    return "\n".join(out)
-
-
-def _last_error_line(folder: Path) -> str:
-    f = folder / "stderr.log"
-    lines = (
-        [ln for ln in f.read_text(errors="replace").splitlines() if ln.strip()]
-        if f.exists()
-        else []
-    )
-    return f": {lines[-1].strip()}" if lines else ""
 
 
 def load_deps(repo: Path, inv: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -174,48 +157,6 @@ def _run_py(inv: dict[str, Any], folder: Path, deps: dict[str, Any]) -> dict[str
     return result
 
 
-def check_outputs(inv: dict[str, Any], result: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Declared outputs only; numbers finite; files present. Returns the clean outputs."""
-    declared = inv.get("outputs", {})
-    dmetrics, dfiles = declared.get("metrics", {}), declared.get("files", {})
-    metrics = result.get("metrics") or {}
-    for name in metrics:
-        if name not in dmetrics:
-            raise ValueError(f"metric '{name}' is not declared in meta.yaml outputs.metrics")
-    clean: dict[str, float | None] = {}
-    for name, meta in dmetrics.items():
-        v = metrics.get(name)
-        if v is None:
-            if not meta.get("optional"):
-                raise ValueError(f"declared metric '{name}' was not returned")
-            continue
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ValueError(f"metric '{name}' must be a number, got {v!r}")
-        if not math.isfinite(v):
-            raise ValueError(f"metric '{name}' is not finite: {v!r}")
-        clean[name] = float(v)
-    files = {}
-    for name, rel in (result.get("files") or {}).items():
-        if name not in dfiles:
-            raise ValueError(f"file output '{name}' is not declared in meta.yaml outputs.files")
-        p = (folder / "out" / rel).resolve()
-        if not p.is_relative_to((folder / "out").resolve()) or not p.exists():
-            raise ValueError(
-                f"file output '{name}' -> '{rel}' does not exist inside the output folder"
-            )
-        files[name] = str(p.relative_to(folder.resolve()))
-    for name, meta in dfiles.items():
-        if name not in files and not meta.get("optional"):
-            raise ValueError(f"declared file output '{name}' was not returned")
-    return {
-        "metrics": clean,
-        "files": files,
-        "values": result.get("values") or {},
-        "timings": result.get("timings") or {},
-        "energy_spans": result.get("energy_spans", []),
-    }
-
-
 def _wait(pid: int, timeout: float) -> tuple[int | None, Any]:
     """Wait for the child up to `timeout`; (status, rusage) or (None, None) on timeout."""
     try:
@@ -280,8 +221,7 @@ def execute_host(repo: Path, inv: dict[str, Any], folder: Path) -> dict[str, Any
         raise RuntimeError(f"script killed by {sig} (out of memory?)")
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(
-            f"script exited with code {os.waitstatus_to_exitcode(status)}"
-            + _last_error_line(folder)
+            f"script exited with code {os.waitstatus_to_exitcode(status)}" + last_error_line(folder)
         )
     out = read_script_outputs(inv, folder)
     cpu = ru.ru_utime + ru.ru_stime
@@ -296,32 +236,6 @@ def execute_host(repo: Path, inv: dict[str, Any], folder: Path) -> dict[str, Any
         energy=invocation_energy(meter, e0, wall, cpu),
     )
     return out
-
-
-def read_script_outputs(inv: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """The script's outputs file, parsed and checked against its declared outputs."""
-    res_file = folder / ".script-outputs.json"
-    if not res_file.exists():
-        raise RuntimeError("script wrote no outputs ($EFFLAB_OUTPUTS / run(ctx) return)")
-    try:
-        result = json.loads(res_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise RuntimeError(f"script outputs are not valid JSON: {exc}") from None
-    if not isinstance(result, dict):
-        raise RuntimeError("script outputs must be a JSON object")
-    return check_outputs(inv, result, folder)
-
-
-def invocation_energy(
-    meter: energy.EnergyMeter, e0: int | None, wall: float, cpu: float
-) -> dict[str, Any]:
-    """RAPL over the whole invocation when readable, else the labelled estimate."""
-    e1 = meter._read_rapl()
-    if e0 is not None and e1 is not None and e1 >= e0:
-        joules, method = (e1 - e0) / 1e6, energy.MEASURED
-    else:
-        joules, method = energy.estimate_joules(wall, cpu), energy.ESTIMATED
-    return {"joules": joules, "method": method, "model": energy.MODEL_PARAMS}
 
 
 def prepare(folder: Path) -> None:
