@@ -21,13 +21,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 try:
     from efflab.ctx import BadInput, Context
-    from efflab.registry import parse_script
     from efflab.outputs import check_outputs
+    from efflab.registry import parse_script
 except ImportError:  # framework not installed into the venv yet: use the source tree
     sys.path.insert(0, str(REPO / "src"))
     from efflab.ctx import BadInput, Context
-    from efflab.registry import parse_script
     from efflab.outputs import check_outputs
+    from efflab.registry import parse_script
 
 pytest.importorskip("torch")
 
