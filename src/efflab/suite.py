@@ -130,8 +130,9 @@ def _plan_entry(repo: Path, suite: Suite, entry: Entry, salt: str) -> Plan:
         return Planner(repo, salt=salt).plan(exp)
     except BadInput as exc:
         # an override the script rejects is the suite's fault: point at the suite line
-        name = exc.path.removeprefix("$.inputs.")
-        if exc.file == exp.file and name in entry.overrides and exc.path.startswith("$.inputs."):
+        # (the planner names an override "--set NAME", as it would for the command line)
+        name = exc.path.removeprefix("--set ")
+        if exc.file == exp.file and name in entry.overrides and exc.path.startswith("--set "):
             raise BadInput(
                 suite.file, f"{entry.path}.overrides.{name}", exc.expected, exc.found, exc.hint
             ) from None
