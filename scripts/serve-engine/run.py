@@ -6,7 +6,7 @@ from typing import Any
 
 from llmserve import build
 from llmserve.engine import write_iterations_csv
-from llmserve.metrics import summarize, write_requests_csv
+from llmserve.metrics import REQUEST_METRICS, summarize, write_requests_csv
 from llmserve.workload import generate
 
 
@@ -29,22 +29,7 @@ def run(ctx: Any) -> dict[str, Any]:
     busy = sum(it.seconds for it in eng.iterations)
     write_iterations_csv(ctx.out_dir / "iterations.csv", eng.iterations)
     write_requests_csv(ctx.out_dir / "requests.csv", reqs)
-    metrics = {
-        k: m[k]
-        for k in (
-            "ttft_p50_ms",
-            "ttft_p90_ms",
-            "ttft_p99_ms",
-            "tbt_p50_ms",
-            "tbt_p99_ms",
-            "tbt_max_ms",
-            "latency_p50_ms",
-            "latency_p99_ms",
-            "throughput_tok_s",
-            "requests_completed",
-            "slo_attainment",
-        )
-    }
+    metrics = {k: m[k] for k in REQUEST_METRICS}
     metrics["busy_frac"] = busy / m["duration_s"] if m["duration_s"] else 0.0
     metrics["iterations"] = float(len(eng.iterations))
     # ~1.0 on an otherwise idle core; lower means other processes stole the CPU and

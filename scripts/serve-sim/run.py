@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from llmserve.costmodel import FittedCost, Roofline, auto_tp, load_data
-from llmserve.metrics import summarize
+from llmserve.metrics import REQUEST_METRICS, summarize
 from llmserve.scheduler import Limits
 from llmserve.sim import SimConfig, simulate
 from llmserve.workload import WorkloadSpec, generate
@@ -73,20 +73,7 @@ def run(ctx: Any) -> dict[str, Any]:
         res = simulate(reqs, cfg, cost)
     wall = time.perf_counter() - t0
     m = summarize(res.requests, inp["slo_ttft_ms"], inp["slo_tbt_ms"])
-    keys = (
-        "ttft_p50_ms",
-        "ttft_p90_ms",
-        "ttft_p99_ms",
-        "tbt_p50_ms",
-        "tbt_p99_ms",
-        "tbt_max_ms",
-        "latency_p50_ms",
-        "latency_p99_ms",
-        "throughput_tok_s",
-        "requests_completed",
-        "slo_attainment",
-    )
-    metrics = {k: m[k] for k in keys}
+    metrics = {k: m[k] for k in REQUEST_METRICS}
     metrics.update(
         throughput_per_gpu_tok_s=m["throughput_tok_s"] / res.devices,
         goodput_rps=m["slo_attainment"] * m["requests_completed"] / res.span_s,

@@ -13,6 +13,21 @@ import numpy as np
 
 from .scheduler import Request
 
+# per-request latency/throughput metrics every serving script reports (engine and sim)
+REQUEST_METRICS = (
+    "ttft_p50_ms",
+    "ttft_p90_ms",
+    "ttft_p99_ms",
+    "tbt_p50_ms",
+    "tbt_p99_ms",
+    "tbt_max_ms",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "throughput_tok_s",
+    "requests_completed",
+    "slo_attainment",
+)
+
 
 def pct(values: list[float] | np.ndarray, q: float) -> float:
     """Percentile (linear interpolation); NaN for no data."""

@@ -86,6 +86,18 @@ class Scheduler:
     def schedule(self, waiting: deque[Request], running: list[Request]) -> list[Work]:
         raise NotImplementedError
 
+    def _whole_prompts(self, waiting: deque[Request], running: list[Request]) -> list[Work]:
+        """Admit whole waiting prompts up to max_prefill_tokens (always at least one)."""
+        works: list[Work] = []
+        budget = self.limits.max_prefill_tokens
+        while waiting and self._can_admit(waiting[0], running):
+            if works and waiting[0].prompt_len > budget:
+                break
+            req = self._admit(waiting, running)
+            works.append(Work(req, req.prompt_len, True))
+            budget -= req.prompt_len
+        return works
+
     @staticmethod
     def _decodes(running: list[Request]) -> list[Work]:
         return [Work(r, 1, False) for r in running if not r.in_prefill and not r.done]
@@ -99,18 +111,6 @@ class PrefillFirst(Scheduler):
     def schedule(self, waiting: deque[Request], running: list[Request]) -> list[Work]:
         return self._whole_prompts(waiting, running) or self._decodes(running)
 
-    def _whole_prompts(self, waiting: deque[Request], running: list[Request]) -> list[Work]:
-        """Admit whole waiting prompts up to max_prefill_tokens (always at least one)."""
-        works: list[Work] = []
-        budget = self.limits.max_prefill_tokens
-        while waiting and self._can_admit(waiting[0], running):
-            if works and waiting[0].prompt_len > budget:
-                break
-            req = self._admit(waiting, running)
-            works.append(Work(req, req.prompt_len, True))
-            budget -= req.prompt_len
-        return works
-
 
 class DecodeFirst(Scheduler):
     """FasterTransformer-like: running decodes always go first; prompts wait for an
@@ -119,18 +119,7 @@ class DecodeFirst(Scheduler):
     name = "decode-first"
 
     def schedule(self, waiting: deque[Request], running: list[Request]) -> list[Work]:
-        decodes = self._decodes(running)
-        if decodes:
-            return decodes
-        works: list[Work] = []
-        budget = self.limits.max_prefill_tokens
-        while waiting and self._can_admit(waiting[0], running):
-            if works and waiting[0].prompt_len > budget:
-                break
-            req = self._admit(waiting, running)
-            works.append(Work(req, req.prompt_len, True))
-            budget -= req.prompt_len
-        return works
+        return self._decodes(running) or self._whole_prompts(waiting, running)
 
 
 class Chunked(Scheduler):
