@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import energy, images, sealed
+from . import energy, imagegc, images, sealed
 from .envs import context_digest
 from .errors import BadInput
 from .outputs import invocation_energy, last_error_line, read_script_outputs
@@ -68,7 +68,7 @@ def prepare_images(repo: Path, invocations: Iterable[Any]) -> dict[str, images.E
     names = images.env_names_for(invocations)
     client = images.connect() if names else None
     if client is not None:  # what a run that lost its engine left behind
-        images.sweep_containers(client, older_than_s=600)
+        imagegc.sweep_containers(client, older_than_s=600)
     return {n: images.ensure_built(repo, n, client, log) for n in names}
 
 

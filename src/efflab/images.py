@@ -35,7 +35,6 @@ BOOTSTRAP_SUITE = "bookworm"
 BOOTSTRAP_INCLUDE = ("python3", "python3-venv", "ca-certificates")
 IMAGE_REPO = "efflab-env"
 TAG_LEN = 24
-BUILD_STAGE_KEEP_S = 3600.0
 
 
 @dataclass
@@ -291,17 +290,6 @@ def _build(client, repo, folder, name, tag, ref, base_id, img: EnvImage, log: Lo
         raise BadInput(folder / "Dockerfile", "$", "a Dockerfile that builds", found, hint)
 
 
-def _created(img: Any) -> float:
-    """An image's (or a dict's) RFC 3339 'Created' time as a Unix timestamp."""
-    from datetime import datetime
-
-    text = (img if isinstance(img, dict) else img.attrs).get("Created", "")
-    try:  # RFC 3339 with nanoseconds: keep microseconds for fromisoformat
-        return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", text)).timestamp()
-    except ValueError:
-        return time.time()
-
-
 def current_tag(repo: Path, name: str, client) -> str | None:
     """The tag the env would build to now, without resolving anything (None: unknown)."""
     wheels = wheelhouse_current(repo, name)
@@ -344,64 +332,6 @@ def status(repo: Path, client) -> list[EnvStatus]:
                 row.note = "not built"
         rows.append(row)
     return rows
-
-
-def sweep_containers(client, older_than_s: float) -> list[str]:
-    """Remove efflab containers that exited a while ago: left behind only when a runner
-    lost its engine mid-run (a live runner removes its own within a second of exit)."""
-    import docker
-
-    cutoff, names = time.time() - older_than_s, []
-    for c in client.containers.list(all=True, filters={"label": "efflab.key"}, ignore_removed=True):
-        finished = _created({"Created": c.attrs.get("State", {}).get("FinishedAt", "")})
-        if c.status in ("exited", "dead") and finished < cutoff:
-            try:
-                c.remove(force=True)
-                names.append(c.name)
-            except docker.errors.APIError:
-                pass
-    return names
-
-
-def prune(repo: Path, client, log: Log = _quiet) -> list[str]:
-    """Remove this project's stale env images (not the current tag of one of its envs),
-    leftover build stages and stopped efflab containers; returns what was removed.
-
-    Images are shared by digest between projects on one engine, so only images labelled
-    as built by this project are candidates; a running container keeps its image."""
-    import docker
-
-    removed: list[str] = []
-    removed += [f"container {n}" for n in sweep_containers(client, older_than_s=60)]
-    envs = set(known_envs(repo))
-    current = {n: current_tag(repo, n, client) for n in envs}
-    for img in client.images.list(filters={"label": f"efflab.repo={repo}"}):
-        name = img.labels.get("efflab.env", "")
-        keep = name in envs and (
-            current[name] in img.tags
-            if current[name]
-            else img.labels.get("efflab.env.context") == context_digest(repo, name)
-        )
-        if not keep:
-            try:
-                for t in img.tags or [img.id]:
-                    client.images.remove(t, force=False, noprune=False)
-                removed.append(f"image {', '.join(img.tags) or img.short_id}")
-            except docker.errors.APIError as exc:  # in use by a container: keep it
-                log(f"kept {img.short_id}: {exc.explanation or exc}")
-    # Finished builds leave their wheel-holding build stage behind (the layer cache of the
-    # next build). A running build's stage looks the same, so only old ones go.
-    cutoff = time.time() - BUILD_STAGE_KEEP_S
-    for img in client.images.list(filters={"label": "efflab.stage=build", "dangling": True}):
-        if _created(img) < cutoff:
-            try:
-                client.images.remove(img.id)
-                removed.append(f"build-stage image {img.short_id}")
-            except docker.errors.APIError:
-                pass
-    for r in removed:
-        log(f"removed {r}")
-    return removed
 
 
 def env_names_for(invocations: Any) -> list[str]:

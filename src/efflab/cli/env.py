@@ -101,10 +101,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .. import images
+    from .. import imagegc, images
 
     repo = find_repo(args.repo)
-    removed = images.prune(repo, images.connect())
+    removed = imagegc.prune(repo, images.connect())
     if args.json:
         print_json(removed)
     else:
