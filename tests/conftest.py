@@ -130,6 +130,22 @@ def efflab(
     return proc
 
 
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """A Docker engine that answers: started with tools/ensure-docker.sh if needed, else
+    the test is skipped with the reason (only where no engine can be started at all)."""
+    import docker
+
+    try:
+        docker.from_env(timeout=60).ping()
+        return
+    except Exception:
+        pass
+    proc = subprocess.run([str(REPO / "tools/ensure-docker.sh")], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"no Docker engine could be started: {proc.stderr.strip()[-300:]}")
+
+
 @pytest.fixture
 def run_efflab():
     return efflab

@@ -119,18 +119,6 @@ def containers(**labels: str) -> list:
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> None:
-    try:
-        client().ping()
-        return
-    except Exception:
-        pass
-    proc = subprocess.run([str(REPO / "tools/ensure-docker.sh")], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"no Docker engine could be started: {proc.stderr.strip()[-300:]}")
-
-
-@pytest.fixture(scope="session")
 def template(tmp_path_factory: pytest.TempPathFactory, docker_engine) -> Path:
     """A project with envs/base, its wheelhouse resolved and image built (once)."""
     from conftest import make_tiny_repo

@@ -34,18 +34,6 @@ def client():
     return docker.from_env(timeout=60)
 
 
-@pytest.fixture(scope="session")
-def docker_engine() -> None:
-    try:
-        client().ping()
-        return
-    except Exception:
-        pass
-    proc = subprocess.run([str(REPO / "tools/ensure-docker.sh")], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"no Docker engine could be started: {proc.stderr.strip()[-300:]}")
-
-
 def cli(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "efflab", "--repo", str(repo), *args],
