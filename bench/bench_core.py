@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import make_tiny_repo, write  # noqa: E402
 
-from efflab import records, tables  # noqa: E402,F401
-from efflab.plan import Planner, load_experiment  # noqa: E402
+from efflab.plan.planner import Planner, load_experiment  # noqa: E402
+from efflab.results import records, tables  # noqa: E402,F401
 
 REPS = 3
 

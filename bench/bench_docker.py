@@ -4,7 +4,7 @@
 
 A throwaway project holds one trivial script (env: base) that returns a constant, so
 what is timed is efflab's own cost per invocation:
-- runner: `python -m efflab.runner FOLDER` alone (what Snakemake runs per job), host
+- runner: `python -m efflab.runtime.runner FOLDER` alone (what Snakemake runs per job), host
   (fork) versus docker (create + start a sealed container, run, inspect, remove);
 - end to end: `efflab run` of an experiment with --points invocations (Snakemake,
   runner, records, table), divided by the number of invocations.
@@ -70,7 +70,9 @@ def time_runner(folder: Path, runtime: str) -> float:
     (folder / "outputs.json").unlink(missing_ok=True)
     env = dict(os.environ, EFFLAB_RUNTIME=runtime, EFFLAB_RUN_ID="bench-docker")
     t0 = time.perf_counter()
-    proc = subprocess.run([PY, "-m", "efflab.runner", str(folder)], env=env, capture_output=True)
+    proc = subprocess.run(
+        [PY, "-m", "efflab.runtime.runner", str(folder)], env=env, capture_output=True
+    )
     wall = time.perf_counter() - t0
     out = json.loads((folder / "outputs.json").read_text()) if proc.returncode == 0 else None
     if out is None or out["runtime"] != runtime:
@@ -105,8 +107,8 @@ def main() -> int:
         build_s = time.perf_counter() - t0
         plan = json.loads(efflab(repo, "plan", "noop", "--json").stdout)
         sys.path.insert(0, str(REPO / "src"))
-        from efflab import engine
-        from efflab.plan import plan_experiment
+        from efflab.plan.planner import plan_experiment
+        from efflab.workflow import snakemake_adapter as engine
 
         engine.write_invocations(repo, plan_experiment(repo, "noop").invocations.values())
         folder = repo / "artifacts/noop" / plan["points"][0]["key"]

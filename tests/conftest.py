@@ -17,6 +17,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def add_family_lib(family: str) -> Path:
+    """Put scripts/_lib/<family> on sys.path, as a script's `include:` does (one helper
+    for every family's tests)."""
+    lib = REPO / "scripts" / "_lib" / family
+    if str(lib) not in sys.path:
+        sys.path.insert(0, str(lib))
+    return lib
+
+
 GEN_META = """\
 alias: gen
 uid: 00000000000000a1

@@ -14,7 +14,7 @@ from llmserve.sim import SimConfig, simulate
 from llmserve.workload import WorkloadSpec, generate
 
 try:
-    from efflab.ctx import BadInput
+    from efflab.runtime.ctx import BadInput
 except ImportError:  # direct use outside the framework
     BadInput = ValueError  # type: ignore[misc,assignment]
 

@@ -35,7 +35,7 @@ from types import ModuleType
 from typing import Any
 
 try:  # The framework's exception makes a bad combination exit 2 with a clear message.
-    from efflab.ctx import BadInput
+    from efflab.runtime.ctx import BadInput
 except ImportError:  # pragma: no cover - only when efflab is not importable (direct use)
 
     class BadInput(ValueError):  # type: ignore[no-redef]

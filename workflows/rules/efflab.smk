@@ -1,5 +1,5 @@
 # One generic rule: an invocation folder's outputs.json from its deps' outputs.json.
-# The plan (efflab.plan) writes artifacts/<alias>/<key>/invocation.json first; this
+# The plan (efflab.plan.planner) writes artifacts/<alias>/<key>/invocation.json first; this
 # file only reads it, so `snakemake <target>` and `efflab run` build the same DAG.
 import json
 import os
@@ -8,7 +8,8 @@ from functools import cache
 from pathlib import Path
 
 EFFLAB_PY = sys.executable
-EFFLAB_RUNTIME = config.get("runtime", os.environ.get("EFFLAB_RUNTIME", "host"))
+# the runtime's name comes one way only: --config runtime=NAME (efflab passes it)
+EFFLAB_RUNTIME = config.get("runtime", "host")
 
 wildcard_constraints:
     alias="[a-z0-9][a-z0-9-]*",
@@ -37,8 +38,8 @@ def _efflab_res(name, default):
 
 def efflab_experiment_targets(experiment, quick=False):
     """Plan an experiment (pure Python), write its invocation files, return its targets."""
-    from efflab.engine import write_invocations
-    from efflab.plan import plan_experiment
+    from efflab.workflow.snakemake_adapter import write_invocations
+    from efflab.plan.planner import plan_experiment
 
     plan = plan_experiment(Path.cwd(), experiment, quick=quick)
     write_invocations(Path.cwd(), plan.invocations.values())
@@ -56,4 +57,4 @@ rule efflab_invocation:
         runtime=_efflab_res("runtime_min", 30),
         gpu=_efflab_res("gpus", 0),  # the SLURM plugin reads "gpu" (-> --gpus)
     shell:
-        "EFFLAB_RUNTIME={EFFLAB_RUNTIME} {EFFLAB_PY} -m efflab.runner artifacts/{wildcards.alias}/{wildcards.key}"
+        "{EFFLAB_PY} -m efflab.runtime.runner --runtime {EFFLAB_RUNTIME} artifacts/{wildcards.alias}/{wildcards.key}"

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from ..errors import BadInput, RunFailed
+from efflab.core.errors import BadInput, RunFailed
 
 # Command groups, in --help order. Each module defines register(subparsers).
 MODULES = ["run", "results", "env", "doctor", "papers", "tournament", "nightly"]

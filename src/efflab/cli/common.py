@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput
+from efflab.core.errors import BadInput
 
 
 def find_repo(explicit: str | None = None) -> Path:

@@ -12,6 +12,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .. import doctor
+    from efflab.envs import doctor
 
     return doctor.main(["--json"] if args.json else [])

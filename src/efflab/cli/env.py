@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from .common import find_repo, print_json
+from efflab.cli.common import find_repo, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def _log(quiet: bool):
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from .. import images
+    from efflab.envs import images
 
     client = images.connect()
     if images.base_ref() != images.BOOTSTRAP_REF:
@@ -60,8 +60,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .. import images
-    from ..envs import known_envs
+    from efflab.core.envspec import known_envs
+    from efflab.envs import images
 
     repo = find_repo(args.repo)
     names = args.names or known_envs(repo)
@@ -83,7 +83,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .. import images
+    from efflab.envs import images
 
     repo = find_repo(args.repo)
     rows = images.status(repo, images.connect())
@@ -101,7 +101,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .. import imagegc, images
+    from efflab.envs import cleanup as imagegc
+    from efflab.envs import images
 
     repo = find_repo(args.repo)
     removed = imagegc.prune(repo, images.connect())

@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import RunFailed
-from .common import Progress, find_repo, new_run_id, print_json
+from efflab.cli.common import Progress, find_repo, new_run_id, print_json
+from efflab.cli.options import add_run_options, run_options
+from efflab.core.errors import RunFailed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,22 +27,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--publish", default=None, metavar="REPO", help="publish tables + summary to this git repo"
     )
-    p.add_argument("--cores", type=int, default=1, help="cores Snakemake may use (default 1)")
-    p.add_argument(
-        "--runtime",
-        choices=["auto", "docker", "host"],
-        default="host",
-        help="where scripts run (auto: docker when an engine answers)",
-    )
+    add_run_options(p, quick=False, profile=False)
     p.add_argument("--json", action="store_true", help="print summary.json instead of text")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_nightly)
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
-    from .. import dashboard, nightly
-    from .. import suite as suite_mod
-    from ..pipeline import resolve_runtime
+    from efflab.nightly import dashboard
+    from efflab.nightly import night as nightly
+    from efflab.nightly import suite as suite_mod
 
     repo = find_repo(args.repo)
     file = Path(args.suite).resolve() if args.suite else suite_mod.default_file(repo)
@@ -49,11 +43,11 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     run_id = new_run_id()
     plans = suite_mod.plan(repo, suite, salt=run_id)  # all bad input before anything runs
     if args.publish:
-        from ..publish import check_destination
+        from efflab.results.publish import check_destination
 
         check_destination(Path(args.publish))
-    runtime = resolve_runtime(args.runtime)
-    quiet = args.quiet or args.json
+    opts = run_options(args, repo)
+    quiet = opts.quiet
     bar: list[Progress] = []  # one progress bar per experiment, opened as each starts
 
     def started(name: str) -> None:
@@ -71,8 +65,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
             suite,
             run_id=run_id,
             plans=plans,
-            cores=args.cores,
-            runtime=runtime,
+            opts=opts,
             on_start=started,
             on_progress=progress,
         )
@@ -82,7 +75,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     dashboard.write(repo, night, suite.trend_nights)
     publish_error = ""
     if args.publish:
-        from ..publish import publish
+        from efflab.results.publish import publish
 
         versions = {e: [o.version] for e, o in night.experiments.items() if o.version}
         try:

@@ -11,7 +11,8 @@ import sys
 import time
 from typing import Any
 
-from .common import Progress, find_repo, new_run_id, print_json
+from efflab.cli.common import Progress, find_repo, new_run_id, print_json
+from efflab.cli.options import add_run_options, run_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,16 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "papers", nargs="*", metavar="PAPER", help="paper ids (see `efflab papers list`)"
     )
     r.add_argument("--all", action="store_true", help="every paper under workflows/papers/")
-    r.add_argument("--quick", action="store_true", help="small sizes: experiments' quick: blocks")
-    r.add_argument("--cores", type=int, default=1, help="cores Snakemake may use (default 1)")
-    r.add_argument(
-        "--runtime",
-        choices=["auto", "docker", "host"],
-        default="auto",
-        help="where scripts run (auto: docker when an engine answers)",
-    )
+    add_run_options(r, profile=False)
     r.add_argument("--json", action="store_true", help="machine-readable verdicts")
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=cmd_reproduce)
 
 
@@ -64,7 +57,7 @@ def _paper_brief(p: Any) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..papers import load_paper, paper_ids
+    from efflab.papers.reproduce import load_paper, paper_ids
 
     repo = find_repo(args.repo)
     papers = [load_paper(repo, pid) for pid in paper_ids(repo)]
@@ -80,8 +73,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from ..claims import render
-    from ..papers import load_paper
+    from efflab.papers.claims import render
+    from efflab.papers.reproduce import load_paper
 
     repo = find_repo(args.repo)
     p = load_paper(repo, args.paper)
@@ -158,12 +151,12 @@ def print_verdicts(results: list[Any]) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from ..papers import reproduce
-    from ..pipeline import resolve_runtime
-    from ..report import summary
+    from efflab.papers.report import summary
+    from efflab.papers.reproduce import reproduce
 
     repo = find_repo(args.repo)
-    quiet = args.quiet or args.json
+    opts = run_options(args, repo)
+    quiet = opts.quiet
     bars: list[Progress] = []
 
     def on_experiment(run: Any, i: int, total: int) -> Any:
@@ -179,9 +172,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             repo,
             args.papers,
             all_papers=args.all,
-            quick=args.quick,
-            cores=args.cores,
-            runtime=resolve_runtime(args.runtime),
+            opts=opts,
             run_id=new_run_id(),
             on_experiment=on_experiment,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import find_repo, print_json
+from efflab.cli.common import find_repo, print_json
 
 
 def register(rs: argparse._SubParsersAction) -> None:
@@ -40,8 +40,8 @@ def register(rs: argparse._SubParsersAction) -> None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from ..errors import BadInput
-    from ..publish import publish
+    from efflab.core.errors import BadInput
+    from efflab.results.publish import publish
 
     project = find_repo(args.repo)
     versions = None
@@ -65,7 +65,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from ..publish import history, published_table
+    from efflab.results.publish import history, published_table
 
     dest = Path(args.results_repo)
     if args.show is not None:

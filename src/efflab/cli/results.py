@@ -7,7 +7,7 @@ import importlib
 import json
 import math
 
-from .common import find_repo, print_json
+from efflab.cli.common import find_repo, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def _clean(v):
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from .. import tables
+    from efflab.results import tables
 
     df, _ = tables.load(find_repo(args.repo), args.experiment, args.version)
     if args.format == "csv":
@@ -56,7 +56,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    from .. import tables
+    from efflab.results import tables
 
     repo = find_repo(args.repo)
     mans = [
@@ -77,7 +77,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .. import tables
+    from efflab.results import tables
 
     repo = find_repo(args.repo)
     a, _ = tables.load(repo, args.experiment, args.a)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import RunFailed
-from .common import Progress, find_repo, new_run_id, parse_sets, print_json
+from efflab.cli.common import Progress, find_repo, new_run_id, parse_sets, print_json
+from efflab.cli.options import add_run_options, run_options
+from efflab.core.errors import RunFailed
+from efflab.plan.planner import plan_experiment
+from efflab.results import tables
+from efflab.workflow.pipeline import run_experiment
 
 SHOW_COLUMNS = ["metric", "unit", "n", "median", "std", "min", "max"]
 
@@ -21,37 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     r = sub.add_parser("run", help="run experiments through Snakemake and build their tables")
     r.add_argument("experiments", nargs="+", metavar="EXP")
-    r.add_argument("--cores", type=int, default=1, help="cores Snakemake may use (default 1)")
-    r.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
-    r.add_argument("--quick", action="store_true", help="apply each experiment's quick: block")
     r.add_argument(
         "--set",
         action="append",
         metavar="NAME=VALUE",
         help="override an input for every point (repeatable)",
     )
-    r.add_argument(
-        "--runtime",
-        choices=["auto", "docker", "host"],
-        default="auto",
-        help="where scripts run (auto: docker when an engine answers)",
-    )
-    r.add_argument("--profile", default=None, help="Snakemake profile under workflows/profiles/")
-    r.add_argument(
-        "--fresh",
-        action="store_true",
-        help="measure anew: salt the experiment's own steps with the run id (deps stay cached)",
-    )
+    add_run_options(r, fresh=True, dry_run=True)
     r.add_argument("--json", action="store_true", help="print the tables as JSON")
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=cmd_run)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ..pipeline import plan
-
     repo = find_repo(args.repo)
-    p = plan(repo, args.experiment, args.quick, parse_sets(args.set))
+    p = plan_experiment(repo, args.experiment, args.quick, parse_sets(args.set))
     if args.json:
         print_json(
             {
@@ -78,39 +65,24 @@ def _short_inputs(inputs: dict) -> str:
     return text if len(text) < 100 else text[:97] + "..."
 
 
-def profile_path(repo, name):
-    if name is None:
-        return None
-    from ..profiles import resolve
-
-    return resolve(repo, name)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from .. import tables
-    from ..pipeline import plan, resolve_runtime, run_experiment
-
     repo = find_repo(args.repo)
     overrides = parse_sets(args.set)
     run_id = new_run_id()
     salt = run_id if args.fresh else ""
     # plan everything first: all bad input is reported before anything runs
-    plans = [plan(repo, e, args.quick, overrides, salt) for e in args.experiments]
-    runtime = resolve_runtime(args.runtime)
-    profile = profile_path(repo, args.profile)
+    plans = [plan_experiment(repo, e, args.quick, overrides, salt) for e in args.experiments]
+    opts = run_options(args, repo)
+    runtime = opts.runtime.name
     out, failures = {}, []
     for p in plans:
-        with Progress(f"{p.experiment.name}", args.quiet or args.json) as prog:
+        with Progress(f"{p.experiment.name}", opts.quiet) as prog:
             res = run_experiment(
                 repo,
                 p.experiment.name,
-                cores=args.cores,
-                quick=args.quick,
+                opts,
                 overrides=overrides,
-                dry_run=args.dry_run,
-                runtime=runtime,
                 run_id=run_id,
-                profile=profile,
                 on_progress=prog.update,
                 prepared=p,
             )

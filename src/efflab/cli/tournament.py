@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import Progress, find_repo, print_json
+from efflab.cli.common import Progress, find_repo, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,8 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _board_or_none(repo: Path, t: Any) -> dict[str, Any] | None:
-    from ..leaderboard import build
-    from ..ledger import LedgerTampered
+    from efflab.tournaments.leaderboard import build
+    from efflab.tournaments.ledger import LedgerTampered
 
     try:
         return build(repo, t)
@@ -84,7 +84,7 @@ def _board_or_none(repo: Path, t: Any) -> dict[str, Any] | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..tournament import load_tournament, tournament_ids
+    from efflab.tournaments.spec import load_tournament, tournament_ids
 
     repo = find_repo(args.repo)
     out = []
@@ -143,8 +143,8 @@ def _skeleton(t: Any) -> dict[str, Any]:
 def cmd_show(args: argparse.Namespace) -> int:
     import yaml
 
-    from ..leaderboard import ranking_rule
-    from ..tournament import load_tournament
+    from efflab.tournaments.leaderboard import ranking_rule
+    from efflab.tournaments.spec import load_tournament
 
     repo = find_repo(args.repo)
     t = load_tournament(repo, args.tournament)
@@ -211,10 +211,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ..leaderboard import build
-    from ..ledger import LedgerTampered
-    from ..tournament import load_tournament
-    from ..verification import submit
+    from efflab.tournaments.leaderboard import build
+    from efflab.tournaments.ledger import LedgerTampered
+    from efflab.tournaments.spec import load_tournament
+    from efflab.tournaments.verification import submit
 
     repo = find_repo(args.repo)
     quiet = args.quiet or args.json
@@ -262,9 +262,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ..leaderboard import build, write
-    from ..ledger import LedgerTampered
-    from ..tournament import load_tournament
+    from efflab.tournaments.leaderboard import build, write
+    from efflab.tournaments.ledger import LedgerTampered
+    from efflab.tournaments.spec import load_tournament
 
     repo = find_repo(args.repo)
     t = load_tournament(repo, args.tournament)
@@ -285,8 +285,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_ledger(args: argparse.Namespace) -> int:
-    from ..ledger import Ledger
-    from ..tournament import load_tournament
+    from efflab.tournaments.ledger import Ledger
+    from efflab.tournaments.spec import load_tournament
 
     repo = find_repo(args.repo)
     t = load_tournament(repo, args.tournament)
@@ -311,7 +311,7 @@ def cmd_verify_ledger(args: argparse.Namespace) -> int:
 
 def _check_files(root: Path, entries: list[dict[str, Any]]) -> list[str]:
     """Stored submission files that no longer match the digests their entry recorded."""
-    from ..submission import sha256_file
+    from efflab.tournaments.submission import sha256_file
 
     bad = []
     for e in entries:

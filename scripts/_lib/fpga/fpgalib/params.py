@@ -103,7 +103,7 @@ def raise_on_problems(problems: list[tuple[str, str, object]]) -> None:
         return
     field, expected, found = problems[0]
     try:
-        from efflab.ctx import BadInput  # type: ignore[import-not-found]
+        from efflab.runtime.ctx import BadInput  # type: ignore[import-not-found]
     except ImportError:  # framework not installed (unit tests, standalone use)
         raise ValueError(f"bad input {field}: expected {expected}, found {found!r}") from None
     raise BadInput(field, expected, found)

@@ -1,0 +1,1 @@
+"""Core: the few things every layer needs (errors, spec loading, atomic writes, the Invocation, paths). Imports nothing from efflab."""

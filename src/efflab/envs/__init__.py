@@ -1,0 +1,1 @@
+"""Environments: Docker env images, host-built wheelhouses, image cleanup and the doctor that checks the tools scripts require."""

@@ -1,0 +1,295 @@
+"""The nightly report: plain-text summary, summary.md/.json and an HTML trend dashboard.
+
+`results/nightly/<n>/` holds summary.md, summary.json, index.html and one PNG per
+(experiment, metric): the median of every point across the last nights (the x axis
+names the night and its table version), regressions marked with a red cross and
+improvements with a green triangle. The folder is built aside and renamed into
+place, so a reader never sees half a dashboard. It only reads the history and the
+run records; it judges nothing itself.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from efflab.core.layout import nightly_dir
+from efflab.nightly import regression as regress
+from efflab.nightly.history import (
+    group_of,
+    load_night_records,
+    point_label,
+    read_history,
+)
+from efflab.nightly.night import Finding, Night
+
+ORDER = {v: i for i, v in enumerate(regress.VERDICTS)}
+
+
+def _num(v: float) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+
+def _pct(v: float) -> str:
+    if v is None or math.isnan(v):
+        return "n/a"
+    return f"{v:+.1%}" if math.isfinite(v) else ("+inf" if v > 0 else "-inf")
+
+
+def _line(f: Finding) -> str:
+    return (
+        f"{f.experiment}  {f.label}  {f.metric}: {_pct(f.change)} "
+        f"({_num(f.baseline_median)} -> {_num(f.current_median)} {f.unit}, {f.better} is better)"
+        f"  p={_num(min(f.p_worse_adj, f.p_better_adj))} (Holm-adjusted)"
+        f"  baseline {f.baseline_nights} nights/{f.n_baseline} runs vs {f.n_current}"
+    )
+
+
+def _counts(night: Night) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for f in night.findings:
+        out.setdefault(f.experiment, {v: 0 for v in regress.VERDICTS})[f.verdict] += 1
+    return out
+
+
+def text(night: Night) -> str:
+    """What `efflab nightly` prints: regressions, improvements, then counts."""
+    regs = [f for f in night.findings if f.verdict == regress.REGRESSION]
+    imps = [f for f in night.findings if f.verdict == regress.IMPROVEMENT]
+    regs.sort(key=lambda f: -abs(f.change) if math.isfinite(f.change) else -math.inf)
+    imps.sort(key=lambda f: -abs(f.change) if math.isfinite(f.change) else -math.inf)
+    status = "FAILED" if night.exit_code else "ok"
+    lines = [
+        f"efflab nightly #{night.night} ({night.run_id}): {status} - "
+        f"{len(regs)} regression(s), {len(imps)} improvement(s), {len(night.failures)} failure(s)"
+    ]
+    for title, items in (("REGRESSIONS", regs), ("IMPROVEMENTS", imps)):
+        if items:
+            lines.append(f"\n{title}")
+            lines += [f"  {_line(f)}" for f in items]
+    if night.failures:
+        lines.append("\nFAILURES")
+        lines += [f"  {m}" for m in night.failures]
+    lines.append("\nUNCHANGED / NOT JUDGED")
+    for exp, c in _counts(night).items():
+        o = night.experiments[exp]
+        lines.append(
+            f"  {exp} (table v{o.version}): {c[regress.UNCHANGED]} unchanged, "
+            f"{c[regress.UNDERPOWERED]} underpowered, {c[regress.NO_BASELINE]} without baseline"
+        )
+    undetectable = sum(1 for f in night.findings if not f.detectable)
+    if undetectable:
+        lines.append(
+            f"\nnote: {undetectable} comparison(s) cannot reach significance with these sample "
+            "sizes (more repetitions or baseline nights needed)"
+        )
+    if night.dashboard:
+        lines.append(f"\ndashboard: {night.dashboard}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(night: Night) -> str:
+    out = [
+        f"# Nightly #{night.night} — {'FAILED' if night.exit_code else 'ok'}",
+        "",
+        f"run `{night.run_id}`, {night.started} → {night.ended}, suite `{night.suite}`, "
+        f"commit `{(night.git.get('commit') or '-')[:12]}`"
+        + (" (dirty)" if night.git.get("dirty") else ""),
+        "",
+    ]
+    head = "| experiment | point | metric | change | baseline | tonight | p (adj) | nights |"
+    sections = (
+        (regress.REGRESSION, "Regressions"),
+        (regress.IMPROVEMENT, "Improvements"),
+        (regress.UNDERPOWERED, "Moved, but too few samples to tell (underpowered)"),
+    )
+    for verdict, title in sections:
+        items = [f for f in night.findings if f.verdict == verdict]
+        out += [f"## {title} ({len(items)})", ""]
+        if items:
+            out += [head, "|---|---|---|---|---|---|---|---|"]
+            for f in items:
+                p = min(f.p_worse_adj, f.p_better_adj)
+                out.append(
+                    f"| {f.experiment} | {f.label} | {f.metric} [{f.unit}] | {_pct(f.change)} | "
+                    f"{_num(f.baseline_median)} | {_num(f.current_median)} | {_num(p)} | "
+                    f"{f.baseline_nights} |"
+                )
+            out.append("")
+    if night.failures:
+        out += ["## Failures", "", *[f"- {m}" for m in night.failures], ""]
+    out += ["## Counts", "", "| experiment | table | " + " | ".join(regress.VERDICTS) + " |"]
+    out.append("|---|---|" + "---|" * len(regress.VERDICTS))
+    for exp, c in _counts(night).items():
+        v = night.experiments[exp].version
+        out.append(f"| {exp} | v{v} | " + " | ".join(str(c[k]) for k in regress.VERDICTS) + " |")
+    out += [
+        "",
+        f"Judged by a one-sided Mann-Whitney U test per point and metric against the pooled "
+        f"repetitions of past nights, p-values corrected over the night ({night.correction}), "
+        "and a minimum relative change of the median (see `efflab.nightly.regression`).",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)
+
+
+def trend_series(
+    repo: Path, history: list[dict[str, Any]], experiment: str, metrics: set[str]
+) -> dict[str, Any]:
+    """Per metric: x ticks (night, version), per point the nightly medians, and flags.
+
+    Points are keyed by their comparability group (as the baseline is), so a point keeps
+    one line even when the suite renamed its parameters; the label is the latest one.
+    """
+    import numpy as np
+
+    ticks: list[tuple[int, Any]] = []
+    labels: dict[str, str] = {}
+    series: dict[str, dict[str, list[tuple[int, float]]]] = {m: {} for m in metrics}
+    flags: dict[str, list[tuple[int, str, str]]] = {m: [] for m in metrics}
+    for entry in history:
+        exp = entry.get("experiments", {}).get(experiment)
+        if not exp or not exp.get("keys"):
+            continue
+        x = len(ticks)
+        ticks.append((entry["night"], exp.get("version")))
+        vals: dict[tuple[str, str], list[float]] = {}
+        for rec in load_night_records(repo, experiment, exp["keys"]):
+            g = group_of(rec)
+            labels[g] = point_label(rec["point"])
+            for m, v in rec["metrics"].items():
+                if m in metrics:
+                    vals.setdefault((m, g), []).append(v["value"])
+        for (m, g), vs in vals.items():
+            series[m].setdefault(g, []).append((x, float(np.median(vs))))
+        for fl in exp.get("flagged", []):
+            if fl["metric"] in metrics and "group" in fl:
+                flags[fl["metric"]].append((x, fl["group"], fl["verdict"]))
+    return {"ticks": ticks, "series": series, "flags": flags, "labels": labels}
+
+
+def plot(data: dict[str, Any], metric: str, title: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ticks, series, flags = data["ticks"], data["series"][metric], data["flags"][metric]
+    fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=80)
+    try:
+        for g, pts in sorted(series.items(), key=lambda kv: data["labels"][kv[0]]):
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, marker="o", markersize=3, linewidth=1, label=data["labels"][g])
+        for kind, marker, color in (
+            (regress.REGRESSION, "X", "red"),
+            (regress.IMPROVEMENT, "^", "green"),
+        ):
+            pts = [
+                (x, y)
+                for x, g, verdict in flags
+                if verdict == kind
+                for px, y in series.get(g, [])
+                if px == x
+            ]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.scatter(xs, ys, s=90, marker=marker, color=color, zorder=5, label=kind)
+        ax.set_xticks(range(len(ticks)))
+        ax.set_xticklabels([f"#{n}\nv{v}" for n, v in ticks], fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("night / table version", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(alpha=0.3)
+        if series:
+            ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        fig.tight_layout()
+        fig.savefig(out)
+    finally:
+        plt.close(fig)
+
+
+def _html(night: Night, md: str, images: dict[str, list[tuple[str, str]]]) -> str:
+    e = html.escape
+    rows = []
+    for f in sorted(night.findings, key=lambda f: ORDER[f.verdict]):
+        if f.verdict in (regress.REGRESSION, regress.IMPROVEMENT):
+            cls = "reg" if f.verdict == regress.REGRESSION else "imp"
+            rows.append(
+                f"<tr class='{cls}'><td>{e(f.verdict)}</td><td>{e(f.experiment)}</td>"
+                f"<td>{e(f.label)}</td><td>{e(f.metric)} [{e(f.unit)}]</td>"
+                f"<td>{e(_pct(f.change))}</td><td>{e(_num(f.baseline_median))}</td>"
+                f"<td>{e(_num(f.current_median))}</td></tr>"
+            )
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>efflab nightly #{night.night}</title><style>",
+        "body{font-family:sans-serif;margin:1.5em}td,th{padding:2px 8px;text-align:left}",
+        ".reg{background:#fdd}.imp{background:#dfd}img{max-width:100%}",
+        "</style></head><body>",
+        f"<h1>Nightly #{night.night}: {'FAILED' if night.exit_code else 'ok'}</h1>",
+        f"<p>run {e(night.run_id)} · suite {e(night.suite)} · "
+        f"<a href='summary.md'>summary.md</a> · <a href='summary.json'>summary.json</a></p>",
+    ]
+    if night.failures:
+        parts.append("<h2>Failures</h2><ul>")
+        parts += [f"<li>{e(m)}</li>" for m in night.failures]
+        parts.append("</ul>")
+    parts.append("<h2>Changes</h2>")
+    if rows:
+        parts.append(
+            "<table><tr><th>verdict</th><th>experiment</th><th>point</th><th>metric</th>"
+            "<th>change</th><th>baseline</th><th>tonight</th></tr>" + "".join(rows) + "</table>"
+        )
+    else:
+        parts.append("<p>No significant change.</p>")
+    for exp, imgs in images.items():
+        parts.append(f"<h2>{e(exp)}</h2>")
+        parts += [f"<h3>{e(m)}</h3><img src='{e(src)}' alt='{e(exp)} {e(m)}'>" for m, src in imgs]
+    parts.append(f"<details><summary>summary.md</summary><pre>{e(md)}</pre></details>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write(repo: Path, night: Night, trend_nights: int = 30) -> Path:
+    """Build results/nightly/<n>/ aside and rename it into place."""
+    root = nightly_dir(repo)
+    final = root / str(night.night)
+    history = [h for h in read_history(repo) if h["night"] <= night.night][-trend_nights:]
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{night.night}-"))
+    try:
+        images: dict[str, list[tuple[str, str]]] = {}
+        for exp in night.experiments:
+            found = [f for f in night.findings if f.experiment == exp]
+            metrics = sorted({f.metric for f in found})
+            if not metrics:
+                continue
+            data = trend_series(repo, history, exp, set(metrics))
+            for m in metrics:
+                f0 = next(f for f in found if f.metric == m)
+                name = f"{_slug(exp)}__{_slug(m)}.png"
+                title = f"{exp} — {m} [{f0.unit}] ({f0.better} is better)"
+                plot(data, m, title, tmp / name)
+                images.setdefault(exp, []).append((m, name))
+        md = markdown(night)
+        (tmp / "summary.md").write_text(md)
+        (tmp / "summary.json").write_text(
+            json.dumps(night.to_json(), indent=2, sort_keys=True, default=str) + "\n"
+        )
+        (tmp / "index.html").write_text(_html(night, md, images))
+        tmp.chmod(0o755)
+        if final.exists():  # redrawing a night's dashboard replaces the old drawing
+            shutil.rmtree(final)
+        tmp.rename(final)
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,179 @@
+"""The nightly suite (`workflows/nightly.yaml`): which experiments, at which size, judged how.
+
+Loading validates the file against `schemas/nightly.schema.json` and then plans every
+experiment, so any bad input (unknown experiment, unknown input override, a metric the
+experiment does not report) fails with the suite file and JSON path before anything
+runs. Policies resolve from the most general to the most specific block:
+suite `policy.default` < suite `policy.metrics.<m>` < entry `policy.default`
+< entry `policy.metrics.<m>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from efflab.core.errors import BadInput
+from efflab.core.specio import load_yaml, validate
+from efflab.nightly.regression import Policy
+from efflab.plan.planner import Plan, Planner, load_experiment
+
+DEFAULT_TREND_NIGHTS = 30
+
+
+@dataclass
+class Entry:
+    """One experiment of the suite, with its size and its policy blocks."""
+
+    index: int
+    name: str
+    quick: bool = False
+    repetitions: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    metrics: list[str] | None = None
+    policy_default: dict[str, Any] = field(default_factory=dict)
+    policy_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"$.experiments[{self.index}]"
+
+    def workload(self) -> dict[str, Any]:
+        """What the suite asked for; stored in the history next to the night's keys."""
+        return {"quick": self.quick, "repetitions": self.repetitions, "overrides": self.overrides}
+
+
+@dataclass
+class Suite:
+    file: Path
+    name: str
+    description: str
+    entries: list[Entry]
+    policy_default: Policy = field(default_factory=Policy)
+    policy_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    correction: str = "holm"
+    trend_nights: int = DEFAULT_TREND_NIGHTS
+
+    def policy(self, entry: Entry, metric: str) -> Policy:
+        return (
+            self.policy_default.merged(self.policy_metrics.get(metric))
+            .merged(entry.policy_default)
+            .merged(entry.policy_metrics.get(metric))
+        )
+
+    def max_baseline_runs(self) -> int:
+        blocks = [*self.policy_metrics.values()]
+        for e in self.entries:
+            blocks += [e.policy_default, *e.policy_metrics.values()]
+        return max(
+            [self.policy_default.baseline_runs] + [b.get("baseline_runs", 0) for b in blocks]
+        )
+
+
+def default_file(repo: Path) -> Path:
+    return repo / "workflows" / "nightly.yaml"
+
+
+def load(file: Path) -> Suite:
+    """Parse and schema-check a suite file (experiments are checked by `plan`)."""
+    raw = load_yaml(file)
+    validate(raw, "nightly", file)
+    defaults = raw.get("defaults") or {}
+    pol = raw.get("policy") or {}
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    for i, e in enumerate(raw["experiments"]):
+        if e["name"] in seen:
+            raise BadInput(
+                file,
+                f"$.experiments[{i}].name",
+                f"each experiment once (already at $.experiments[{seen[e['name']]}])",
+                e["name"],
+            )
+        seen[e["name"]] = i
+        epol = e.get("policy") or {}
+        entries.append(
+            Entry(
+                index=i,
+                name=e["name"],
+                quick=e.get("quick", defaults.get("quick", False)),
+                repetitions=e.get("repetitions", defaults.get("repetitions")),
+                overrides={**(defaults.get("overrides") or {}), **(e.get("overrides") or {})},
+                metrics=e.get("metrics"),
+                policy_default=epol.get("default") or {},
+                policy_metrics=epol.get("metrics") or {},
+            )
+        )
+    return Suite(
+        file=file,
+        name=raw.get("name", file.stem),
+        description=raw.get("description", ""),
+        entries=entries,
+        policy_default=Policy().merged(pol.get("default")),
+        policy_metrics=pol.get("metrics") or {},
+        correction=raw.get("correction", "holm"),
+        trend_nights=raw.get("trend_nights", DEFAULT_TREND_NIGHTS),
+    )
+
+
+def _plan_entry(repo: Path, suite: Suite, entry: Entry, salt: str) -> Plan:
+    try:
+        exp = load_experiment(repo, entry.name, entry.quick, entry.overrides)
+    except BadInput as exc:
+        if exc.path == "$" and exc.found == entry.name:  # no such experiment file
+            raise BadInput(suite.file, f"{entry.path}.name", exc.expected, entry.name) from None
+        raise
+    if entry.repetitions is not None:
+        exp.repetitions = entry.repetitions
+    try:
+        return Planner(repo, salt=salt).plan(exp)
+    except BadInput as exc:
+        # an override the script rejects is the suite's fault: point at the suite line
+        # (the planner names an override "--set NAME", as it would for the command line)
+        name = exc.path.removeprefix("--set ")
+        if exc.file == exp.file and name in entry.overrides and exc.path.startswith("--set "):
+            raise BadInput(
+                suite.file, f"{entry.path}.overrides.{name}", exc.expected, exc.found, exc.hint
+            ) from None
+        raise
+
+
+def plan(repo: Path, suite: Suite, salt: str = "") -> list[Plan]:
+    """Plan every entry (top-level keys salted so the night measures anew)."""
+    plans = [_plan_entry(repo, suite, e, salt) for e in suite.entries]
+    reported: set[str] = set()
+    for entry, p in zip(suite.entries, plans, strict=True):
+        declared = list(p.script.metrics)
+        reported.update(declared)
+        table_metrics = p.experiment.metrics or declared
+        for j, m in enumerate(entry.metrics or []):
+            if m not in table_metrics:
+                raise BadInput(
+                    suite.file,
+                    f"{entry.path}.metrics[{j}]",
+                    f"a metric of '{entry.name}' ({', '.join(table_metrics)})",
+                    m,
+                )
+        for m in entry.policy_metrics:
+            if m not in declared:
+                raise BadInput(
+                    suite.file,
+                    f"{entry.path}.policy.metrics.{m}",
+                    f"a metric of '{entry.name}' ({', '.join(declared)})",
+                    m,
+                )
+    for m in suite.policy_metrics:  # a typo here would silently apply the default
+        if m not in reported:
+            raise BadInput(
+                suite.file,
+                f"$.policy.metrics.{m}",
+                "a metric reported by at least one experiment of the suite",
+                m,
+            )
+    return plans
+
+
+def compared_metrics(entry: Entry, p: Plan) -> list[str]:
+    """The metrics judged for an entry: its `metrics:`, else the experiment's table."""
+    return list(entry.metrics or p.experiment.metrics or p.script.metrics)

@@ -1,0 +1,1 @@
+"""Paper reproductions: spec, claim language, evaluation over tables, reproduce, reports."""

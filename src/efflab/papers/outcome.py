@@ -1,0 +1,65 @@
+"""What a reproduction produced: experiment runs shared by papers, claim results, and a
+paper's result. Kept apart from orchestration (reproduce) and rendering (report), so
+both import these types and neither imports the other's module back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from efflab.papers import claims
+from efflab.papers.evaluate import Outcome
+from efflab.papers.spec import Claim, Paper
+from efflab.plan.planner import Plan
+from efflab.workflow.pipeline import ExperimentResult
+
+VERDICTS = {claims.PASS: "reproduced", claims.FAIL: "not reproduced", claims.ERROR: "error"}
+
+
+@dataclass
+class ExperimentRun:
+    """One distinct (experiment, overrides) to run, shared by every paper that needs it."""
+
+    name: str
+    overrides: dict[str, Any]
+    plan: Plan
+    papers: list[str] = field(default_factory=list)
+    result: ExperimentResult | None = None
+    error: str | None = None
+    wall_s: float = 0.0
+    runtime: str = "host"
+
+    @property
+    def table(self) -> pd.DataFrame | None:
+        return None if self.result is None else self.result.table
+
+
+@dataclass
+class ClaimResult:
+    claim: Claim
+    outcome: Outcome
+
+    @property
+    def verdict(self) -> str:
+        return VERDICTS[self.outcome.status]
+
+
+@dataclass
+class PaperResult:
+    paper: Paper
+    quick: bool
+    runs: dict[str, ExperimentRun]
+    results: list[ClaimResult]
+    started: str
+    report_dir: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.outcome.status == claims.PASS for r in self.results)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {n: r.table for n, r in self.runs.items() if r.table is not None}

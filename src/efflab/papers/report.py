@@ -1,0 +1,324 @@
+"""Reproduction reports: Markdown + HTML + one matplotlib PNG per claim.
+
+Written to results/reproductions/<paper>/<n>/ by building the whole folder under a
+temporary name and renaming it into place, so a crash or a concurrent run never
+leaves a half-written report, and an existing report is never overwritten. The plot
+of a claim shows the metric it is about for every point of the experiment (median,
+whiskers min–max over repetitions), with the points the claim selects highlighted.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from efflab.papers import claims
+from efflab.papers.evaluate import EvalError, rows
+from efflab.papers.outcome import ClaimResult, PaperResult
+from efflab.results import tables
+
+MAX_ROWS = 24  # more points than this: plot only the selected ones
+
+
+def reports_dir(repo: Path, paper_id: str) -> Path:
+    return repo / "results" / "reproductions" / paper_id
+
+
+def report_numbers(repo: Path, paper_id: str) -> list[int]:
+    d = reports_dir(repo, paper_id)
+    if not d.is_dir():
+        return []
+    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit())
+
+
+def _shown(v: Any) -> str | None:
+    """A parameter value for a label; missing (the point does not set it) is None."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _labels(data: pd.DataFrame) -> list[str]:
+    """`k=v` per point, leaving out parameters that are the same on every plotted row."""
+    params = [c for c in data.columns if c not in tables.STAT_COLUMNS]
+    shown = {p: [_shown(v) for v in data[p]] for p in params}
+    varying = [p for p in params if len(set(shown[p])) > 1]
+    out = []
+    for i in range(len(data)):
+        text = ", ".join(f"{p}={shown[p][i]}" for p in varying if shown[p][i] is not None)
+        text = text or "(single point)"
+        out.append(text if len(text) <= 60 else text[:59] + "…")
+    return out
+
+
+def plot_claim(cr: ClaimResult, tabs: dict[str, pd.DataFrame], out: Path) -> bool:
+    """One horizontal bar panel per (experiment, metric) the claim reads; False if no data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple[str, str], list[claims.Select]] = {}
+    for s in claims.selections(cr.claim.condition):
+        groups.setdefault((s.experiment, s.metric), []).append(s)
+    panels = []
+    for (exp, metric), sels in groups.items():
+        df = tabs.get(exp)
+        if df is None or df.empty:
+            continue
+        data = df[df["metric"] == metric]
+        hit: set[int] = set()
+        for s in sels:
+            try:
+                hit |= set(rows(s, tabs).index)
+            except EvalError:
+                pass
+        if len(data) > MAX_ROWS:
+            data = data.loc[sorted(hit)]
+        if not data.empty:
+            panels.append((exp, metric, data, hit))
+    if not panels:
+        return False
+    heights = [0.32 * len(p[2]) + 1.3 for p in panels]
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(8, sum(heights)), gridspec_kw={"height_ratios": heights}
+    )
+    axes = [axes] if len(panels) == 1 else list(axes)
+    for ax, (exp, metric, data, hit) in zip(axes, panels, strict=True):
+        med = data["median"].astype(float).to_numpy()
+        lo = (med - data["min"].astype(float).to_numpy()).clip(min=0)
+        hi = (data["max"].astype(float).to_numpy() - med).clip(min=0)
+        colors = ["tab:orange" if i in hit else "tab:gray" for i in data.index]
+        y = list(range(len(data)))[::-1]
+        ax.barh(y, med, xerr=[lo, hi], color=colors, capsize=3, ecolor="black")
+        for yi, m in zip(y, med, strict=True):
+            ax.annotate(
+                claims.fmt(float(m)),
+                (m, yi),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+            )
+        ax.set_yticks(y, _labels(data), fontsize=8)
+        unit = str(data["unit"].iloc[0])
+        ax.set_title(f"{metric} [{unit}] · {exp}", fontsize=10)
+        ns = sorted({int(n) for n in data["n"]})
+        n_text = f"n={ns[0]}" if len(ns) == 1 else f"n={ns[0]}–{ns[-1]}"
+        ax.set_xlabel(f"median per point; whiskers min–max over {n_text} repetitions", fontsize=8)
+        ax.margins(x=0.12)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{cr.claim.id}: {cr.verdict} (orange = selected by the claim)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _experiments(repo: Path, res: PaperResult) -> list[dict[str, Any]]:
+    out = []
+    for name, run in res.runs.items():
+        r = run.result
+        commit, dirty = None, None
+        if r is not None and r.version:
+            m = tables.manifest(repo, name, r.version)
+            commit, dirty = m.get("git_commit"), m.get("git_dirty")
+        out.append(
+            {
+                "experiment": name,
+                "overrides": run.overrides,
+                "table_version": None if r is None else r.version,
+                "jobs_run": 0 if r is None else r.jobs_run,
+                "git_commit": commit,
+                "git_dirty": dirty,
+                "wall_s": round(run.wall_s, 1),
+                "runtime": run.runtime,
+                "failures": [] if r is None else r.failures,
+                "error": run.error,
+            }
+        )
+    return out
+
+
+def summary(res: PaperResult, repo: Path | None = None) -> dict[str, Any]:
+    """The machine-readable report (also verdicts.json and `reproduce --json`)."""
+    p = res.paper
+    return {
+        "paper": p.id,
+        "title": p.title,
+        "quick": res.quick,
+        "started": res.started,
+        "reproduced": res.ok,
+        "report_dir": None if res.report_dir is None else str(res.report_dir),
+        "claims": [
+            {
+                "id": r.claim.id,
+                "statement": r.claim.statement,
+                "condition": claims.render(r.claim.condition),
+                "paper": None if r.claim.paper is None else r.claim.paper.text,
+                "paper_value": None if r.claim.paper is None else r.claim.paper.value,
+                "ours": r.outcome.ours,
+                "value": r.outcome.value,
+                "verdict": r.verdict,
+                "detail": r.outcome.detail,
+                "note": r.claim.note,
+            }
+            for r in res.results
+        ],
+        "experiments": _experiments(repo, res) if repo else [],
+    }
+
+
+def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
+    n_ok = sum(c["verdict"] == "reproduced" for c in s["claims"])
+    lines = [
+        f"# Reproduction: {paper.title}",
+        "",
+        f"{', '.join(paper.authors)} · {paper.venue} {paper.year} · <{paper.link}>",
+        "",
+        f"Mode: {'quick' if s['quick'] else 'full'} · started {s['started']} · "
+        f"**{n_ok} of {len(s['claims'])} claims reproduced**",
+        "",
+    ]
+    if paper.summary:
+        lines += [paper.summary.strip(), ""]
+    lines += ["## Verdicts", "", "| claim | paper's value | ours | verdict |", "|---|---|---|---|"]
+    for c in s["claims"]:
+        lines.append(
+            f"| {c['id']} | {_cell(c['paper'] or '—')} | {_cell(c['ours'])} | **{c['verdict']}** |"
+        )
+    lines += ["", "## Claims", ""]
+    for c in s["claims"]:
+        lines += [f"### {c['id']} — {c['verdict']}", "", f"> {c['statement'].strip()}", ""]
+        lines.append(f"- Condition: `{c['condition']}`")
+        if c["paper"]:
+            lines.append(f"- Paper: {c['paper']}")
+        lines += [f"- Ours: {c['ours']}", f"- Detail: {c['detail']}"]
+        if c["note"]:
+            lines.append(f"- Note: {c['note'].strip()}")
+        if c["id"] in plots:
+            lines += ["", f"![{c['id']}]({plots[c['id']]})"]
+        lines.append("")
+    lines += [
+        "## Experiments",
+        "",
+        "| experiment | overrides | table | jobs run | runtime | wall s | failures |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in s["experiments"]:
+        ver = f"v{e['table_version']}" if e["table_version"] else "none"
+        if e["git_commit"]:
+            ver += f" @ {e['git_commit'][:10]}{' (dirty)' if e['git_dirty'] else ''}"
+        fails = "; ".join(e["failures"]) or e["error"] or "none"
+        ov = json.dumps(e["overrides"]) if e["overrides"] else "—"
+        lines.append(
+            f"| {e['experiment']} | `{ov}` | {ver} | {e['jobs_run']} | {e['runtime']} "
+            f"| {e['wall_s']} | {_cell(fails)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em}"
+    ".reproduced{color:#17672c;font-weight:bold}.not-reproduced{color:#a31515;font-weight:bold}"
+    ".error{color:#8a5300;font-weight:bold}code{background:#f4f4f4}img{max-width:100%}"
+    "blockquote{border-left:3px solid #ccc;margin-left:0;padding-left:1em;color:#444}"
+)
+
+
+def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
+    e = html.escape
+    n_ok = sum(c["verdict"] == "reproduced" for c in s["claims"])
+    cls = {"reproduced": "reproduced", "not reproduced": "not-reproduced", "error": "error"}
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(paper.title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>Reproduction: {e(paper.title)}</h1>",
+        f"<p>{e(', '.join(paper.authors))} · {e(paper.venue)} {paper.year} · "
+        f"<a href='{e(paper.link)}'>{e(paper.link)}</a></p>",
+        f"<p>Mode: {'quick' if s['quick'] else 'full'} · started {e(s['started'])} · "
+        f"<b>{n_ok} of {len(s['claims'])} claims reproduced</b></p>",
+    ]
+    if paper.summary:
+        out.append(f"<p>{e(paper.summary.strip())}</p>")
+    out.append("<h2>Verdicts</h2><table><tr><th>claim</th><th>paper's value</th>")
+    out.append("<th>ours</th><th>verdict</th></tr>")
+    for c in s["claims"]:
+        out.append(
+            f"<tr><td><a href='#{e(c['id'])}'>{e(c['id'])}</a></td><td>{e(c['paper'] or '—')}</td>"
+            f"<td>{e(c['ours'])}</td><td class='{cls[c['verdict']]}'>{e(c['verdict'])}</td></tr>"
+        )
+    out.append("</table><h2>Claims</h2>")
+    for c in s["claims"]:
+        out.append(
+            f"<h3 id='{e(c['id'])}'>{e(c['id'])} — "
+            f"<span class='{cls[c['verdict']]}'>{e(c['verdict'])}</span></h3>"
+            f"<blockquote>{e(c['statement'].strip())}</blockquote><ul>"
+            f"<li>Condition: <code>{e(c['condition'])}</code></li>"
+        )
+        if c["paper"]:
+            out.append(f"<li>Paper: {e(c['paper'])}</li>")
+        out.append(f"<li>Ours: {e(c['ours'])}</li><li>Detail: {e(c['detail'])}</li>")
+        if c["note"]:
+            out.append(f"<li>Note: {e(c['note'].strip())}</li>")
+        out.append("</ul>")
+        if c["id"] in plots:
+            out.append(f"<img src='{e(plots[c['id']])}' alt='{e(c['id'])}'>")
+    out.append("<h2>Experiments</h2><table><tr><th>experiment</th><th>overrides</th>")
+    out.append(
+        "<th>table</th><th>jobs run</th><th>runtime</th><th>wall s</th><th>failures</th></tr>"
+    )
+    for x in s["experiments"]:
+        ver = f"v{x['table_version']}" if x["table_version"] else "none"
+        fails = "; ".join(x["failures"]) or x["error"] or "none"
+        out.append(
+            f"<tr><td>{e(x['experiment'])}</td><td><code>{e(json.dumps(x['overrides']))}</code>"
+            f"</td><td>{ver}</td><td>{x['jobs_run']}</td><td>{e(x['runtime'])}</td><td>{x['wall_s']}</td>"
+            f"<td>{e(fails)}</td></tr>"
+        )
+    out.append("</table></body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_report(repo: Path, res: PaperResult) -> Path:
+    """Build the report in a temp folder, then rename it to the next free number."""
+    root = reports_dir(repo, res.paper.id)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+    try:
+        (tmp / "plots").mkdir()
+        tabs = res.tables()
+        plots = {}
+        for cr in res.results:
+            rel = f"plots/{cr.claim.id}.png"
+            if plot_claim(cr, tabs, tmp / rel):
+                plots[cr.claim.id] = rel
+        s = summary(res, repo)
+        (tmp / "report.md").write_text(markdown(s, res.paper, plots))
+        (tmp / "report.html").write_text(to_html(s, res.paper, plots))
+        while True:  # another process may take the number first: never overwrite
+            n = (report_numbers(repo, res.paper.id) or [0])[-1] + 1
+            s["report_dir"] = str(root / str(n))
+            (tmp / "verdicts.json").write_text(json.dumps(s, indent=2, default=str) + "\n")
+            try:
+                os.rename(tmp, root / str(n))
+                return root / str(n)
+            except OSError:
+                if not (root / str(n)).exists():
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""Paper reproductions: plan-time checks and `reproduce` orchestration.
+
+A paper spec (workflows/papers/<id>.yaml) names the experiments a paper needs and its
+claims. `reproduce` validates every requested spec and plans every experiment first —
+so a typo in any claim fails (exit 2) before a single job runs — then runs each
+distinct (experiment, overrides) once through `pipeline.run_experiment` (the normal
+engine: cached invocations, run records, a table version), evaluates the claims on
+the tables and writes one report per paper.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from efflab.core.errors import BadInput, RunFailed
+from efflab.core.specio import canonical_json
+from efflab.papers import claims
+from efflab.papers.evaluate import Outcome, evaluate
+from efflab.papers.outcome import ClaimResult, ExperimentRun, PaperResult
+from efflab.papers.report import write_report
+from efflab.papers.spec import Paper, load_papers
+from efflab.plan.planner import Plan, Planner, load_experiment
+from efflab.workflow.options import RunOptions
+from efflab.workflow.pipeline import run_experiment
+
+
+def _catalog(plan: Plan) -> claims.Catalog:
+    metrics = list(plan.experiment.metrics or plan.script.metrics)
+    points: list[dict[str, Any]] = []
+    for pt in plan.points:
+        if pt.params not in points:
+            points.append(pt.params)
+    return claims.Catalog(plan.experiment.name, metrics, plan.param_names(), points)
+
+
+def prepare(
+    repo: Path, papers: list[Paper], quick: bool
+) -> tuple[list[ExperimentRun], dict[str, dict[str, ExperimentRun]]]:
+    """Plan each distinct experiment once and check every claim against its plan.
+
+    Returns the runs and, per paper, experiment name -> its run. Raises BadInput
+    (naming the paper file and JSON path) before anything runs.
+    """
+    exp_dir = repo / "workflows" / "experiments"
+    known = sorted(p.stem for p in exp_dir.glob("*.yaml"))
+    planner = Planner(repo)
+    runs: dict[tuple[str, str], ExperimentRun] = {}
+    per_paper: dict[str, dict[str, ExperimentRun]] = {}
+    for paper in papers:
+        mine: dict[str, ExperimentRun] = {}
+        for need in paper.experiments:
+            if need.name not in known:
+                raise BadInput(
+                    paper.file,
+                    f"{need.path}.name",
+                    f"an experiment (known: {', '.join(known)})",
+                    need.name,
+                )
+            ov = need.overrides(quick)
+            key = (need.name, canonical_json(ov))
+            if key not in runs:
+                exp = load_experiment(repo, need.name, quick, ov)
+                script = planner.registry.find(exp.script, exp.file, "$.script")
+                for k, v in ov.items():  # name the paper, not the experiment, for a bad override
+                    field_ = "quick_inputs" if k in need.quick_inputs and quick else "inputs"
+                    planner.check_inputs(
+                        script, {k: v}, paper.file, {k: f"{need.path}.{field_}.{k}"}
+                    )
+                runs[key] = ExperimentRun(need.name, ov, planner.plan(exp))
+            runs[key].papers.append(paper.id)
+            mine[need.name] = runs[key]
+        catalogs = {n: _catalog(r.plan) for n, r in mine.items()}
+        for c in paper.claims:
+            claims.check(c.condition, catalogs, paper.file)
+        per_paper[paper.id] = mine
+    return list(runs.values()), per_paper
+
+
+def judge(paper: Paper, runs: dict[str, ExperimentRun]) -> list[ClaimResult]:
+    """Evaluate every claim; a claim on an experiment that failed to run is an error."""
+    tables = {n: r.table for n, r in runs.items() if r.table is not None}
+    out = []
+    for c in paper.claims:
+        broken = [f"{n}: {runs[n].error}" for n in c.experiments if runs[n].error]
+        if broken:
+            out.append(ClaimResult(c, Outcome(claims.ERROR, "—", "; ".join(broken))))
+        else:
+            out.append(ClaimResult(c, evaluate(c.condition, tables)))
+    return out
+
+
+def reproduce(
+    repo: Path,
+    ids: list[str],
+    *,
+    all_papers: bool = False,
+    opts: RunOptions | None = None,
+    run_id: str = "",
+    on_experiment: Callable[[ExperimentRun, int, int], Callable[[int, int], None] | None]
+    | None = None,
+    write: bool = True,
+) -> list[PaperResult]:
+    """Validate all specs, run the needed experiments once each, judge, write reports."""
+    opts = opts or RunOptions()
+    quick = opts.quick
+    papers = load_papers(repo, ids, all_papers)
+    runs, per_paper = prepare(repo, papers, quick)  # every bad input surfaces here
+    if not opts.runtime.available():  # asked for Docker and none answers: exit 2 first
+        raise BadInput("--runtime", "$", f"a '{opts.runtime.name}' runtime that answers", "none")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    for i, run in enumerate(runs):
+        progress = on_experiment(run, i, len(runs)) if on_experiment else None
+        t0 = time.monotonic()
+        run.runtime = opts.runtime.name
+        try:
+            run.result = run_experiment(
+                repo,
+                run.name,
+                opts,
+                overrides=run.overrides,
+                run_id=run_id,
+                on_progress=progress,
+                prepared=run.plan,
+            )
+            if run.result.table is None or run.result.table.empty:
+                run.error = "no successful runs: " + "; ".join(run.result.failures[:3])
+        except (RunFailed, BadInput) as exc:
+            # specs were all checked above; what fails now is the environment (an
+            # engine that went away, an image that does not build): the claims on
+            # this experiment become errors, the other experiments still run
+            run.error = str(exc)
+        run.wall_s = time.monotonic() - t0
+    out = []
+    for paper in papers:
+        mine = per_paper[paper.id]
+        res = PaperResult(paper, quick, mine, judge(paper, mine), started)
+        if write:
+            res.report_dir = write_report(repo, res)
+        out.append(res)
+    return out

@@ -1,0 +1,133 @@
+"""Paper specs (workflows/papers/<id>.yaml): the experiments a paper needs and its claims.
+
+Loading validates against schemas/paper.schema.json and parses every claim's
+condition (efflab.papers.claims); plan-time checks against the experiments live in
+efflab.papers.reproduce.prepare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from efflab.core.errors import BadInput
+from efflab.core.specio import load_yaml, validate
+from efflab.papers import claims
+
+
+@dataclass
+class Need:
+    """An experiment a paper needs, with the input overrides it runs under."""
+
+    name: str
+    inputs: dict[str, Any]
+    quick_inputs: dict[str, Any]
+    path: str
+
+    def overrides(self, quick: bool) -> dict[str, Any]:
+        return {**self.inputs, **(self.quick_inputs if quick else {})}
+
+
+@dataclass
+class PaperValue:
+    text: str
+    value: float | None = None
+    unit: str | None = None
+
+
+@dataclass
+class Claim:
+    id: str
+    statement: str
+    condition: claims.Condition
+    paper: PaperValue | None
+    note: str
+    path: str
+
+    @property
+    def experiments(self) -> list[str]:
+        return sorted({s.experiment for s in claims.selections(self.condition)})
+
+
+@dataclass
+class Paper:
+    id: str
+    title: str
+    authors: list[str]
+    venue: str
+    year: int
+    link: str
+    summary: str
+    experiments: list[Need]
+    claims: list[Claim]
+    file: Path
+
+
+def papers_dir(repo: Path) -> Path:
+    return repo / "workflows" / "papers"
+
+
+def paper_ids(repo: Path) -> list[str]:
+    return sorted(p.stem for p in papers_dir(repo).glob("*.yaml"))
+
+
+def paper_file(repo: Path, pid: str) -> Path:
+    if pid.endswith((".yaml", ".yml")) and Path(pid).is_file():
+        return Path(pid)
+    f = papers_dir(repo) / f"{pid}.yaml"
+    if not f.is_file():
+        known = ", ".join(paper_ids(repo)) or "none"
+        raise BadInput(f, "$", f"a paper id (known: {known})", pid, "see `efflab papers list`")
+    return f
+
+
+def load_paper(repo: Path, pid: str) -> Paper:
+    """Load + schema-validate one spec and parse its claims (no plan checks yet)."""
+    f = paper_file(repo, pid)
+    raw = load_yaml(f)
+    validate(raw, "paper", f)
+    if raw["id"] != f.stem:
+        raise BadInput(f, "$.id", f"the file name '{f.stem}'", raw["id"])
+    needs: list[Need] = []
+    for i, e in enumerate(raw["experiments"]):
+        if any(n.name == e["name"] for n in needs):
+            raise BadInput(f, f"$.experiments[{i}].name", "each experiment once", e["name"])
+        needs.append(
+            Need(
+                e["name"], e.get("inputs") or {}, e.get("quick_inputs") or {}, f"$.experiments[{i}]"
+            )
+        )
+    names = [n.name for n in needs]
+    out: list[Claim] = []
+    for i, c in enumerate(raw["claims"]):
+        path = f"$.claims[{i}]"
+        if any(o.id == c["id"] for o in out):
+            raise BadInput(f, f"{path}.id", "a claim id unique in the paper", c["id"])
+        pv = c.get("paper")
+        paper = PaperValue(pv["text"], pv.get("value"), pv.get("unit")) if pv else None
+        cond = claims.parse(c["check"], f"{path}.check", names, f, paper.value if paper else None)
+        out.append(Claim(c["id"], c["statement"], cond, paper, c.get("note", ""), path))
+    return Paper(
+        id=raw["id"],
+        title=raw["title"],
+        authors=list(raw["authors"]),
+        venue=raw.get("venue", ""),
+        year=raw["year"],
+        link=raw["link"],
+        summary=raw.get("summary", ""),
+        experiments=needs,
+        claims=out,
+        file=f,
+    )
+
+
+def load_papers(repo: Path, ids: list[str], all_papers: bool = False) -> list[Paper]:
+    """The requested papers (or all), each loaded once, in the order asked."""
+    if all_papers:
+        ids = paper_ids(repo)
+        if not ids:
+            raise BadInput(papers_dir(repo), "$", "at least one paper spec (*.yaml)", "none")
+    if not ids:
+        raise BadInput("reproduce", "$", "a paper id or --all", "nothing")
+    return [load_paper(repo, pid) for pid in dict.fromkeys(ids)]

@@ -1,0 +1,258 @@
+"""Scripts registry: discovery of `scripts/<alias>/meta.yaml`, tag queries, content hashes.
+
+A tag query (`bench,onnxruntime,-gpu`) must match exactly one script; otherwise the
+error lists the candidates. Resolution is deterministic — never a prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from efflab.core.errors import BadInput
+from efflab.core.specio import load_yaml, validate
+
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+SKIP_SUFFIXES = {".pyc", ".pyo"}
+
+
+@dataclass(frozen=True)
+class Dep:
+    name: str
+    tags: str
+    inputs: dict[str, Any]
+
+
+@dataclass
+class Script:
+    """A parsed, validated script folder."""
+
+    alias: str
+    uid: str
+    tags: frozenset[str]
+    description: str
+    version: str
+    run: str
+    path: Path
+    env: str | None
+    inputs: dict[str, dict[str, Any]]
+    deps: list[Dep]
+    metrics: dict[str, dict[str, Any]]
+    files: dict[str, dict[str, Any]]
+    resources: dict[str, Any]
+    include: list[Path] = field(default_factory=list)
+
+    @cached_property
+    def meta_file(self) -> Path:
+        return self.path / "meta.yaml"
+
+    @cached_property
+    def files_digest(self) -> str:
+        """sha256 over every file of the script folder and its includes."""
+        h = hashlib.sha256()
+        for root in [self.path, *self.include]:
+            for f in _walk(root):
+                h.update(str(f.relative_to(root)).encode() + b"\0")
+                h.update(hashlib.sha256(f.read_bytes()).digest())
+        return h.hexdigest()
+
+    @cached_property
+    def input_validator(self):
+        import jsonschema
+
+        sch = {"type": "object", "properties": self.inputs, "additionalProperties": False}
+        return jsonschema.Draft202012Validator(sch)
+
+    @cached_property
+    def checker(self):
+        """Optional pure `check(inputs) -> [(field, expected, found)]` from check.py."""
+        f = self.path / "check.py"
+        if not f.exists():
+            return None
+        import importlib.util
+        import sys
+
+        spec = importlib.util.spec_from_file_location(f"efflab_check_{self.alias}", f)
+        mod = importlib.util.module_from_spec(spec)
+        added = [str(p) for p in [self.path, *self.include] if str(p) not in sys.path]
+        sys.path[:0] = added
+        try:
+            spec.loader.exec_module(mod)
+        finally:
+            for p in added:
+                sys.path.remove(p)
+        return getattr(mod, "check", None)
+
+    def defaults(self) -> dict[str, Any]:
+        return {k: v["default"] for k, v in self.inputs.items()}
+
+
+def _walk(root: Path):
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        for name in sorted(filenames):
+            if Path(name).suffix not in SKIP_SUFFIXES:
+                yield Path(dirpath) / name
+
+
+def parse_script(folder: Path) -> Script:
+    meta_file = folder / "meta.yaml"
+    meta = load_yaml(meta_file)
+    validate(meta, "meta", meta_file)
+    if meta["alias"] != folder.name:
+        raise BadInput(meta_file, "$.alias", f"the folder name '{folder.name}'", meta["alias"])
+    if not (folder / meta["run"]).is_file():
+        raise BadInput(
+            meta_file, "$.run", f"an existing file {folder / meta['run']}", "no such file"
+        )
+    inputs = meta.get("inputs") or {}
+    import jsonschema
+
+    for name, prop in inputs.items():
+        errs = list(jsonschema.Draft202012Validator(prop).iter_errors(prop["default"]))
+        if errs:
+            raise BadInput(meta_file, f"$.inputs.{name}.default", errs[0].message, prop["default"])
+    include = []
+    for i, rel in enumerate(meta.get("include") or []):
+        p = (folder / rel).resolve()
+        if not p.is_dir():
+            raise BadInput(meta_file, f"$.include[{i}]", "an existing folder", rel)
+        include.append(p)
+    outputs = meta.get("outputs") or {}
+    deps = [Dep(d["name"], d["tags"], d.get("inputs") or {}) for d in meta.get("deps") or []]
+    for i, d in enumerate(deps):
+        unknown = _template_names(d.inputs) - set(inputs)
+        if unknown:
+            raise BadInput(
+                meta_file,
+                f"$.deps[{i}].inputs",
+                f"templates naming inputs of this script {sorted(inputs)}",
+                sorted(unknown),
+            )
+    unknown = _template_names(meta.get("resources") or {}) - set(inputs)
+    if unknown:
+        raise BadInput(
+            meta_file,
+            "$.resources",
+            f"templates naming inputs of this script {sorted(inputs)}",
+            sorted(unknown),
+        )
+    return Script(
+        alias=meta["alias"],
+        uid=meta["uid"],
+        tags=frozenset(meta["tags"]),
+        description=meta["description"],
+        version=str(meta["version"]),
+        run=meta["run"],
+        path=folder.resolve(),
+        env=meta.get("env"),
+        inputs=inputs,
+        deps=deps,
+        metrics=outputs.get("metrics") or {},
+        files=outputs.get("files") or {},
+        resources=meta.get("resources") or {},
+        include=include,
+    )
+
+
+def _template_names(inputs: dict[str, Any]) -> set[str]:
+    import string
+
+    names: set[str] = set()
+    for v in inputs.values():
+        if isinstance(v, str):
+            names |= {f for _, f, _, _ in string.Formatter().parse(v) if f}
+    return names
+
+
+class Registry:
+    """All scripts visible from a repo root plus EFFLAB_SCRIPTS_PATH folders."""
+
+    def __init__(self, roots: list[Path]):
+        self.roots = roots
+        self.scripts: dict[str, Script] = {}
+        for root in roots:
+            if not root.is_dir():
+                continue
+            for meta in sorted(root.glob("*/meta.yaml")):
+                s = parse_script(meta.parent)
+                if s.alias in self.scripts:
+                    other = self.scripts[s.alias].meta_file
+                    raise BadInput(
+                        meta, "$.alias", f"an alias not already used by {other}", s.alias
+                    )
+                self.scripts[s.alias] = s
+        self._check_uids()
+        self._check_cycles()
+
+    @classmethod
+    def for_repo(cls, repo: Path) -> Registry:
+        extra = [Path(p) for p in os.environ.get("EFFLAB_SCRIPTS_PATH", "").split(os.pathsep) if p]
+        return cls([repo / "scripts", *extra])
+
+    def _check_uids(self) -> None:
+        seen: dict[str, Script] = {}
+        for s in self.scripts.values():
+            if s.uid in seen:
+                raise BadInput(
+                    s.meta_file, "$.uid", f"a uid not used by {seen[s.uid].meta_file}", s.uid
+                )
+            seen[s.uid] = s
+
+    def _check_cycles(self) -> None:
+        state: dict[str, int] = {}  # 1 = on stack, 2 = done
+
+        def visit(s: Script, stack: list[str]) -> None:
+            state[s.alias] = 1
+            for i, d in enumerate(s.deps):
+                dep = self.find(d.tags, s.meta_file, f"$.deps[{i}].tags")
+                if state.get(dep.alias) == 1:
+                    cycle = " -> ".join([*stack, s.alias, dep.alias])
+                    raise BadInput(
+                        s.meta_file,
+                        f"$.deps[{i}].tags",
+                        "an acyclic dependency graph",
+                        f"cycle {cycle}",
+                    )
+                if dep.alias not in state:
+                    visit(dep, [*stack, s.alias])
+            state[s.alias] = 2
+
+        for s in self.scripts.values():
+            if s.alias not in state:
+                visit(s, [])
+
+    def query(self, tags: str) -> list[Script]:
+        want = [t.strip() for t in tags.split(",") if t.strip()]
+        pos = {t for t in want if not t.startswith("-")}
+        neg = {t[1:] for t in want if t.startswith("-")}
+        return [s for s in self.scripts.values() if pos <= s.tags and not (neg & s.tags)]
+
+    def find(self, tags: str, file: Path | str | None = None, path: str = "$") -> Script:
+        """Exactly one match, or BadInput listing the candidates."""
+        if tags in self.scripts and "," not in tags:
+            return self.scripts[tags]  # an alias is also a valid query
+        hits = self.query(tags)
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            near = sorted(self.scripts)[:20]
+            raise BadInput(
+                file,
+                path,
+                "a tag query matching exactly one script",
+                tags,
+                f"no script matches; known scripts: {', '.join(near)}",
+            )
+        cands = ", ".join(f"{s.alias} [{','.join(sorted(s.tags))}]" for s in hits)
+        raise BadInput(
+            file,
+            path,
+            "a tag query matching exactly one script",
+            tags,
+            f"ambiguous: {cands}; add a tag to narrow it",
+        )

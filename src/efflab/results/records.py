@@ -1,0 +1,157 @@
+"""Run records: one JSON file per (experiment, point, repetition), schema-checked on write.
+
+`results/<exp>/runs/<key>.json` for a successful invocation (written once: the key
+already pins code, inputs, deps and env), `<key>.failed.json` for the latest failed
+attempt (error + log tail, naming the step that failed when a dependency broke).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from efflab.core import layout
+from efflab.core.invocation import Invocation
+from efflab.core.specio import atomic_write_json, validate
+from efflab.plan.planner import Plan, Point
+
+
+@dataclass
+class Collected:
+    ok: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    written: int = 0
+
+
+def runs_dir(repo: Path, experiment: str) -> Path:
+    return layout.runs_dir(repo, experiment)
+
+
+def _first_failure(repo: Path, plan: Plan, inv: Invocation) -> tuple[Invocation, dict[str, Any]]:
+    """The invocation that actually failed: itself, or the deepest failed dependency."""
+    for ref in inv.deps.values():
+        dep = plan.invocations[ref["key"]]
+        if not (repo / dep.folder / "outputs.json").exists():
+            return _first_failure(repo, plan, dep)
+    f = repo / inv.folder / "failure.json"
+    if f.exists():
+        return inv, json.loads(f.read_text())
+    return inv, {
+        "error": "not run (cancelled, or Snakemake stopped before this job)",
+        "failure_kind": "infrastructure",
+        "log_tail": None,
+        "started": None,
+        "ended": None,
+        "duration_s": None,
+    }
+
+
+def _record(
+    plan: Plan,
+    point: Point,
+    inv: Invocation,
+    run_id: str,
+    prov: dict[str, Any],
+    out: dict[str, Any] | None,
+) -> dict[str, Any]:
+    declared = inv.outputs.get("metrics", {})
+    metrics = {}
+    if out is not None:
+        for name, value in out["metrics"].items():
+            meta = declared.get(name, {"unit": "", "better": "lower"})
+            metrics[name] = {"value": value, "unit": meta["unit"], "better": meta["better"]}
+    energy = (out or {}).get("energy") or {}
+    return {
+        "schema_version": 1,
+        "run_id": run_id,
+        "experiment": plan.experiment.name,
+        "key": inv.key,
+        "alias": inv.alias,
+        "point": point.params,
+        "repetition": point.repetition,
+        "status": "ok" if out else "failed",
+        "metrics": metrics,
+        "inputs": inv.inputs,
+        "values": (out or {}).get("values", {}),
+        "started": (out or {}).get("started"),
+        "ended": (out or {}).get("ended"),
+        "duration_s": (out or {}).get("duration_s"),
+        "provenance": {
+            **prov,
+            "runtime": (out or {}).get("runtime", "host"),
+            "image": (out or {}).get("image"),
+            "env": inv.env,
+            "env_digest": inv.env_digest,
+            "energy_method": energy.get("method", "estimated:none"),
+            "energy_joules": energy.get("joules"),
+            # cpu_s / wall_s of the invocation: well below the cores it asked for means
+            # the machine was contended and timings are suspect
+            "cpu_share": _share(out),
+            "seeds": {k: v for k, v in inv.inputs.items() if "seed" in k},
+            "script": {"alias": inv.alias, "dir": inv.script_dir},
+        },
+    }
+
+
+def _share(out: dict[str, Any] | None) -> float | None:
+    if not out or not out.get("duration_s") or out.get("cpu_s") is None:
+        return None
+    return round(out["cpu_s"] / out["duration_s"], 3)
+
+
+def collect(
+    repo: Path, plan: Plan, run_id: str, prov: dict[str, Any], runtime: str = "host"
+) -> Collected:
+    """Write records for every point of the plan; returns ok and failed records."""
+    out_dir = runs_dir(repo, plan.experiment.name)
+    res = Collected()
+    for point in plan.points:
+        inv = plan.invocations[point.key]
+        rec_file = out_dir / f"{inv.key}.json"
+        outputs = repo / inv.folder / "outputs.json"
+        if outputs.exists():
+            if rec_file.exists():
+                res.ok.append(json.loads(rec_file.read_text()))
+                continue
+            rec = _record(plan, point, inv, run_id, prov, json.loads(outputs.read_text()))
+            validate(rec, "run-record", rec_file)
+            atomic_write_json(rec_file, rec)
+            (out_dir / f"{inv.key}.failed.json").unlink(missing_ok=True)
+            res.ok.append(rec)
+            res.written += 1
+            continue
+        failed_inv, failure = _first_failure(repo, plan, inv)
+        rec = _record(plan, point, inv, run_id, prov, None)
+        step = f"{failed_inv.alias} ({failed_inv.key})"
+        rec.update(
+            error=failure.get("error"),
+            failure_kind=failure.get("failure_kind", "script"),
+            log_tail=failure.get("log_tail"),
+            failed_step=step,
+            started=failure.get("started"),
+            ended=failure.get("ended"),
+            duration_s=failure.get("duration_s"),
+        )
+        rec["provenance"]["runtime"] = failure.get("runtime", runtime)
+        validate(rec, "run-record", out_dir / f"{inv.key}.failed.json")
+        atomic_write_json(out_dir / f"{inv.key}.failed.json", rec)
+        res.failed.append(rec)
+        res.written += 1
+    return res
+
+
+def load(repo: Path, experiment: str, keys: set[str] | None = None) -> list[dict[str, Any]]:
+    """Successful records of an experiment (only `keys` when given)."""
+    d = runs_dir(repo, experiment)
+    if not d.is_dir():
+        return []
+    recs = []
+    for f in d.glob("*.json"):
+        if f.name.endswith(".failed.json"):
+            continue
+        if keys is not None and f.stem not in keys:
+            continue
+        recs.append(json.loads(f.read_bytes()))
+    return recs

@@ -1,0 +1,197 @@
+"""Versioned result tables: run records -> one tidy long table per experiment.
+
+One row per (point, metric): the point's parameters, metric, unit, better, n, mean,
+median, std, min, max, ci95_low, ci95_high. Saved under results/<exp>/tables/v<N>/
+(Parquet + CSV + Markdown + manifest.json). Identical content makes no new version,
+and a version, once written (atomically, by renaming a finished folder), is never
+rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from efflab.core.errors import BadInput
+
+STAT_COLUMNS = [
+    "metric",
+    "unit",
+    "better",
+    "n",
+    "mean",
+    "median",
+    "std",
+    "min",
+    "max",
+    "ci95_low",
+    "ci95_high",
+]
+
+
+def tables_dir(repo: Path, experiment: str) -> Path:
+    return repo / "results" / experiment / "tables"
+
+
+def aggregate(
+    records: list[dict[str, Any]], params: list[str], metrics: list[str] | None = None
+) -> pd.DataFrame:
+    """Long table from successful records; `params` fixes the parameter column order."""
+    from scipy.special import stdtrit  # Student-t quantile; scipy.stats costs seconds to import
+
+    rows = []
+    # a parameter named like a statistics column ("n", "mean") gets a "param_" prefix
+    cols_out = [f"param_{p}" if p in STAT_COLUMNS else p for p in params]
+    for rec in records:
+        point = rec["point"]
+        base = tuple(point.get(p) for p in params)
+        for name, m in rec["metrics"].items():
+            if metrics is None or name in metrics:
+                rows.append((*base, name, m["unit"], m["better"], m["value"]))
+    params = cols_out
+    cols = [*params, "metric", "unit", "better", "value"]
+    if not rows:
+        return pd.DataFrame(columns=[*params, *STAT_COLUMNS])
+    df = pd.DataFrame.from_records(rows, columns=cols)
+    # group on a string form of the parameters: mixed types and missing values group
+    # predictably, and the original values come back from the first row of each group
+    gkeys = [f"__k{i}" for i in range(len(params))]
+    for p, g in zip(params, gkeys, strict=True):
+        df[g] = df[p].map(lambda v: json.dumps(v, sort_keys=True, default=str))
+    grouped = df.groupby([*gkeys, "metric", "unit", "better"], sort=False, dropna=False)
+    agg = grouped["value"].agg(["count", "mean", "median", "std", "min", "max"]).reset_index()
+    firsts = grouped[params].first().reset_index(drop=True) if params else None
+    out = pd.DataFrame({p: firsts[p] for p in params}) if params else pd.DataFrame(index=agg.index)
+    for c in ("metric", "unit", "better"):
+        out[c] = agg[c].values
+    n = agg["count"].to_numpy()
+    out["n"] = n.astype(int)
+    for c in ("mean", "median", "std", "min", "max"):
+        out[c] = agg[c].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = stdtrit(np.maximum(n - 1, 1), 0.975) * out["std"].to_numpy() / np.sqrt(n)
+    half = np.where(n > 1, half, np.nan)
+    out["ci95_low"] = out["mean"] - half
+    out["ci95_high"] = out["mean"] + half
+    sort_cols = [*gkeys, "metric"]
+    out[gkeys] = agg[gkeys].values
+    out = out.sort_values(sort_cols, kind="stable").drop(columns=gkeys).reset_index(drop=True)
+    return out[[*params, *STAT_COLUMNS]]
+
+
+def to_csv(df: pd.DataFrame) -> str:
+    return df.to_csv(index=False, float_format="%.10g", lineterminator="\n")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            if np.isnan(v):
+                return ""
+            # counts (LUTs, tokens) print whole; other values with 4 significant digits
+            return f"{v:.0f}" if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body]) + "\n"
+
+
+def content_hash(df: pd.DataFrame) -> str:
+    return hashlib.sha256(to_csv(df).encode()).hexdigest()
+
+
+def versions(repo: Path, experiment: str) -> list[int]:
+    d = tables_dir(repo, experiment)
+    if not d.is_dir():
+        return []
+    return sorted(
+        int(p.name[1:]) for p in d.iterdir() if p.name[:1] == "v" and p.name[1:].isdigit()
+    )
+
+
+def manifest(repo: Path, experiment: str, version: int) -> dict[str, Any]:
+    return json.loads((tables_dir(repo, experiment) / f"v{version}" / "manifest.json").read_text())
+
+
+def save(
+    repo: Path,
+    experiment: str,
+    df: pd.DataFrame,
+    git_commit: str | None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[int, bool]:
+    """Save df as the next version unless it equals the latest. Returns (version, new)."""
+    h = content_hash(df)
+    existing = versions(repo, experiment)
+    if existing and manifest(repo, experiment, existing[-1])["content_hash"] == h:
+        return existing[-1], False
+    root = tables_dir(repo, experiment)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+    try:
+        df.to_parquet(tmp / "table.parquet", index=False)
+        (tmp / "table.csv").write_text(to_csv(df))
+        (tmp / "table.md").write_text(to_markdown(df))
+        while True:  # another process may take the number first: never overwrite
+            n = (versions(repo, experiment) or [0])[-1] + 1
+            meta = {
+                "experiment": experiment,
+                "version": n,
+                "content_hash": h,
+                "parent": n - 1 if n > 1 else None,
+                "git_commit": git_commit,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "rows": len(df),
+                "columns": list(df.columns),
+                **(extra or {}),
+            }
+            (tmp / "manifest.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+            try:
+                os.rename(tmp, root / f"v{n}")
+                return n, True
+            except OSError:
+                if not (root / f"v{n}").exists():
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load(repo: Path, experiment: str, version: int | None = None) -> tuple[pd.DataFrame, int]:
+    vs = versions(repo, experiment)
+    if not vs:
+        raise BadInput(
+            tables_dir(repo, experiment),
+            "$",
+            f"a table version of '{experiment}' (run `efflab run {experiment}` first)",
+            "no versions",
+        )
+    v = vs[-1] if version is None else version
+    if v not in vs:
+        raise BadInput(tables_dir(repo, experiment), "$.version", f"one of {vs}", v)
+    return pd.read_parquet(tables_dir(repo, experiment) / f"v{v}" / "table.parquet"), v
+
+
+def diff(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Median per (point, metric) in A and B with the relative change."""
+    keys = [c for c in a.columns if c not in STAT_COLUMNS] + ["metric", "unit", "better"]
+    ka = a[keys + ["median"]].astype({k: str for k in keys})
+    kb = b[keys + ["median"]].astype({k: str for k in keys})
+    m = ka.merge(kb, on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
+    m["change_pct"] = (m["median_b"] - m["median_a"]) / m["median_a"].abs() * 100.0
+    m["status"] = (
+        m["_merge"]
+        .map({"both": "both", "left_only": "only in A", "right_only": "only in B"})
+        .astype(str)
+    )
+    return m.drop(columns="_merge")

@@ -1,0 +1,345 @@
+"""Docker runtime: one invocation in a sealed container of its env's image.
+
+Why it looks like this:
+- Images are built before Snakemake starts (`prepare`, in the efflab process); a job
+  only looks its image up and fails as `infrastructure` when it is missing.
+- Paths are identical inside and out (the repo is mounted read-only at its own
+  absolute path, the invocation folder read-write at its own), so invocation.json,
+  deps' files and logs need no translation, and outputs land exactly as on the host.
+- Inside, `python3 -m efflab.runtime.runner --inside FOLDER` forks the script the way
+  execute_host does; efflab's package is mounted read-only on PYTHONPATH (the runner
+  is pure stdlib), so images need no efflab install and never go stale with it.
+- Sealed by default: no network unless the script declares `network: true`, CPU,
+  memory and pids limits from `resources:`, read-only root, no capabilities, the
+  invoking uid:gid. The timeout is enforced by killing the container.
+- No container outlives its run: a SIGTERM/SIGINT to this process removes it, every
+  container carries `efflab.run`/`efflab.key` labels, and `cleanup_run` (registered
+  in efflab.workflow.snakemake_adapter.cancel_hooks) removes a cancelled run's containers by label.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+from docker.types import Mount, Ulimit
+
+from efflab.core.clock import now_iso
+from efflab.core.envspec import context_digest
+from efflab.core.errors import BadInput
+from efflab.core.invocation import Invocation
+from efflab.envs import cleanup as imagegc
+from efflab.envs import images
+from efflab.runtime import energy, sealed
+from efflab.runtime.failure import INFRASTRUCTURE, OOM, SCRIPT, TIMEOUT, InvocationFailed
+from efflab.runtime.host import DEFAULT_TIMEOUT_S, PKG_ROOT, HostRuntime, load_deps
+from efflab.runtime.outputs import invocation_energy, last_error_line, read_script_outputs
+
+LABEL_RUN, LABEL_KEY = "efflab.run", "efflab.key"
+PKG_MOUNT = "/opt/efflab"  # efflab's package is mounted at PKG_MOUNT/efflab
+DEFAULT_PIDS = 4096
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def engine_available(timeout: float = 3.0) -> bool:
+    """True when a Docker engine answers a ping (used by --runtime auto)."""
+    try:
+        docker.from_env(timeout=timeout).ping()
+        return True
+    except Exception:
+        return False
+
+
+def prepare_images(repo: Path, invocations: Iterable[Any]) -> dict[str, images.EnvImage]:
+    """Build every env the plan needs before Snakemake starts (BadInput -> exit 2)."""
+    invocations = list(invocations)
+
+    def log(msg: str) -> None:  # one line per env built, not per Dockerfile step
+        if ": Step " not in msg:
+            print(f"efflab: {msg}", file=sys.stderr)
+
+    bare = sorted({i.alias for i in invocations if not getattr(i, "env", None)})
+    if bare:
+        log(f"warning: {', '.join(bare)} declare no env: they run on the host (runtime: host)")
+    names = images.env_names_for(invocations)
+    client = images.connect() if names else None
+    if client is not None:  # what a run that lost its engine left behind
+        imagegc.sweep_containers(client, older_than_s=600)
+    return {n: images.ensure_built(repo, n, client, log) for n in names}
+
+
+def cleanup_run(run_id: str) -> list[str]:
+    """Remove every container of a run (by label); the safety net after a cancel."""
+    if not run_id:
+        return []
+    try:
+        client = docker.from_env(timeout=30)
+        found = client.containers.list(
+            all=True, filters={"label": f"{LABEL_RUN}={run_id}"}, ignore_removed=True
+        )
+        for c in found:
+            c.remove(force=True)
+        return [c.name for c in found]
+    except Exception as exc:  # a hook must never mask the cancellation itself
+        print(f"efflab: warning: container cleanup for run {run_id} failed: {exc}", file=sys.stderr)
+        return []
+
+
+def _mounts(repo: Path, inv: Invocation, folder: Path) -> list[Any]:
+    pkg = PKG_ROOT / "efflab"
+    mounts = [
+        Mount(str(repo), str(repo), type="bind", read_only=True),
+        Mount(str(folder), str(folder), type="bind", read_only=False),
+        Mount(f"{PKG_MOUNT}/efflab", str(pkg), type="bind", read_only=True),
+    ]
+    for p in [inv.script_dir, *inv.include]:  # scripts from EFFLAB_SCRIPTS_PATH
+        path = Path(p).resolve()
+        if not path.is_relative_to(repo):
+            mounts.append(Mount(str(path), str(path), type="bind", read_only=True))
+    return mounts
+
+
+def container_config(repo: Path, inv: Invocation, folder: Path, image_id: str) -> dict[str, Any]:
+    """Keyword arguments for containers.create: the sealed sandbox of one invocation."""
+    res = inv.resources
+    ncpu = os.cpu_count() or 1
+    cpus = ncpu if res.get("exclusive") else min(float(res.get("cpus", 1)), ncpu)
+    env = {k: v for k, v in os.environ.items() if k.startswith("EFFLAB_")}
+    env.update(
+        HOME="/tmp",
+        TMPDIR="/tmp",
+        PYTHONPATH=PKG_MOUNT,
+        PYTHONDONTWRITEBYTECODE="1",
+        EFFLAB_RUNTIME="docker",
+    )
+    cfg: dict[str, Any] = {
+        "image": image_id,
+        "command": ["python3", "-m", "efflab.runtime.runner", "--inside", str(folder)],
+        "name": f"efflab-{inv.key}-{secrets.token_hex(3)}",
+        "labels": {
+            LABEL_RUN: os.environ.get("EFFLAB_RUN_ID") or "none",
+            LABEL_KEY: inv.key,
+            "efflab.alias": inv.alias,
+            "efflab.env": inv.env,
+        },
+        "environment": env,
+        "mounts": _mounts(repo, inv, folder),
+        "working_dir": str(folder),
+        "user": f"{os.getuid()}:{os.getgid()}",
+        "init": True,
+        "network_mode": "bridge" if res.get("network") else "none",
+        "nano_cpus": int(cpus * 1e9),
+        "pids_limit": int(res.get("pids", DEFAULT_PIDS)),
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,exec,nosuid,nodev"},
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "stdin_open": False,
+        "detach": True,
+    }
+    if res.get("mem_mb"):
+        cfg["mem_limit"] = cfg["memswap_limit"] = f"{int(res['mem_mb'])}m"
+    return cfg
+
+
+def seal_config(
+    config: dict[str, Any], repo: Path, inv: Invocation, folder: Path
+) -> dict[str, Any]:
+    """containers.create kwargs with the sealed mounts, tmpfs size and file-size cap."""
+    s = sealed.settings()
+    if s is None:
+        return config
+    cfg = dict(config)
+    cfg["network_mode"] = "none"
+    if s.get("own_files_only"):
+        repo = repo.resolve()
+        keep = [m for m in cfg["mounts"] if Path(m["Target"]) != repo]  # pkg + own folder
+        own = {Path(m["Target"]) for m in keep}
+        for p in [inv.script_dir, *inv.include, *sealed.dep_folders(repo, inv)]:
+            path = Path(p).resolve()
+            if path not in own:
+                own.add(path)
+                keep.append(Mount(str(path), str(path), type="bind", read_only=True))
+        cfg["mounts"] = keep
+    if s.get("tmp_mb"):
+        cfg["tmpfs"] = {"/tmp": f"rw,exec,nosuid,nodev,size={int(s['tmp_mb'])}m"}
+    if s.get("file_mb"):
+        n = int(s["file_mb"]) << 20
+        cfg["ulimits"] = [Ulimit(name="fsize", soft=n, hard=n)]
+    return cfg
+
+
+class Sandbox:
+    """Owns one container: created with signals blocked, removed on every way out."""
+
+    def __init__(self, client, config: dict[str, Any]):
+        self.client, self.config, self.container = client, config, None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> Sandbox:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:  # no window in which a cancel could leave an untracked container behind
+            self.container = self.client.containers.create(**self.config)
+            self._old = {s: signal.signal(s, self._cancel) for s in SIGNALS}
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        try:
+            self.container.start()
+        except BaseException:  # a container that never started is removed all the same
+            self.__exit__()
+            raise
+        return self
+
+    def _cancel(self, signum: int, _frame: Any) -> None:
+        self.remove()
+        raise SystemExit(128 + signum)
+
+    def remove(self) -> None:
+        if self.container is None:
+            return
+        try:
+            docker.from_env(timeout=30).api.remove_container(self.container.id, force=True)
+        except Exception as exc:
+            if "No such container" not in str(exc):
+                print(f"efflab: warning: could not remove {self.container.name}: {exc}",
+                      file=sys.stderr)  # fmt: skip
+        self.container = None
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.remove()
+        finally:
+            for s, h in self._old.items():
+                signal.signal(s, h)
+
+
+def _engine_lost(exc: BaseException) -> InvocationFailed:
+    return InvocationFailed(
+        INFRASTRUCTURE,
+        f"the Docker engine stopped answering mid-run ({type(exc).__name__}); start it "
+        "again (tools/ensure-docker.sh) and rerun: this invocation will run again",
+    )
+
+
+def _image(repo: Path, name: str, inv: Invocation) -> tuple[Any, str, str]:
+    """The prepared image of the env (client, image id, tag); never builds in a job."""
+    if inv.env_digest and inv.env_digest != context_digest(repo, name):
+        raise InvocationFailed(SCRIPT, f"env '{name}' changed after planning; run efflab again")
+    try:
+        client = images.connect()
+        tag = images.current_tag(repo, name, client)
+        if tag is None:
+            raise docker.errors.ImageNotFound(name)
+        return client, client.images.get(tag).id, tag
+    except BadInput as exc:
+        raise InvocationFailed(INFRASTRUCTURE, str(exc)) from None
+    except docker.errors.ImageNotFound:
+        raise InvocationFailed(
+            INFRASTRUCTURE,
+            f"env '{name}' has no built image; `efflab run` builds it first, or run "
+            f"`efflab env build {name}`",
+        ) from None
+
+
+def execute_docker(repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
+    """Run in the env's image; returns the outputs.json payload or raises InvocationFailed."""
+    inv = sealed.tighten(inv)  # $EFFLAB_SEALED: caller-imposed limits (efflab.runtime.sealed)
+    name = inv.env
+    if not name:  # no image to run in: the record says runtime host
+        return HostRuntime().execute(repo, inv, folder)
+    client, image_id, image_tag = _image(repo, name, inv)
+    deps = load_deps(repo, inv)
+    (folder / ".deps.json").write_text(json.dumps(deps))
+    (folder / ".inside.json").unlink(missing_ok=True)
+    timeout = float(inv.resources.get("timeout_s", DEFAULT_TIMEOUT_S))
+    config = container_config(repo, inv, folder, image_id)
+    config = seal_config(config, repo, inv, folder)  # own-files mounts, tmpfs/file caps
+    meter = energy.EnergyMeter()
+    e0, t0, started = meter.read_rapl(), time.perf_counter(), now_iso()
+    try:
+        with Sandbox(client, config) as box:
+            try:
+                code = box.container.wait(timeout=timeout)["StatusCode"]
+            except requests.exceptions.RequestException as exc:
+                if time.perf_counter() - t0 < timeout or not engine_available():
+                    raise _engine_lost(exc) from None
+                box.remove()
+                raise InvocationFailed(
+                    TIMEOUT, f"timeout: killed after {timeout:g} s (resources.timeout_s)"
+                ) from None
+            box.container.reload()
+            state = box.container.attrs
+            logs = box.container.logs().decode(errors="replace")
+    except (requests.exceptions.ConnectionError, docker.errors.APIError) as exc:
+        if isinstance(exc, docker.errors.APIError) and engine_available():
+            raise InvocationFailed(
+                INFRASTRUCTURE, f"docker refused the container: {exc.explanation or exc}"
+            ) from None
+        raise _engine_lost(exc) from None
+    overhead_t = time.perf_counter() - t0
+    if logs.strip():
+        (folder / "container.log").write_text(logs)
+    inside_file = folder / ".inside.json"
+    inside = json.loads(inside_file.read_text()) if inside_file.exists() else None
+    inside_file.unlink(missing_ok=True)
+    oom = bool(state.get("State", {}).get("OOMKilled"))
+    mem = inv.resources.get("mem_mb")
+    if oom or (inside and inside["signal"] == "SIGKILL" and mem):
+        raise InvocationFailed(
+            OOM,
+            f"out of memory: killed at the container's limit of {mem} MB "
+            "(resources.mem_mb in meta.yaml)",
+        )
+    if inside is None:
+        last = (logs.strip().splitlines() or ["no output"])[-1]
+        # the runner inside never reported: the entry may have killed it, so not ours
+        raise InvocationFailed(
+            SCRIPT, f"container exited with code {code} before the script ran: {last}"
+        )
+    if inside["signal"]:
+        raise InvocationFailed(SCRIPT, f"script killed by {inside['signal']}")
+    if inside["exit_code"] != 0:
+        raise InvocationFailed(
+            SCRIPT, f"script exited with code {inside['exit_code']}" + last_error_line(folder)
+        )
+    out = read_script_outputs(inv, folder)
+    wall, cpu = inside["wall_s"], inside["cpu_s"]
+    out.update(
+        started=started,
+        ended=now_iso(),
+        duration_s=wall,
+        cpu_s=cpu,
+        max_rss_mb=inside["max_rss_mb"],
+        runtime="docker",
+        image=image_id,
+        image_tag=image_tag,
+        container_s=overhead_t,
+        energy=invocation_energy(meter, e0, wall, cpu),
+    )
+    return out
+
+
+class DockerRuntime:
+    name = "docker"
+    seals = True  # no network, read-only root, caps dropped, limits (see container_config)
+
+    def available(self) -> bool:
+        return engine_available()
+
+    def prepare(self, repo: Path, invocations: Iterable[Invocation]) -> None:
+        prepare_images(repo, invocations)
+
+    def execute(self, repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
+        return execute_docker(repo, inv, folder)
+
+    def cleanup(self, run_id: str) -> list[str]:
+        return cleanup_run(run_id)

@@ -1,0 +1,262 @@
+"""Host runtime: one invocation in a forked child on this machine.
+
+The script runs in its own process group (fresh process: its own peak memory;
+killable as a group on timeout). The same fork/exec path runs inside containers
+(`runner --inside`), so host and docker judge a script identically. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from efflab.core.clock import now_iso
+from efflab.core.invocation import Invocation
+from efflab.runtime import energy, sealed
+from efflab.runtime.ctx import Context, DepOutputs
+from efflab.runtime.failure import OOM, SCRIPT, TIMEOUT, InvocationFailed
+from efflab.runtime.outputs import (
+    atomic_json,
+    invocation_energy,
+    last_error_line,
+    read_script_outputs,
+)
+
+DEFAULT_TIMEOUT_S = 3600.0
+CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PKG_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the efflab package
+
+
+def load_deps(repo: Path, inv: Invocation) -> dict[str, dict[str, Any]]:
+    """Deps' outputs with file paths made absolute."""
+    deps = {}
+    for name, ref in inv.deps.items():
+        folder = repo / "artifacts" / ref["alias"] / ref["key"]
+        try:
+            out = json.loads((folder / "outputs.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise InvocationFailed(
+                "infrastructure",
+                f"dependency {ref['alias']} {ref['key']}: unreadable {folder / 'outputs.json'} "
+                f"({exc}); remove that folder and rerun",
+            ) from None
+        files = {k: str(folder / v) for k, v in out.get("files", {}).items()}
+        deps[name] = {
+            "metrics": out.get("metrics", {}),
+            "files": files,
+            "values": out.get("values", {}),
+            "key": ref["key"],
+            "alias": ref["alias"],
+        }
+    return deps
+
+
+def child_env(inv: Invocation, folder: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    cpus = str(inv.resources.get("cpus", 1))
+    # One thread unless the script declares more: timings on a shared box stay honest.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = cpus
+    paths = [inv.script_dir, *inv.include]
+    env["PYTHONPATH"] = os.pathsep.join(
+        paths + [str(PKG_ROOT)] + env.get("PYTHONPATH", "").split(os.pathsep)
+    ).rstrip(os.pathsep)
+    for name, value in inv.inputs.items():
+        sval = value if isinstance(value, str) else json.dumps(value)
+        env["EFFLAB_IN_" + name.upper().replace("-", "_")] = sval
+    env["EFFLAB_OUT_DIR"] = str(folder / "out")
+    env["EFFLAB_OUTPUTS"] = str(folder / ".script-outputs.json")
+    env["EFFLAB_DEPS"] = str(folder / ".deps.json")
+    env["EFFLAB_REPETITION"] = str(inv.repetition)
+    return env
+
+
+def child(inv: Invocation, folder: Path, deps: dict[str, Any]) -> None:
+    """Runs in the forked child; never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        env = child_env(inv, folder)
+        fd_in = os.open(os.devnull, os.O_RDONLY)
+        fd_out = os.open(folder / "stdout.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd_err = os.open(folder / "stderr.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        for fd, target in ((fd_in, 0), (fd_out, 1), (fd_err, 2)):
+            os.dup2(fd, target)
+        os.chdir(folder / "out")
+        if inv.run == "run.sh":
+            os.execvpe("bash", ["bash", str(Path(inv.script_dir) / "run.sh")], env)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.path[:0] = [inv.script_dir, *inv.include]
+        atomic_json(folder / ".script-outputs.json", _run_py(inv, folder, deps))
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+        try:
+            sys.stderr.flush()
+        except Exception:
+            pass
+    finally:
+        os._exit(code)
+
+
+def _run_py(inv: Invocation, folder: Path, deps: dict[str, Any]) -> dict[str, Any]:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    spec = importlib.util.spec_from_file_location(
+        f"efflab_script_{inv.alias.replace('-', '_')}", Path(inv.script_dir) / "run.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses and pickling look the module up by name
+    spec.loader.exec_module(mod)
+    if not hasattr(mod, "run"):
+        raise AttributeError(f"{inv.script_dir}/run.py defines no run(ctx)")
+    ctx = Context(
+        inputs=dict(inv.inputs),
+        out_dir=folder / "out",
+        deps={
+            n: DepOutputs(
+                metrics=d["metrics"],
+                values=d["values"],
+                key=d["key"],
+                alias=d["alias"],
+                files={k: Path(v) for k, v in d["files"].items()},
+            )
+            for n, d in deps.items()
+        },
+        repetition=inv.repetition,
+        script_dir=Path(inv.script_dir),
+        log=logging.getLogger(inv.alias),
+    )
+    result = mod.run(ctx) or {}
+    if not isinstance(result, dict):
+        raise TypeError(f"run(ctx) must return a dict, returned {type(result).__name__}")
+    result = dict(result)
+    result["timings"] = {**ctx.timings, **result.get("timings", {})}
+    result["energy_spans"] = [vars(m) for m in ctx.energy.spans]
+    return result
+
+
+def wait_child(pid: int, timeout: float | None) -> tuple[int | None, Any]:
+    """Wait for the child up to `timeout`; (status, rusage) or (None, None) on timeout."""
+    if timeout is None:
+        _, status, ru = os.wait4(pid, 0)
+        return status, ru
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+        os.close(pidfd)
+        if not ready:
+            return None, None
+        _, status, ru = os.wait4(pid, 0)
+        return status, ru
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got, status, ru = os.wait4(pid, os.WNOHANG)
+        if got:
+            return status, ru
+        time.sleep(0.01)
+    return None, None
+
+
+def fork_script(inv: Invocation, folder: Path, deps: dict[str, Any]) -> int:
+    """Fork the script's child in its own group; signals to us take the group down."""
+    pid = os.fork()
+    if pid == 0:
+        child(inv, folder, deps)
+    try:  # also set here: no window in which a kill of the group would miss the child
+        os.setpgid(pid, pid)
+    except OSError:
+        pass
+
+    def _cancel(signum, _frame):
+        kill_group(pid)
+        raise SystemExit(128 + signum)
+
+    for s in CANCEL_SIGNALS:
+        signal.signal(s, _cancel)
+    return pid
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class HostRuntime:
+    name = "host"
+    seals = False  # the host has no sandbox: sealed runs refuse it
+
+    def available(self) -> bool:
+        return True
+
+    def prepare(self, repo: Path, invocations: Iterable[Invocation]) -> None:
+        return None
+
+    def cleanup(self, run_id: str) -> list[str]:
+        return []
+
+    def execute(self, repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
+        if sealed.settings() is not None:
+            raise InvocationFailed(
+                "infrastructure",
+                "sealed run on the host runtime: a sealed step runs only in a container",
+            )
+        deps = load_deps(repo, inv)
+        (folder / ".deps.json").write_text(json.dumps(deps))
+        timeout = float(inv.resources.get("timeout_s", DEFAULT_TIMEOUT_S))
+        meter = energy.EnergyMeter()
+        e0, t0, started = meter.read_rapl(), time.perf_counter(), now_iso()
+        old = {s: signal.getsignal(s) for s in CANCEL_SIGNALS}
+        pid = fork_script(inv, folder, deps)
+        try:
+            status, ru = wait_child(pid, timeout)
+            if status is None:
+                kill_group(pid)
+                os.waitpid(pid, 0)
+                raise InvocationFailed(
+                    TIMEOUT, f"timeout: killed after {timeout:g} s (resources.timeout_s)"
+                )
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            kill_group(pid)  # anything the script left running in its group goes with it
+        wall = time.perf_counter() - t0
+        if os.WIFSIGNALED(status):
+            sig = signal.Signals(os.WTERMSIG(status)).name
+            kind = OOM if sig == "SIGKILL" else SCRIPT
+            raise InvocationFailed(kind, f"script killed by {sig} (out of memory?)")
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise InvocationFailed(
+                SCRIPT, f"script exited with code {code}" + last_error_line(folder)
+            )
+        out = read_script_outputs(inv, folder)
+        cpu = ru.ru_utime + ru.ru_stime
+        out.update(
+            started=started,
+            ended=now_iso(),
+            duration_s=wall,
+            cpu_s=cpu,
+            max_rss_mb=ru.ru_maxrss / 1024.0,
+            runtime="host",
+            image=None,
+            energy=invocation_energy(meter, e0, wall, cpu),
+        )
+        return out

@@ -1,0 +1,128 @@
+"""Runner: the job entry point (`python -m efflab.runtime.runner --runtime NAME FOLDER`).
+
+Snakemake calls this once per job. It only dispatches: it reads the invocation,
+asks the named runtime to execute it, and writes `outputs.json` (atomically, last:
+it is the Snakemake output) or `failure.json` (error, failure kind, log tail) and
+exits 1. Kept import-light on purpose: it starts once per job, and its start-up time
+is the per-job overhead efflab adds on top of Snakemake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from efflab.core.clock import now_iso
+from efflab.core.invocation import Invocation
+from efflab.runtime import base
+from efflab.runtime.failure import INFRASTRUCTURE, SCRIPT, InvocationFailed
+from efflab.runtime.host import fork_script, wait_child
+from efflab.runtime.outputs import atomic_json, log_tail
+
+USAGE = (
+    "usage: python -m efflab.runtime.runner [--runtime host|docker] ARTIFACT_FOLDER\n"
+    "       (runs one planned invocation; what Snakemake runs per job)"
+)
+
+
+def prepare(folder: Path) -> None:
+    """Fresh private output folder; stale partial results of a killed run are dropped."""
+    shutil.rmtree(folder / "out", ignore_errors=True)
+    (folder / "out").mkdir(parents=True)
+    for name in (".script-outputs.json", "failure.json"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def run_invocation(folder: Path, runtime: str = "host") -> int:
+    folder = folder.resolve()
+    repo = folder.parents[2]
+    inv = Invocation.load(folder)
+    prepare(folder)
+    started, t0 = now_iso(), time.perf_counter()
+    try:
+        out = base.get(runtime).execute(repo, inv, folder)
+    except Exception as exc:  # a failed script is data (a failed record), not a crash
+        kind = (
+            exc.kind
+            if isinstance(exc, InvocationFailed)
+            else (SCRIPT if isinstance(exc, ValueError) else INFRASTRUCTURE)
+        )
+        atomic_json(
+            folder / "failure.json",
+            {
+                "status": "failed",
+                "alias": inv.alias,
+                "key": inv.key,
+                "error": str(exc),
+                "failure_kind": kind,
+                "log_tail": log_tail(folder),
+                "started": started,
+                "ended": now_iso(),
+                "duration_s": time.perf_counter() - t0,
+                "runtime": runtime,
+            },
+        )
+        print(f"efflab: {inv.alias} {inv.key} failed ({kind}): {exc}", file=sys.stderr)
+        return 1
+    out.update(
+        status="ok",
+        alias=inv.alias,
+        key=inv.key,
+        inputs=inv.inputs,
+        repetition=inv.repetition,
+        env=inv.env,
+        env_digest=inv.env_digest,
+    )
+    (folder / ".script-outputs.json").unlink(missing_ok=True)
+    atomic_json(folder / "outputs.json", out)
+    return 0
+
+
+def run_inside(folder: Path) -> int:
+    """Container side of the docker runtime: fork/exec the script exactly as the host
+    runtime does and report exit status and rusage in `.inside.json`. The timeout is
+    the host's job (it kills the container); SIGTERM here takes the script down."""
+    inv = Invocation.load(folder)
+    deps = json.loads((folder / ".deps.json").read_text())
+    t0 = time.perf_counter()
+    pid = fork_script(inv, folder, deps)
+    status, ru = wait_child(pid, None)
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    code = 128 + sig if sig else os.waitstatus_to_exitcode(status)
+    atomic_json(
+        folder / ".inside.json",
+        {
+            "exit_code": code,
+            "signal": signal.Signals(sig).name if sig else None,
+            "wall_s": time.perf_counter() - t0,
+            "cpu_s": ru.ru_utime + ru.ru_stime,
+            "max_rss_mb": ru.ru_maxrss / 1024.0,
+        },
+    )
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 2 and argv[0] == "--inside":
+        return run_inside(Path(argv[1]))
+    runtime = "host"
+    if len(argv) >= 2 and argv[0] == "--runtime":
+        runtime, argv = argv[1], argv[2:]
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if runtime not in base.RUNTIMES:
+        print(f"efflab: --runtime: expected one of {sorted(base.RUNTIMES)}, found {runtime!r}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    return run_invocation(Path(argv[0]), runtime)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

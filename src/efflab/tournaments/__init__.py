@@ -1,0 +1,1 @@
+"""Optimization tournaments: spec, submissions, sealed verification, the tamper-evident ledger, leaderboards."""

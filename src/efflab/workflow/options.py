@@ -1,0 +1,36 @@
+"""RunOptions: how to run (cores, runtime, size, profile, freshness), decided once.
+
+The CLI's shared option group builds one RunOptions from the command line; `run`,
+`reproduce`, `nightly` and tournament verification all receive it, so a default
+can no longer drift between commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from efflab.runtime import base
+from efflab.runtime.base import Runtime
+
+
+def _host() -> Runtime:
+    return base.get("host")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    cores: int = 1
+    runtime: Runtime = field(default_factory=_host)
+    quick: bool = False
+    profile: Path | None = None  # a resolved Snakemake profile folder
+    fresh: bool = False  # salt the experiment's own steps with the run id: measure anew
+    dry_run: bool = False
+    quiet: bool = False
+
+    def but(self, **changes) -> RunOptions:
+        return replace(self, **changes)
+
+    @property
+    def runtime_name(self) -> str:
+        return self.runtime.name
