@@ -11,11 +11,13 @@ import io
 import json
 import os
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from tournament_tiny import TOURNAMENT, add_tiny_tournament
 
+from efflab.core.invocation import Invocation
 from efflab.runtime import sealed
 from efflab.tournaments.leaderboard import Row, pareto_fronts, rank, weighted_scores
 from efflab.tournaments.spec import Objective, load_tournament, tournament_ids
@@ -294,17 +296,19 @@ def test_claim_flags(tiny_repo: Path) -> None:
 
 
 def test_sealed_settings_only_tighten(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    inv = {"alias": "x", "key": "k" * 20, "env": "base", "script_dir": str(tmp_path / "s"),
-           "include": [], "deps": {},
-           "resources": {"cpus": 2, "mem_mb": 4000, "timeout_s": 10, "network": True}}  # fmt: skip
+    inv = Invocation.from_json(
+        {"alias": "x", "key": "k" * 20, "env": "base", "script_dir": str(tmp_path / "s"),
+         "include": [], "deps": {}, "run": "run.py", "inputs": {}, "env_digest": None,
+         "resources": {"cpus": 2, "mem_mb": 4000, "timeout_s": 10, "network": True}}
+    )  # fmt: skip
     assert sealed.tighten(inv) is inv  # not sealed: untouched
     monkeypatch.setenv(sealed.ENV_VAR, sealed.encode({"cpus": 1, "mem_mb": 500, "timeout_s": 60}))
-    res = sealed.tighten(inv)["resources"]
+    res = sealed.tighten(inv).resources
     assert res == {"cpus": 1, "mem_mb": 500, "timeout_s": 10, "network": False}
-    excl = sealed.tighten({**inv, "resources": {"exclusive": True}})["resources"]
+    excl = sealed.tighten(replace(inv, resources={"exclusive": True})).resources
     assert excl["cpus"] == min(os.cpu_count() or 1, 1) and "exclusive" not in excl
     with pytest.raises(RuntimeError, match="never falls back to the host"):
-        sealed.tighten({**inv, "env": None})
+        sealed.tighten(replace(inv, env=None))
     monkeypatch.setenv(sealed.ENV_VAR, '{"cpus": 1, "network": true}')
     with pytest.raises(RuntimeError, match="keys from"):
         sealed.tighten(inv)
@@ -320,12 +324,17 @@ def test_sealed_mounts_only_own_files(monkeypatch: pytest.MonkeyPatch, tmp_path:
         (repo / "artifacts" / alias / key).mkdir(parents=True)
         (repo / "artifacts" / alias / key / "invocation.json").write_text(json.dumps({"deps": deps}))  # fmt: skip
     folder = repo / "artifacts/c" / ("3" * 20)
-    inv = {"script_dir": str(repo / "scripts/c"), "include": [str(repo / "scripts/_lib")],
-           "deps": {"y": {"alias": "b", "key": "2" * 20}}}  # fmt: skip
+    inv = Invocation.from_json(
+        {"script_dir": str(repo / "scripts/c"), "include": [str(repo / "scripts/_lib")],
+         "deps": {"y": {"alias": "b", "key": "2" * 20}}, "key": "3" * 20, "alias": "c",
+         "run": "run.py", "inputs": {}, "env": "base", "env_digest": None, "resources": {}}
+    )  # fmt: skip
     cfg = {"mounts": [Mount(str(repo), str(repo), type="bind", read_only=True),
                       Mount(str(folder), str(folder), type="bind")], "network_mode": "none"}  # fmt: skip
     monkeypatch.setenv(sealed.ENV_VAR, sealed.encode({"own_files_only": True, "tmp_mb": 8, "file_mb": 1}))  # fmt: skip
-    out = sealed.seal(cfg, repo, inv, folder)
+    from efflab.runtime.docker import seal_config
+
+    out = seal_config(cfg, repo, inv, folder)
     targets = {m["Target"]: m["ReadOnly"] for m in out["mounts"]}
     assert str(repo) not in targets
     assert targets == {
@@ -364,7 +373,7 @@ def test_rejections_before_running_are_recorded(
     from efflab.tournaments import verification
     from efflab.tournaments.ledger import verify
 
-    monkeypatch.setattr(verification, "_check_sandbox", lambda: None)
+    monkeypatch.setattr(verification, "check_sandbox", lambda runtime: None)
     add_tiny_tournament(tiny_repo, close="2021-01-01")
     f = tmp_path / "s.json"
     f.write_text(json.dumps({"participant": "ana", "entry": "e", "inputs": {"degree": 3}}))

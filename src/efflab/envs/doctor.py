@@ -1,5 +1,9 @@
 """`efflab doctor`: is every external tool the scripts need present, and which version?
 
+What is checked comes from the scripts (`requires:` in meta.yaml, collected by the
+registry and handed in as `Requirements`); the doctor itself names no family's tool.
+Only the Docker engine is the framework's own requirement (the docker runtime).
+
 Why: scripts fail at run time with a clear message when a tool is missing, but only
 after planning and possibly minutes of other work; the doctor answers up front, with
 the install command for each missing piece.  Each check is isolated (subprocess with
@@ -17,7 +21,8 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-APT_EDA = "apt-get install -y yosys nextpnr-ice40 fpga-icestorm iverilog"
+from efflab.core.requirements import Requirements
+
 TIMEOUT_S = 60
 
 
@@ -120,23 +125,19 @@ def _docker() -> dict:
     return _row("docker", True, version, hint, "engine ping ok")
 
 
-CHECKS: list[Callable[[], dict]] = [
-    _docker,
-    _exe("yosys", ["-V"], APT_EDA, "yosys", r"Yosys ([^\s]+)"),
-    _exe("nextpnr-ice40", ["--version"], APT_EDA, "nextpnr-ice40", r"Version ([^)\s]+)"),
-    _exe("iverilog", ["-V"], APT_EDA, "iverilog", r"version ([^\s]+)"),
-    _exe("vvp", ["-V"], APT_EDA, "iverilog", r"version ([^\s]+)"),
-    _exe("icepack", [], APT_EDA, "fpga-icestorm"),
-    _module("mlperf_loadgen", "mlcommons-loadgen", "pip install mlcommons-loadgen"),
-    _module("torch", "torch", "pip install torch --index-url https://download.pytorch.org/whl/cpu"),
-    _module("onnxruntime", "onnxruntime", "pip install onnxruntime"),
-]
+def checks(req: Requirements) -> list[Callable[[], dict]]:
+    """The engine, then one check per declared tool and package."""
+    out: list[Callable[[], dict]] = [_docker]
+    out += [_exe(t.name, list(t.version_args), t.install, t.deb, t.pattern) for t in req.tools]
+    out += [_module(p.module, p.dist, p.install or f"pip install {p.dist}") for p in req.packages]
+    return out
 
 
-def collect() -> list[dict]:
+def collect(req: Requirements) -> list[dict]:
     """One dict per tool: ``tool``, ``ok``, ``version`` (or None), ``hint``, ``detail``."""
-    with ThreadPoolExecutor(max_workers=len(CHECKS)) as pool:
-        return list(pool.map(lambda check: check(), CHECKS))
+    todo = checks(req)
+    with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        return list(pool.map(lambda check: check(), todo))
 
 
 def _table(rows: list[dict]) -> str:
@@ -160,12 +161,12 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], req: Requirements) -> int:
     """Print the table (or JSON with ``--json``); exit 1 when any tool is missing."""
     if any(a not in ("--json",) for a in argv):
         print(f"usage: efflab doctor [--json] (unknown: {' '.join(argv)})", file=sys.stderr)
         return 2
-    rows = collect()
+    rows = collect(req)
     if "--json" in argv:
         print(json.dumps(rows, indent=2))
     else:

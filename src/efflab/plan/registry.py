@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.core.errors import BadInput
+from efflab.core.requirements import Requirements
 from efflab.core.specio import load_yaml, validate
 
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
@@ -45,6 +46,7 @@ class Script:
     files: dict[str, dict[str, Any]]
     resources: dict[str, Any]
     include: list[Path] = field(default_factory=list)
+    requires: Requirements = field(default_factory=Requirements)
 
     @cached_property
     def meta_file(self) -> Path:
@@ -142,6 +144,7 @@ def parse_script(folder: Path) -> Script:
             sorted(unknown),
         )
     return Script(
+        requires=Requirements.from_meta(meta.get("requires")),
         alias=meta["alias"],
         uid=meta["uid"],
         tags=frozenset(meta["tags"]),
@@ -188,6 +191,10 @@ class Registry:
                 self.scripts[s.alias] = s
         self._check_uids()
         self._check_cycles()
+
+    def requirements(self) -> Requirements:
+        """Every tool and package the registry's scripts declare (`requires:`)."""
+        return Requirements.union(s.requires for s in self.scripts.values())
 
     @classmethod
     def for_repo(cls, repo: Path) -> Registry:

@@ -1,4 +1,8 @@
-"""Provenance captured once per `efflab run`: git state, host, Python and packages."""
+"""Provenance captured once per `efflab run`: git state, host, Python and packages.
+
+Package versions recorded: the framework's own, plus every package the project's
+scripts declare in `requires:` (so no family's package is named here).
+"""
 
 from __future__ import annotations
 
@@ -10,26 +14,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-KEY_PACKAGES = [
-    "efflab",
-    "snakemake",
-    "numpy",
-    "pandas",
-    "torch",
-    "onnx",
-    "onnxruntime",
-    "scikit-learn",
-    "mlcommons-loadgen",
-    "simpy",
-    "docker",
-]
+import git
+
+from efflab.plan.registry import Registry
+
+FRAMEWORK_PACKAGES = ("efflab", "snakemake", "numpy", "pandas", "docker")
 
 
 @cache
 def git_state(repo: Path) -> dict[str, Any]:
     try:
-        import git
-
         r = git.Repo(repo, search_parent_directories=True)
         commit = r.head.commit.hexsha if r.head.is_valid() else None
         return {"commit": commit, "dirty": r.is_dirty(untracked_files=False)}
@@ -62,9 +56,9 @@ def host_info() -> dict[str, Any]:
 
 
 @cache
-def packages() -> dict[str, str]:
+def packages(names: tuple[str, ...] = FRAMEWORK_PACKAGES) -> dict[str, str]:
     out = {}
-    for name in KEY_PACKAGES:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -72,10 +66,19 @@ def packages() -> dict[str, str]:
     return out
 
 
+def declared_packages(repo: Path) -> tuple[str, ...]:
+    """The framework's packages and those the project's scripts declare (`requires:`)."""
+    try:
+        declared = [p.dist for p in Registry.for_repo(repo).requirements().packages]
+    except Exception:  # provenance never fails a run: a broken registry failed planning
+        declared = []
+    return tuple(dict.fromkeys([*FRAMEWORK_PACKAGES, *declared]))
+
+
 def collect(repo: Path) -> dict[str, Any]:
     return {
         "git": git_state(repo),
         "host": host_info(),
         "python": platform.python_version(),
-        "packages": packages(),
+        "packages": packages(declared_packages(repo)),
     }

@@ -7,9 +7,7 @@ killable as a group on timeout). The same fork/exec path runs inside containers
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import logging
 import os
 import select
 import signal
@@ -23,7 +21,6 @@ from typing import Any
 from efflab.core.clock import now_iso
 from efflab.core.invocation import Invocation
 from efflab.runtime import energy, sealed
-from efflab.runtime.ctx import Context, DepOutputs
 from efflab.runtime.failure import OOM, SCRIPT, TIMEOUT, InvocationFailed
 from efflab.runtime.outputs import (
     atomic_json,
@@ -111,6 +108,13 @@ def child(inv: Invocation, folder: Path, deps: dict[str, Any]) -> None:
 
 
 def _run_py(inv: Invocation, folder: Path, deps: dict[str, Any]) -> dict[str, Any]:
+    # imported here, in the forked child only: logging and the script loader are not
+    # part of every job's start-up (run.sh scripts never need them)
+    import importlib.util
+    import logging
+
+    from efflab.runtime.ctx import Context, DepOutputs
+
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
