@@ -68,10 +68,12 @@ def efflab(repo: Path, *args: str) -> subprocess.CompletedProcess:
 
 def time_runner(folder: Path, runtime: str) -> float:
     (folder / "outputs.json").unlink(missing_ok=True)
-    env = dict(os.environ, EFFLAB_RUNTIME=runtime, EFFLAB_RUN_ID="bench-docker")
+    env = dict(os.environ, EFFLAB_RUN_ID="bench-docker")
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [PY, "-m", "efflab.runtime.runner", str(folder)], env=env, capture_output=True
+        [PY, "-m", "efflab.runtime.runner", "--runtime", runtime, str(folder)],
+        env=env,
+        capture_output=True,
     )
     wall = time.perf_counter() - t0
     out = json.loads((folder / "outputs.json").read_text()) if proc.returncode == 0 else None

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from efflab.core.errors import BadInput, json_path
@@ -70,14 +71,12 @@ def schema(name: str) -> dict[str, Any]:
 
 @cache
 def _validator(name: str):
-    import jsonschema
-
     sch = schema(name)
     cls = jsonschema.validators.validator_for(sch)
     return cls(sch)
 
 
-def _describe(error) -> tuple[str, str]:
+def describe_error(error) -> tuple[str, str]:
     """Turn a jsonschema error into (expected, found) phrases."""
     v = error.validator
     if v == "required":
@@ -107,17 +106,13 @@ def validate(
     if isinstance(schema_name_or_dict, str):
         validator = _validator(schema_name_or_dict)
     else:
-        import jsonschema
-
         cls = jsonschema.validators.validator_for(schema_name_or_dict)
         validator = cls(schema_name_or_dict)
     errors = list(validator.iter_errors(instance))
     if not errors:
         return
-    import jsonschema
-
     err = jsonschema.exceptions.best_match(errors)
-    expected, found = _describe(err)
+    expected, found = describe_error(err)
     raise BadInput(file, json_path(list(prefix) + list(err.absolute_path)), expected, found)
 
 

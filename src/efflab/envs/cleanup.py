@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import docker
+
 from efflab.core.envspec import context_digest, known_envs
 from efflab.envs.images import current_tag
-from efflab.envs.wheelhouse import Log, _quiet
+from efflab.envs.wheelhouse import Log, quiet
 
 BUILD_STAGE_KEEP_S = 3600.0
 
 
 def _created(img: Any) -> float:
     """An image's (or a dict's) RFC 3339 'Created' time as a Unix timestamp."""
-    from datetime import datetime
-
     text = (img if isinstance(img, dict) else img.attrs).get("Created", "")
     try:  # RFC 3339 with nanoseconds: keep microseconds for fromisoformat
         return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", text)).timestamp()
@@ -32,8 +33,6 @@ def _created(img: Any) -> float:
 def sweep_containers(client, older_than_s: float) -> list[str]:
     """Remove efflab containers that exited a while ago: left behind only when a runner
     lost its engine mid-run (a live runner removes its own within a second of exit)."""
-    import docker
-
     cutoff, names = time.time() - older_than_s, []
     for c in client.containers.list(all=True, filters={"label": "efflab.key"}, ignore_removed=True):
         finished = _created({"Created": c.attrs.get("State", {}).get("FinishedAt", "")})
@@ -46,14 +45,12 @@ def sweep_containers(client, older_than_s: float) -> list[str]:
     return names
 
 
-def prune(repo: Path, client, log: Log = _quiet) -> list[str]:
+def prune(repo: Path, client, log: Log = quiet) -> list[str]:
     """Remove this project's stale env images (not the current tag of one of its envs),
     leftover build stages and stopped efflab containers; returns what was removed.
 
     Images are shared by digest between projects on one engine, so only images labelled
     as built by this project are candidates; a running container keeps its image."""
-    import docker
-
     removed: list[str] = []
     removed += [f"container {n}" for n in sweep_containers(client, older_than_s=60)]
     envs = set(known_envs(repo))

@@ -25,9 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
+from filelock import FileLock
+
 from efflab.core.envspec import context_digest, env_dir, known_envs
 from efflab.core.errors import BadInput
-from efflab.envs.wheelhouse import Log, _quiet, state_dir, wheelhouse, wheelhouse_current
+from efflab.envs.wheelhouse import Log, quiet, state_dir, wheelhouse, wheelhouse_current
 
 BOOTSTRAP_REF = "efflab/debian-bookworm:bootstrap"
 BOOTSTRAP_SUITE = "bookworm"
@@ -60,8 +63,6 @@ def cache_dir() -> Path:
 
 def connect(timeout: float = 600):
     """A docker client, or BadInput (exit 2) saying how to get an engine."""
-    import docker
-
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
@@ -99,10 +100,8 @@ def _saved_base() -> Path:
     return cache_dir() / f"{BOOTSTRAP_REF.replace('/', '_').replace(':', '_')}.image.tar"
 
 
-def ensure_base(client, log: Log = _quiet) -> tuple[str, str]:
+def ensure_base(client, log: Log = quiet) -> tuple[str, str]:
     """(ref, image id) of the base image; bootstraps, reloads or pulls it when missing."""
-    import docker
-
     ref = base_ref()
     try:
         return ref, client.images.get(ref).id
@@ -146,7 +145,7 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def bootstrap(client, force: bool = False, log: Log = _quiet) -> str:
+def bootstrap(client, force: bool = False, log: Log = quiet) -> str:
     """debootstrap a minimal Debian, `docker import` it, cache it; returns the image id."""
     if not force:
         try:
@@ -216,13 +215,10 @@ def image_tag(name: str, digest: str) -> str:
 
 
 def ensure_built(
-    repo: Path, name: str, client=None, log: Log = _quiet, fresh: bool = False
+    repo: Path, name: str, client=None, log: Log = quiet, fresh: bool = False
 ) -> EnvImage:
     """The env's image, built only when no image has its digest yet (under a file lock).
     `fresh` rebuilds every layer anyway (a suspect image, or timing a cold build)."""
-    import docker
-    from filelock import FileLock
-
     folder = check_env(repo, name)
     client = client or connect()
     ref, base_id = ensure_base(client, log)
@@ -248,8 +244,6 @@ def ensure_built(
 
 
 def _build(client, repo, folder, name, tag, ref, base_id, img: EnvImage, log: Log, fresh=False):
-    import docker
-
     log_file = state_dir(repo, "logs") / f"env-{name}.build.log"
     labels = {
         "efflab.env": name,

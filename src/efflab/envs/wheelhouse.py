@@ -30,7 +30,7 @@ LOCK_FILE = "requirements.lock"
 Log = Callable[[str], None]
 
 
-def _quiet(_msg: str) -> None:
+def quiet(_msg: str) -> None:
     pass
 
 
@@ -104,7 +104,7 @@ def wheelhouse_current(repo: Path, name: str) -> dict[str, str] | None:
     return {fname: meta["sha256"] for fname, meta in files.items()}
 
 
-def wheelhouse(repo: Path, name: str, log: Log = _quiet) -> dict[str, str]:
+def wheelhouse(repo: Path, name: str, log: Log = quiet) -> dict[str, str]:
     """Resolve the lock file into envs/<name>/wheels (once); returns {wheel: sha256}."""
     current = wheelhouse_current(repo, name)
     if current is not None:

@@ -28,6 +28,7 @@ from efflab.nightly.history import (
     read_history,
 )
 from efflab.nightly.night import Finding, Night
+from efflab.results import render
 
 ORDER = {v: i for i, v in enumerate(regress.VERDICTS)}
 
@@ -231,11 +232,6 @@ def _html(night: Night, md: str, images: dict[str, list[tuple[str, str]]]) -> st
                 f"<td>{e(_num(f.current_median))}</td></tr>"
             )
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>efflab nightly #{night.night}</title><style>",
-        "body{font-family:sans-serif;margin:1.5em}td,th{padding:2px 8px;text-align:left}",
-        ".reg{background:#fdd}.imp{background:#dfd}img{max-width:100%}",
-        "</style></head><body>",
         f"<h1>Nightly #{night.night}: {'FAILED' if night.exit_code else 'ok'}</h1>",
         f"<p>run {e(night.run_id)} · suite {e(night.suite)} · "
         f"<a href='summary.md'>summary.md</a> · <a href='summary.json'>summary.json</a></p>",
@@ -256,8 +252,8 @@ def _html(night: Night, md: str, images: dict[str, list[tuple[str, str]]]) -> st
         parts.append(f"<h2>{e(exp)}</h2>")
         parts += [f"<h3>{e(m)}</h3><img src='{e(src)}' alt='{e(exp)} {e(m)}'>" for m, src in imgs]
     parts.append(f"<details><summary>summary.md</summary><pre>{e(md)}</pre></details>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    css = "td,th{text-align:left}.reg{background:#fdd}.imp{background:#dfd}"
+    return render.html_page(f"efflab nightly #{night.night}", "\n".join(parts), css)
 
 
 def write(repo: Path, night: Night, trend_nights: int = 30) -> Path:

@@ -11,31 +11,26 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from efflab.core import layout
 from efflab.papers import claims
 from efflab.papers.evaluate import EvalError, rows
 from efflab.papers.outcome import ClaimResult, PaperResult
-from efflab.results import tables
+from efflab.results import render, tables
 
 MAX_ROWS = 24  # more points than this: plot only the selected ones
 
 
 def reports_dir(repo: Path, paper_id: str) -> Path:
-    return repo / "results" / "reproductions" / paper_id
+    return layout.reports_dir(repo, paper_id)
 
 
 def report_numbers(repo: Path, paper_id: str) -> list[int]:
-    d = reports_dir(repo, paper_id)
-    if not d.is_dir():
-        return []
-    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit())
+    return render.numbers(reports_dir(repo, paper_id))
 
 
 def _shown(v: Any) -> str | None:
@@ -245,8 +240,6 @@ def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
     n_ok = sum(c["verdict"] == "reproduced" for c in s["claims"])
     cls = {"reproduced": "reproduced", "not reproduced": "not-reproduced", "error": "error"}
     out = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(paper.title)}</title>",
-        f"<style>{CSS}</style></head><body>",
         f"<h1>Reproduction: {e(paper.title)}</h1>",
         f"<p>{e(', '.join(paper.authors))} · {e(paper.venue)} {paper.year} · "
         f"<a href='{e(paper.link)}'>{e(paper.link)}</a></p>",
@@ -290,35 +283,27 @@ def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
             f"</td><td>{ver}</td><td>{x['jobs_run']}</td><td>{e(x['runtime'])}</td><td>{x['wall_s']}</td>"
             f"<td>{e(fails)}</td></tr>"
         )
-    out.append("</table></body></html>")
-    return "\n".join(out) + "\n"
+    out.append("</table>")
+    return render.html_page(paper.title, "\n".join(out), CSS)
 
 
 def write_report(repo: Path, res: PaperResult) -> Path:
     """Build the report in a temp folder, then rename it to the next free number."""
     root = reports_dir(repo, res.paper.id)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
-    try:
-        (tmp / "plots").mkdir()
-        tabs = res.tables()
-        plots = {}
-        for cr in res.results:
-            rel = f"plots/{cr.claim.id}.png"
-            if plot_claim(cr, tabs, tmp / rel):
-                plots[cr.claim.id] = rel
-        s = summary(res, repo)
-        (tmp / "report.md").write_text(markdown(s, res.paper, plots))
-        (tmp / "report.html").write_text(to_html(s, res.paper, plots))
-        while True:  # another process may take the number first: never overwrite
-            n = (report_numbers(repo, res.paper.id) or [0])[-1] + 1
-            s["report_dir"] = str(root / str(n))
-            (tmp / "verdicts.json").write_text(json.dumps(s, indent=2, default=str) + "\n")
-            try:
-                os.rename(tmp, root / str(n))
-                return root / str(n)
-            except OSError:
-                if not (root / str(n)).exists():
-                    raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    tabs = res.tables()
+    s = summary(res, repo)
+
+    def fill(tmp: Path, n: int) -> None:
+        if not (tmp / "report.md").exists():
+            (tmp / "plots").mkdir()
+            plots = {}
+            for cr in res.results:
+                rel = f"plots/{cr.claim.id}.png"
+                if plot_claim(cr, tabs, tmp / rel):
+                    plots[cr.claim.id] = rel
+            (tmp / "report.md").write_text(markdown(s, res.paper, plots))
+            (tmp / "report.html").write_text(to_html(s, res.paper, plots))
+        s["report_dir"] = str(root / str(n))
+        (tmp / "verdicts.json").write_text(json.dumps(s, indent=2, default=str) + "\n")
+
+    return root / str(render.write_numbered(root, fill))

@@ -18,7 +18,7 @@ from typing import Any
 from efflab.core.envspec import context_digest
 from efflab.core.errors import BadInput, json_path
 from efflab.core.invocation import KEY_LEN, Invocation
-from efflab.core.specio import canonical_json, load_yaml, validate
+from efflab.core.specio import canonical_json, describe_error, load_yaml, validate
 from efflab.plan.registry import Registry, Script
 
 
@@ -155,9 +155,7 @@ class Planner:
                 ).iter_errors({name: value})
             )
             if errs:
-                from efflab.core.specio import _describe
-
-                expected, found = _describe(errs[0])
+                expected, found = describe_error(errs[0])
                 raise BadInput(
                     file, where, f"{expected} for input '{name}' of '{script.alias}'", found
                 )

@@ -7,11 +7,16 @@ error lists the candidates. Resolution is deterministic — never a prompt.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import string
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from efflab.core.errors import BadInput
 from efflab.core.requirements import Requirements
@@ -64,8 +69,6 @@ class Script:
 
     @cached_property
     def input_validator(self):
-        import jsonschema
-
         sch = {"type": "object", "properties": self.inputs, "additionalProperties": False}
         return jsonschema.Draft202012Validator(sch)
 
@@ -75,9 +78,6 @@ class Script:
         f = self.path / "check.py"
         if not f.exists():
             return None
-        import importlib.util
-        import sys
-
         spec = importlib.util.spec_from_file_location(f"efflab_check_{self.alias}", f)
         mod = importlib.util.module_from_spec(spec)
         added = [str(p) for p in [self.path, *self.include] if str(p) not in sys.path]
@@ -112,8 +112,6 @@ def parse_script(folder: Path) -> Script:
             meta_file, "$.run", f"an existing file {folder / meta['run']}", "no such file"
         )
     inputs = meta.get("inputs") or {}
-    import jsonschema
-
     for name, prop in inputs.items():
         errs = list(jsonschema.Draft202012Validator(prop).iter_errors(prop["default"]))
         if errs:
@@ -163,8 +161,6 @@ def parse_script(folder: Path) -> Script:
 
 
 def _template_names(inputs: dict[str, Any]) -> set[str]:
-    import string
-
     names: set[str] = set()
     for v in inputs.values():
         if isinstance(v, str):

@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import git
+from filelock import FileLock
+
 from efflab.core.errors import BadInput, RunFailed
+from efflab.core.layout import history_file, nightly_dir
 from efflab.results import tables
 
 DEFAULT_AUTHOR = ("efflab", "efflab@localhost")
@@ -62,8 +66,6 @@ class Published:
 
 
 def _open(dest: Path, create: bool):
-    import git
-
     if not dest.exists() or (dest.is_dir() and not any(dest.iterdir())):
         if not create:
             raise BadInput(dest, "$", "a git results repository", "no such repository")
@@ -130,11 +132,6 @@ def publish(
     message: str | None = None,
 ) -> Published:
     """Commit the experiments' table versions (all, or `versions[exp]`) and a night."""
-    import git
-    from filelock import FileLock
-
-    from efflab.core.layout import history_file, nightly_dir
-
     todo: list[tuple[str, int]] = []
     for i, exp in enumerate(experiments):
         have = tables.versions(project, exp)

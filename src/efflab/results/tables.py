@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from efflab.core.errors import BadInput
+from efflab.results import render
 
 STAT_COLUMNS = [
     "metric",
@@ -112,12 +110,7 @@ def content_hash(df: pd.DataFrame) -> str:
 
 
 def versions(repo: Path, experiment: str) -> list[int]:
-    d = tables_dir(repo, experiment)
-    if not d.is_dir():
-        return []
-    return sorted(
-        int(p.name[1:]) for p in d.iterdir() if p.name[:1] == "v" and p.name[1:].isdigit()
-    )
+    return render.numbers(tables_dir(repo, experiment), prefix="v")
 
 
 def manifest(repo: Path, experiment: str, version: int) -> dict[str, Any]:
@@ -136,35 +129,27 @@ def save(
     existing = versions(repo, experiment)
     if existing and manifest(repo, experiment, existing[-1])["content_hash"] == h:
         return existing[-1], False
-    root = tables_dir(repo, experiment)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
-    try:
-        df.to_parquet(tmp / "table.parquet", index=False)
-        (tmp / "table.csv").write_text(to_csv(df))
-        (tmp / "table.md").write_text(to_markdown(df))
-        while True:  # another process may take the number first: never overwrite
-            n = (versions(repo, experiment) or [0])[-1] + 1
-            meta = {
-                "experiment": experiment,
-                "version": n,
-                "content_hash": h,
-                "parent": n - 1 if n > 1 else None,
-                "git_commit": git_commit,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "rows": len(df),
-                "columns": list(df.columns),
-                **(extra or {}),
-            }
-            (tmp / "manifest.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-            try:
-                os.rename(tmp, root / f"v{n}")
-                return n, True
-            except OSError:
-                if not (root / f"v{n}").exists():
-                    raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    data = {"table.csv": to_csv(df), "table.md": to_markdown(df)}
+
+    def fill(tmp: Path, n: int) -> None:
+        if not (tmp / "table.parquet").exists():
+            df.to_parquet(tmp / "table.parquet", index=False)
+            for name, text in data.items():
+                (tmp / name).write_text(text)
+        meta = {
+            "experiment": experiment,
+            "version": n,
+            "content_hash": h,
+            "parent": n - 1 if n > 1 else None,
+            "git_commit": git_commit,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "rows": len(df),
+            "columns": list(df.columns),
+            **(extra or {}),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+    return render.write_numbered(tables_dir(repo, experiment), fill, prefix="v"), True
 
 
 def load(repo: Path, experiment: str, version: int | None = None) -> tuple[pd.DataFrame, int]:

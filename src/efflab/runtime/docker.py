@@ -119,7 +119,6 @@ def container_config(repo: Path, inv: Invocation, folder: Path, image_id: str) -
         TMPDIR="/tmp",
         PYTHONPATH=PKG_MOUNT,
         PYTHONDONTWRITEBYTECODE="1",
-        EFFLAB_RUNTIME="docker",
     )
     cfg: dict[str, Any] = {
         "image": image_id,

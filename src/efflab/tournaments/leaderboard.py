@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.core.specio import atomic_write_text
+from efflab.results import render
 from efflab.tournaments.ledger import Ledger
 from efflab.tournaments.spec import Objective, Tournament
 
@@ -246,8 +247,7 @@ def to_html(b: dict[str, Any], t: Tournament, png: bytes | None) -> str:
     e = html.escape
     head, rows = _table(b, t)
     out = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(b['title'])}</title>",
-        f"<style>{CSS}</style></head><body><h1>Leaderboard: {e(b['title'])}</h1>",
+        f"<h1>Leaderboard: {e(b['title'])}</h1>",
         f"<p>Tournament <code>{e(b['tournament'])}</code> ({e(b['status'])}). "
         f"Ranking: {e(b['rule'])}.</p><p>Constraints: "
         f"{e(', '.join(b['constraints']) or 'none')}. Every number was measured by efflab "
@@ -280,9 +280,9 @@ def to_html(b: dict[str, Any], t: Tournament, png: bytes | None) -> str:
         out.append("</table>")
     out.append(
         f"<p>Ledger: {b['ledger']['entries']} entries, verified; head "
-        f"<code>{e(str(b['ledger']['head']))}</code>.</p></body></html>"
+        f"<code>{e(str(b['ledger']['head']))}</code>.</p>"
     )
-    return "\n".join(out) + "\n"
+    return render.html_page(f"Leaderboard: {b['title']}", "\n".join(out), CSS)
 
 
 def plot(b: dict[str, Any], t: Tournament, out: Path) -> bool:

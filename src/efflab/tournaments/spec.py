@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from efflab.core.errors import BadInput, json_path
 from efflab.core.specio import load_yaml, validate
 from efflab.plan.planner import Planner, load_experiment
@@ -182,8 +184,6 @@ def step_closure(registry: Registry, script: Script) -> dict[str, Script]:
 
 def load_tournament(repo: Path, tid: str) -> Tournament:
     """Load, validate and cross-check a spec against the experiment and its scripts."""
-    import jsonschema
-
     f = tournament_file(repo, tid)
     raw = _normalise_dates(load_yaml(f))
     validate(raw, "tournament", f)

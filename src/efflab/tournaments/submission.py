@@ -11,8 +11,10 @@ size and count) and the whole archive is refused if one member is unsafe.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
+import json
 import os
 import stat
 import tarfile
@@ -84,8 +86,6 @@ def _numeric(text: str) -> bool:
 
 def _load(file: Path) -> Any:
     """JSON when it looks like JSON (its numbers stay numbers), else YAML."""
-    import json
-
     text = file.read_bytes()
     if file.suffix != ".json" and not text.lstrip().startswith(b"{"):
         return load_yaml(file)
@@ -147,8 +147,6 @@ def pack_folder(folder: Path, dest: Path) -> None:
         return info
 
     with open(dest, "wb") as raw:
-        import gzip
-
         with (
             gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,6 @@ def _profile_file(folder: Path) -> Path | None:
 
 
 def _snakemake_major() -> int:
-    from importlib.metadata import version
-
     return int(version("snakemake").split(".")[0])
 
 
