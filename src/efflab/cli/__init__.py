@@ -9,7 +9,9 @@ import sys
 from efflab.core.errors import BadInput, RunFailed
 
 # Command groups, in --help order. Each module defines register(subparsers).
-MODULES = ["run", "results", "env", "doctor", "papers", "tournament", "nightly"]
+MODULES = [
+    "run", "explain", "script", "repo", "results", "env", "doctor", "papers", "tournament", "nightly",
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from efflab.cli.options import add_run_options, run_options
 from efflab.core.errors import RunFailed
 from efflab.plan.planner import plan_experiment
 from efflab.results import tables
+from efflab.results.explain import WILL_RUN, explain
 from efflab.workflow.pipeline import run_experiment
 
 SHOW_COLUMNS = ["metric", "unit", "n", "median", "std", "min", "max"]
@@ -87,10 +88,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 prepared=p,
             )
         if args.dry_run:
-            todo = sum(1 for _ in p.targets) if res.engine else 0
+            todo = [e for e in explain(repo, p) if e.status == WILL_RUN]
             print(
-                f"{p.experiment.name}: {'would run jobs for ' + str(todo) + ' points' if todo else 'nothing to do (all cached)'}"
+                f"{p.experiment.name}: "
+                + (f"would run {len(todo)} points" if todo else "nothing to do (all cached)")
             )
+            for e in todo:  # one line each: why it runs (efflab explain has the detail)
+                print(f"  {e.line}")
             continue
         failures += res.failures
         if args.json:

@@ -32,6 +32,9 @@ class Invocation:
     repetition: int = 0
     include: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)  # declared metrics/files
+    # what the key was computed from, per component (file digests, inputs, dep keys,
+    # env digest, salt, collection): `efflab explain` diffs these between runs
+    key_parts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def folder(self) -> str:
@@ -52,6 +55,7 @@ class Invocation:
             "repetition": self.repetition,
             "include": self.include,
             "outputs": self.outputs,
+            "key_parts": self.key_parts,
         }
 
     @classmethod

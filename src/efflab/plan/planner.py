@@ -204,6 +204,8 @@ class Planner:
             "repetition": repetition,
             "salt": self.salt if salted else "",
         }
+        if script.collection:  # a collection's commit is part of its scripts' identity
+            ident["collection"] = script.collection
         key = hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:KEY_LEN]
         inv = self.invocations.get(key)
         if inv is None:
@@ -220,6 +222,11 @@ class Planner:
                 repetition=repetition,
                 include=[str(p) for p in script.include],
                 outputs={"metrics": script.metrics, "files": script.files},
+                key_parts={
+                    **ident,
+                    "files": {shown: sha for _, shown, sha in script.file_digests},
+                    "deps": {n: dict(v) for n, v in deps.items()},
+                },
             )
             self.invocations[key] = inv
         self._memo[memo] = inv
@@ -302,3 +309,23 @@ def plan_experiment(
     salt: str = "",
 ) -> Plan:
     return Planner(repo, salt=salt).plan(load_experiment(repo, name, quick, overrides))
+
+
+def single_invocation(
+    script: Script, overrides: dict[str, Any], repetitions: int = 1
+) -> Experiment:
+    """An ad-hoc experiment of one point: `efflab script run` (its results go under
+    results/script-<alias>/ like any experiment's; `--set` errors name `--set`)."""
+    return Experiment(
+        name=f"script-{script.alias}",
+        file=script.meta_file,
+        script=script.alias,
+        description=f"efflab script run {script.alias}",
+        inputs=dict(overrides),
+        grid={},
+        points=[{}],
+        repetitions=repetitions,
+        metrics=None,
+        raw={},
+        overrides=dict(overrides),
+    )

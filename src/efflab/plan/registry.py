@@ -11,7 +11,7 @@ import importlib.util
 import os
 import string
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import jsonschema
 from efflab.core.errors import BadInput
 from efflab.core.requirements import Requirements
 from efflab.core.specio import load_yaml, validate
+from efflab.plan import collections
 
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
@@ -52,19 +53,32 @@ class Script:
     resources: dict[str, Any]
     include: list[Path] = field(default_factory=list)
     requires: Requirements = field(default_factory=Requirements)
+    collection: str | None = None  # "name@commit" for scripts from a registered collection
 
     @cached_property
     def meta_file(self) -> Path:
         return self.path / "meta.yaml"
 
     @cached_property
+    def file_digests(self) -> list[tuple[str, str, str]]:
+        """(path in its root, path as shown, sha256) of every file of the script folder
+        and its includes, in key order; kept so `efflab explain` can name the file that
+        changed a key."""
+        out = []
+        for root in [self.path, *self.include]:
+            for f in _walk(root):
+                rel = str(f.relative_to(root))
+                shown = rel if root == self.path else f"{root.name}/{rel}"
+                out.append((rel, shown, hashlib.sha256(f.read_bytes()).hexdigest()))
+        return out
+
+    @cached_property
     def files_digest(self) -> str:
         """sha256 over every file of the script folder and its includes."""
         h = hashlib.sha256()
-        for root in [self.path, *self.include]:
-            for f in _walk(root):
-                h.update(str(f.relative_to(root)).encode() + b"\0")
-                h.update(hashlib.sha256(f.read_bytes()).digest())
+        for rel, _, sha in self.file_digests:
+            h.update(rel.encode() + b"\0")
+            h.update(bytes.fromhex(sha))
         return h.hexdigest()
 
     @cached_property
@@ -171,14 +185,18 @@ def _template_names(inputs: dict[str, Any]) -> set[str]:
 class Registry:
     """All scripts visible from a repo root plus EFFLAB_SCRIPTS_PATH folders."""
 
-    def __init__(self, roots: list[Path]):
+    def __init__(self, roots: list[Path], collections: dict[Path, str] | None = None):
+        """`collections`: root -> "name@commit" for roots that are registered collections."""
         self.roots = roots
         self.scripts: dict[str, Script] = {}
         for root in roots:
             if not root.is_dir():
                 continue
+            label = (collections or {}).get(root)
             for meta in sorted(root.glob("*/meta.yaml")):
                 s = parse_script(meta.parent)
+                if label:
+                    s = replace(s, collection=label)
                 if s.alias in self.scripts:
                     other = self.scripts[s.alias].meta_file
                     raise BadInput(
@@ -195,7 +213,9 @@ class Registry:
     @classmethod
     def for_repo(cls, repo: Path) -> Registry:
         extra = [Path(p) for p in os.environ.get("EFFLAB_SCRIPTS_PATH", "").split(os.pathsep) if p]
-        return cls([repo / "scripts", *extra])
+        registered = collections.script_roots(repo)
+        labels = {root: c.label for root, c in registered if c.commit}
+        return cls([repo / "scripts", *extra, *(root for root, _ in registered)], labels)
 
     def _check_uids(self) -> None:
         seen: dict[str, Script] = {}
