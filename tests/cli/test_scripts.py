@@ -65,12 +65,13 @@ def test_run_is_recorded_and_cached(tiny_repo: Path) -> None:
     )
     assert first["status"] == "ok" and first["metrics"]["sumsq"] == 30.0 and not first["cached"]
     assert (tiny_repo / first["record"]).is_file()
+    stamp = tiny_repo / "artifacts" / "square" / first["key"] / "outputs.json"
+    before = stamp.stat().st_mtime_ns
     again = _json(
         efflab(tiny_repo, "script", "run", "square", "--set", "n=4", "--runtime", "host", "--json")
     )
     assert again["cached"] and again["key"] == first["key"]
-    stamp = tiny_repo / "artifacts" / "square" / first["key"] / "outputs.json"
-    assert stamp.stat().st_mtime_ns == stamp.stat().st_mtime_ns  # same file, not rewritten
+    assert stamp.stat().st_mtime_ns == before  # not re-run: the output was not rewritten
     _one_line_error(
         efflab(tiny_repo, "script", "run", "square", "--set", "nope=1"), "--set", "nope"
     )
