@@ -20,6 +20,7 @@ venue: TestConf
 year: 2024
 link: https://example.org/squares
 summary: A toy paper whose claims the demo experiment can check.
+scale: {paper: "sums of squares by hand", ours: "the demo experiment"}
 experiments:
   - name: demo
 claims:
@@ -32,7 +33,7 @@ claims:
           ratio:
             - {metric: sumsq, where: {n: 3, scale: 2.0}}
             - {metric: sumsq, where: {n: 3, scale: 1.0}}
-        rel_tol: 0.01
+        rel_tol: {value: 0.01, source: ours, why: "exact arithmetic"}
   - id: grows-with-n
     statement: "The sum grows with n."
     check: {trend: {metric: sumsq, where: {scale: 1.0}, along: n, direction: increasing, strict: true}}
@@ -44,6 +45,7 @@ title: An overstated claim
 authors: [C. Optimist]
 year: 2023
 link: https://example.org/optimist
+scale: {paper: "1..3", ours: "1..3"}
 experiments:
   - name: demo
     quick_inputs: {n: 3}
@@ -52,7 +54,7 @@ claims:
     statement: "The sum of squares of 1..3 exceeds 100."
     paper: {value: 100, text: "> 100"}
     note: our scale is exactly the paper's
-    check: {compare: {left: {metric: sumsq, where: {scale: 1.0}}, op: ">", right: 100}}
+    check: {compare: {left: {metric: sumsq, where: {scale: 1.0}}, op: ">", right: {value: 100, source: paper, ref: "> 100"}}}
 """
 
 
@@ -143,9 +145,18 @@ def test_failed_experiment_makes_claims_errors(tiny_repo: Path) -> None:
         (("  - name: demo\n", "  - name: dmeo\n"), "$.experiments[0].name"),
         (("direction: increasing", "direction: upward"), "$.claims[1].check.trend.direction"),
         (
-            ("rel_tol: 0.01", "rel_tol: 0.01\n        target: high"),
+            ('rel_tol: {value: 0.01, source: ours, why: "exact arithmetic"}', "rel_tol: 0.01"),
+            "$.claims[0].check.within.rel_tol",
+        ),
+        (
+            ("  - id: grows-with-n", "        target: 2\n  - id: grows-with-n"),
             "$.claims[0].check.within.target",
         ),
+        (
+            ('source: ours, why: "exact arithmetic"', "source: ours"),
+            "$.claims[0].check.within.rel_tol",
+        ),
+        (("scale: {paper:", "scal: {paper:"), "$"),
         (("id: squares", "id: squares-v2"), "$.id"),
     ],
 )

@@ -57,7 +57,7 @@ def _paper_brief(p: Any) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from efflab.papers.reproduce import load_paper, paper_ids
+    from efflab.papers.spec import load_paper, paper_ids
 
     repo = find_repo(args.repo)
     papers = [load_paper(repo, pid) for pid in paper_ids(repo)]
@@ -74,7 +74,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from efflab.papers.claims import render
-    from efflab.papers.reproduce import load_paper
+    from efflab.papers.spec import load_paper
 
     repo = find_repo(args.repo)
     p = load_paper(repo, args.paper)

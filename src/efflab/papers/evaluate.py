@@ -129,12 +129,13 @@ def _compare(c: Compare, tables: Mapping[str, pd.DataFrame]) -> Outcome:
 
 def _within(c: Within, tables: Mapping[str, pd.DataFrame]) -> Outcome:
     v, unit = value(c.value, tables)
-    err = abs(v - c.target)
-    ok = (c.abs_tol is not None and err <= c.abs_tol) or (
-        c.rel_tol is not None and err <= c.rel_tol * abs(c.target)
+    tgt = c.target.value
+    err = abs(v - tgt)
+    ok = (c.abs_tol is not None and err <= c.abs_tol.value) or (
+        c.rel_tol is not None and err <= c.rel_tol.value * abs(tgt)
     )
-    rel = f" ({err / abs(c.target):.0%} off)" if c.target else ""
-    detail = f"{render(c.value)} = {fmt(v, unit)} vs paper {c.target:g}{rel}"
+    rel = f" ({err / abs(tgt):.0%} off)" if tgt else ""
+    detail = f"{render(c.value)} = {fmt(v, unit)} vs paper {tgt:g}{rel}"
     return Outcome(PASS if ok else FAIL, fmt(v, unit), detail, v)
 
 

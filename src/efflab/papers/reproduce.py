@@ -18,7 +18,7 @@ from typing import Any
 
 from efflab.core.errors import BadInput, RunFailed
 from efflab.core.specio import canonical_json
-from efflab.papers import claims
+from efflab.papers import claims, plancheck
 from efflab.papers.evaluate import Outcome, evaluate
 from efflab.papers.outcome import ClaimResult, ExperimentRun, PaperResult
 from efflab.papers.report import write_report
@@ -28,13 +28,13 @@ from efflab.workflow.options import RunOptions
 from efflab.workflow.pipeline import run_experiment
 
 
-def _catalog(plan: Plan) -> claims.Catalog:
+def _catalog(plan: Plan) -> plancheck.Catalog:
     metrics = list(plan.experiment.metrics or plan.script.metrics)
     points: list[dict[str, Any]] = []
     for pt in plan.points:
         if pt.params not in points:
             points.append(pt.params)
-    return claims.Catalog(plan.experiment.name, metrics, plan.param_names(), points)
+    return plancheck.Catalog(plan.experiment.name, metrics, plan.param_names(), points)
 
 
 def prepare(
@@ -75,7 +75,7 @@ def prepare(
             mine[need.name] = runs[key]
         catalogs = {n: _catalog(r.plan) for n, r in mine.items()}
         for c in paper.claims:
-            claims.check(c.condition, catalogs, paper.file)
+            plancheck.check(c.condition, catalogs, paper.file)
         per_paper[paper.id] = mine
     return list(runs.values()), per_paper
 
