@@ -171,7 +171,7 @@ JS = r"""
     });
     var s = document.getElementById("shown");
     if (s) s.textContent = shown + " point(s) shown";
-    if (typeof Plotly === "undefined") return;
+    if (typeof Plotly === "undefined") { document.body.dataset.drawn = "1"; return; }
     document.querySelectorAll(".plot").forEach(function (div) {
       if (div.dataset.kind === "points") drawPoints(div, f);
       else if (div.dataset.kind === "pareto") drawPareto(div);
