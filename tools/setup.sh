@@ -19,6 +19,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# headless Chromium for the site's browser tests (tests/site); Playwright drives Debian's
+# binary by its path, so no browser download is needed
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian package: chromium" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: warning: missing chromium (install: apt-get install -y chromium)" >&2
+  fi
+fi
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # reinstall only when the pinned requirements changed
 stamp=.venv/.efflab-installed

@@ -10,7 +10,8 @@ from efflab.core.errors import BadInput, RunFailed
 
 # Command groups, in --help order. Each module defines register(subparsers).
 MODULES = [
-    "run", "explain", "script", "repo", "results", "env", "doctor", "papers", "tournament", "nightly",
+    "run", "explain", "script", "repo", "optimize", "results", "env", "doctor", "papers",
+    "tournament", "nightly", "site",
 ]  # fmt: skip
 
 

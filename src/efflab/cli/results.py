@@ -28,6 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("b", type=int)
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_diff)
+    i = rs.add_parser(
+        "import",
+        help="merge another machine's results/ (or a published results repo) into this one",
+        description="Records are merged by key and host (another host's land in "
+        "results/<exp>/hosts/<host>/), table versions and reproduction reports are added; "
+        "nothing is overwritten. A folder that is not efflab results, or a record that "
+        "conflicts with one here, is exit 2 naming the file(s); nothing is written then.",
+    )
+    i.add_argument("path", help="a results/ folder, a project root, or a published results repo")
+    i.add_argument("--host", default=None, help="host label when the source names none")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_import)
     # publish/history (nightly) register themselves here when present
     try:
         importlib.import_module("efflab.cli.publish").register(rs)
@@ -88,4 +100,22 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return 0
     d = d.rename(columns={"median_a": f"median v{args.a}", "median_b": f"median v{args.b}"})
     print(tables.to_markdown(d), end="")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from efflab.results.importer import import_results
+
+    res = import_results(find_repo(args.repo), Path(args.path), args.host)
+    if args.json:
+        print_json(res.to_json())
+        return 0
+    print(
+        f"imported {res.source} ({res.kind}; hosts: {', '.join(res.hosts) or '-'}): "
+        f"records +{res.records_added} ({res.records_unchanged} already here), "
+        f"tables +{res.tables_added} ({res.tables_unchanged} already here), "
+        f"reports +{res.reports_added} ({res.reports_unchanged} already here)"
+    )
     return 0

@@ -3,6 +3,7 @@ module just to find a folder.
 
     artifacts/<alias>/<key>/          one invocation (invocation.json, outputs.json, out/)
     results/<exp>/runs/<key>.json     run records; tables/v<N>/ versioned tables
+    results/<exp>/hosts/<host>/       another machine's records and tables (`results import`)
     results/reproductions/<paper>/<n> reproduction reports
     results/tournaments/<id>/         ledger, submissions, leaderboard
     results/nightly/                  history.jsonl and one folder per night
@@ -36,6 +37,16 @@ def runs_dir(repo: Path, experiment: str) -> Path:
 
 def tables_dir(repo: Path, experiment: str) -> Path:
     return experiment_dir(repo, experiment) / "tables"
+
+
+def hosts_dir(repo: Path, experiment: str) -> Path:
+    """Imported machines of an experiment: `hosts/<host>/runs/`, `hosts/<host>/tables/`."""
+    return experiment_dir(repo, experiment) / "hosts"
+
+
+def site_dir(repo: Path) -> Path:
+    """Default output of `efflab site build`."""
+    return repo / "results" / "site"
 
 
 def reports_dir(repo: Path, paper_id: str) -> Path:

@@ -1,0 +1,206 @@
+"""The site's assets, written once per build into `assets/`: Plotly's JavaScript (from
+the pinned `plotly` wheel, so the site needs no network), the site's own script (draws
+every plot from its page's data and applies the host and parameter filters) and CSS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plotly.offline import get_plotlyjs
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:0;color:#222}
+header{display:flex;justify-content:space-between;align-items:center;padding:.5em 1em;
+background:#f3f5f8;border-bottom:1px solid #ddd;position:sticky;top:0;z-index:10}
+main{max-width:1300px;margin:1em auto;padding:0 1em}footer{color:#777;font-size:12px;padding:1em}
+table{border-collapse:collapse;margin:.5em 0;font-size:13px}td,th{border:1px solid #ccc;
+padding:3px 7px;vertical-align:top}th{background:#f4f4f4}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:8px}
+.plot{min-height:340px;border:1px solid #eee}.filters label{margin-right:1em}
+.cell{font-weight:bold;text-decoration:none}.ok{color:#17672c}.bad{color:#a31515}
+.err{color:#8a5300}.inc{color:#555}.other{color:#333}.tie{background:#ffe9a8;padding:0 4px}
+.detail{background:#fafafa;border:1px solid #ddd;padding:.5em;margin:.5em 0;display:none}
+.skipped{color:#8a5300}.hidden{display:none}pre{font-size:11px;overflow:auto;max-height:24em}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:10px}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6em}.card h3{margin:.2em 0}
+"""
+
+JS = r"""
+(function () {
+  "use strict";
+  var page = JSON.parse(document.getElementById("page-data").textContent || "{}");
+  var conf = {responsive: true, displaylogo: false};
+  function hostChoice() {
+    var q = new URLSearchParams(location.search).get("host");
+    if (q !== null) return q;
+    try { return localStorage.getItem("efflab-host") || ""; } catch (e) { return ""; }
+  }
+  var host = hostChoice();
+  var sel = document.getElementById("host-filter");
+  if (sel) {
+    if (host && !Array.prototype.some.call(sel.options, function (o) { return o.value === host; })) host = "";
+    sel.value = host;
+    sel.addEventListener("change", function () {
+      host = sel.value;
+      try { localStorage.setItem("efflab-host", host); } catch (e) { /* file:// may refuse */ }
+      apply();
+    });
+  }
+  function paramFilters() {
+    var f = {};
+    document.querySelectorAll(".param-filter").forEach(function (s) {
+      if (s.value !== "") f[s.dataset.param] = JSON.parse(s.value);
+    });
+    return f;
+  }
+  function matches(row, f) {
+    for (var k in f) { if (JSON.stringify(row.p[k]) !== JSON.stringify(f[k])) return false; }
+    return true;
+  }
+  function fmt(v) { return v === null || v === undefined ? "—" : (+v).toPrecision(4); }
+  function drawPoints(div, f) {
+    var m = page.metrics.filter(function (x) { return x.name === div.dataset.metric; })[0];
+    var traces = [];
+    page.hosts.forEach(function (h) {
+      if (host && h !== host) return;
+      var rows = page.rows.filter(function (r) { return r.h === h && r.m[m.name] && matches(r, f); });
+      if (!rows.length) return;
+      var v = rows.map(function (r) { return r.m[m.name]; });
+      traces.push({
+        type: "scatter", mode: "markers", name: h,
+        x: rows.map(function (r) { return r.l; }), y: v.map(function (s) { return s[0]; }),
+        error_y: {type: "data", symmetric: false,
+          array: v.map(function (s) { return s[2] - s[0]; }),
+          arrayminus: v.map(function (s) { return s[0] - s[1]; })},
+        customdata: rows.map(function (r, i) {
+          var p = (page.prov[h] || {})[r.l] || {};
+          var s = v[i];
+          return [s[3], fmt(s[4]), fmt(s[1]), fmt(s[2]), (p.commits || []).join(","),
+                  (p.energy || []).join(","), p.contended || 0, h, r.l];
+        }),
+        hovertemplate: "%{x}<br>median %{y:.4g} " + m.unit + "<br>n=%{customdata[0]} mean %{customdata[1]}" +
+          "<br>min %{customdata[2]} max %{customdata[3]}<br>commit %{customdata[4]}" +
+          "<br>energy %{customdata[5]}<br>contended reps %{customdata[6]}<extra>%{customdata[7]}</extra>"
+      });
+    });
+    var layout = {title: {text: m.name + " [" + m.unit + "] (" + m.better + " is better)", font: {size: 13}},
+      margin: {l: 60, r: 10, t: 40, b: 110}, xaxis: {type: "category", tickfont: {size: 9}},
+      yaxis: {title: {text: m.unit}}, showlegend: page.hosts.length > 1, height: 360};
+    Plotly.react(div, traces, layout, conf);
+    div.dataset.traces = String(traces.length);
+    if (!div.dataset.bound) {
+      div.dataset.bound = "1";
+      div.on("plotly_click", function (ev) {
+        var c = ev.points[0].customdata, p = (page.prov[c[7]] || {})[c[8]] || {};
+        var d = document.getElementById("prov-detail");
+        d.style.display = "block";
+        d.textContent = c[8] + " on " + c[7] + ": " + (p.n || 0) + " records; commit " +
+          (p.commits || []).join(", ") + (p.dirty ? " (dirty)" : "") + "; hosts " + (p.hosts || []).join(", ") +
+          "; runtime " + (p.runtime || []).join(", ") + (p.images && p.images.length ? " image " + p.images.join(", ") : "") +
+          "; energy " + (p.energy || []).join(", ") + "; contended " + (p.contended || 0) + "/" + (p.n || 0) +
+          "; runs " + (p.runs || []).join(", ");
+      });
+    }
+  }
+  function drawPareto(div) {
+    var e = page.entries.filter(function (r) { return r.x !== null && r.y !== null; });
+    var groups = [["Pareto front (front 1)", function (r) { return r.front === 1; }, "#2a9d3a"],
+                  ["later fronts", function (r) { return r.front !== 1; }, "#888"]];
+    var traces = [];
+    groups.forEach(function (g) {
+      var rs = e.filter(g[1]);
+      if (!rs.length) return;
+      traces.push({type: "scatter", mode: "markers+text", name: g[0], x: rs.map(function (r) { return r.x; }),
+        y: rs.map(function (r) { return r.y; }), text: rs.map(function (r) { return r.label + (r.tie ? " (tie)" : ""); }),
+        textposition: "top right", marker: {size: 11, color: g[2], line: {width: 1, color: "#000"},
+        symbol: rs.map(function (r) { return r.tie ? "diamond" : "circle"; })}});
+    });
+    var front = e.filter(function (r) { return r.front === 1; }).sort(function (a, b) { return a.x - b.x; });
+    var isObj = page.objectives.some(function (o) { return o.metric === page.y; });
+    if (isObj && front.length > 1) {
+      traces.push({type: "scatter", mode: "lines", name: "front", line: {shape: "hv", color: "#2a9d3a"},
+        x: front.map(function (r) { return r.x; }), y: front.map(function (r) { return r.y; }), hoverinfo: "skip"});
+    }
+    var shapes = [], notes = [];
+    page.constraints.forEach(function (c) {
+      if (c.metric === page.y) { shapes.push({type: "line", xref: "paper", x0: 0, x1: 1, y0: c.value, y1: c.value, line: {color: "red", dash: "dash"}});
+        notes.push({xref: "paper", x: 1, y: c.value, text: c.text, showarrow: false, font: {color: "red"}, xanchor: "right", yanchor: "bottom"}); }
+      if (c.metric === page.x) { shapes.push({type: "line", yref: "paper", y0: 0, y1: 1, x0: c.value, x1: c.value, line: {color: "red", dash: "dash"}});
+        notes.push({yref: "paper", y: 1, x: c.value, text: c.text, showarrow: false, font: {color: "red"}}); }
+    });
+    var u = page.units || {};
+    Plotly.react(div, traces, {height: 460, shapes: shapes, annotations: notes, margin: {t: 30},
+      xaxis: {title: {text: page.x + " [" + (u[page.x] || "") + "]"}},
+      yaxis: {title: {text: page.y ? page.y + " [" + (u[page.y] || "") + "]" : "position"}}}, conf);
+    div.dataset.traces = String(traces.length);
+  }
+  function drawTrend(div) {
+    var t = page.trends[+div.dataset.index];
+    var traces = t.series.map(function (s) {
+      return {type: "scatter", mode: "lines+markers", name: s.label, x: s.pts.map(function (p) { return p[0]; }),
+        y: s.pts.map(function (p) { return p[1]; })};
+    });
+    var reg = t.flags.filter(function (f) { return f.verdict === "regression"; });
+    if (reg.length) {
+      var ys = reg.map(function (f) {
+        var s = t.series.filter(function (s) { return s.label === f.label; })[0];
+        var p = s ? s.pts.filter(function (p) { return p[0] === f.x; })[0] : null;
+        return p ? p[1] : null;
+      });
+      traces.push({type: "scatter", mode: "markers", name: "regression", x: reg.map(function (f) { return f.x; }), y: ys,
+        marker: {symbol: "x", size: 14, color: "red"},
+        text: reg.map(function (f) { return f.label + " · commits " + f.range; }), hovertemplate: "%{text}<extra>regression</extra>"});
+    }
+    Plotly.react(div, traces, {title: {text: t.exp + " — " + t.metric + " [" + t.unit + "] (" + t.better + " is better)", font: {size: 13}},
+      height: 340, margin: {t: 40, b: 60}, xaxis: {tickmode: "array", tickvals: t.ticks.map(function (_, i) { return i; }),
+      ticktext: t.ticks.map(function (k) { return "#" + k.night + " v" + k.version + "<br>" + k.commit; })}}, conf);
+    div.dataset.traces = String(traces.length);
+  }
+  function apply() {
+    document.querySelectorAll("[data-host]").forEach(function (el) {
+      el.classList.toggle("hidden", !!host && el.dataset.host !== host);
+    });
+    var f = paramFilters();
+    var shown = 0;
+    document.querySelectorAll("tr.prow").forEach(function (tr) {
+      var row = page.rows && page.rows.filter(function (r) { return r.h === tr.dataset.host && r.l === tr.dataset.label; })[0];
+      var ok = !row || matches(row, f);
+      if (ok && !(host && tr.dataset.host !== host)) shown++;
+      tr.classList.toggle("hidden", !ok || (!!host && tr.dataset.host !== host));
+    });
+    var s = document.getElementById("shown");
+    if (s) s.textContent = shown + " point(s) shown";
+    if (typeof Plotly === "undefined") { document.body.dataset.drawn = "1"; return; }
+    document.querySelectorAll(".plot").forEach(function (div) {
+      if (div.dataset.kind === "points") drawPoints(div, f);
+      else if (div.dataset.kind === "pareto") drawPareto(div);
+      else if (div.dataset.kind === "trend") drawTrend(div);
+    });
+    document.body.dataset.drawn = "1";
+  }
+  document.querySelectorAll(".param-filter").forEach(function (s) { s.addEventListener("change", apply); });
+  document.querySelectorAll(".diffpick").forEach(function (p) {
+    p.querySelector("button").addEventListener("click", function () {
+      var a = +p.querySelector(".va").value, b = +p.querySelector(".vb").value;
+      var lo = Math.min(a, b), hi = Math.max(a, b), pairs = JSON.parse(p.dataset.pairs);
+      if (lo === hi) { p.querySelector(".msg").textContent = "pick two different versions"; return; }
+      if (pairs.indexOf(lo + "-" + hi) < 0) { p.querySelector(".msg").textContent = "not prebuilt; see efflab results diff"; return; }
+      location.href = p.dataset.base + "/diff-v" + lo + "-v" + hi + ".html";
+    });
+  });
+  apply();
+})();
+"""
+
+
+def write_assets(out: Path) -> dict[str, int]:
+    """Write assets/ under the site root; returns file -> bytes."""
+    d = out / "assets"
+    d.mkdir(parents=True, exist_ok=True)
+    files = {"plotly.min.js": get_plotlyjs(), "site.js": JS, "site.css": CSS}
+    sizes = {}
+    for name, text in files.items():
+        (d / name).write_text(text, encoding="utf-8")
+        sizes[f"assets/{name}"] = len(text.encode())
+    return sizes

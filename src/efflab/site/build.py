@@ -1,0 +1,130 @@
+"""`efflab site build`: read results/ once, write every page, swap the site in whole.
+
+The site is built in a folder beside `--out` and renamed into place, so a reader (or
+`efflab site serve`) never sees half a site. What could not be read is skipped, named
+on the home page and returned (`Built.skipped`): one corrupt record must not take the
+whole site down.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from efflab.core import layout
+from efflab.results.provenance import host_info
+from efflab.site.assets import write_assets
+from efflab.site.experiment_page import experiment_pages
+from efflab.site.experiments import Skipped, experiment_names, load_experiment
+from efflab.site.html import Page
+from efflab.site.nightly_page import load_nightly, nightly_page
+from efflab.site.overview_pages import home_page, machines, machines_page
+from efflab.site.paper_page import copy_reports, load_papers, paper_page
+from efflab.site.tournament_page import board_pages, load_boards
+
+TITLE = "efflab playground"
+
+
+@dataclass
+class Built:
+    out: Path
+    seconds: float = 0.0
+    pages: dict[str, int] = field(default_factory=dict)  # page path -> bytes
+    assets: dict[str, int] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "out": str(self.out),
+            "seconds": round(self.seconds, 2),
+            "pages": len(self.pages),
+            "largest_page": max(self.pages.items(), key=lambda kv: kv[1], default=(None, 0)),
+            "total_page_bytes": sum(self.pages.values()),
+            "assets": self.assets,
+            "counts": self.counts,
+            "skipped": [{"file": s.file, "reason": s.reason} for s in self.skipped],
+        }
+
+
+def build(
+    repo: Path,
+    out: Path | None = None,
+    title: str = TITLE,
+    on_step: Callable[[str], None] | None = None,
+) -> Built:
+    t0 = time.monotonic()
+    out = (out or layout.site_dir(repo)).resolve()
+    step = on_step or (lambda s: None)
+    skipped: list[Skipped] = []
+    step("experiments")
+    exps = [e for n in experiment_names(repo) if (e := load_experiment(repo, n, skipped))]
+    step("papers")
+    papers = load_papers(repo, skipped)
+    step("tournaments")
+    boards = load_boards(repo, skipped)
+    step("nightly")
+    nightly = load_nightly(repo, skipped)
+    ms = machines(exps)
+    me = next((s.host for e in exps for s in e.sources if not s.imported), host_info()["hostname"])
+    step("pages")
+    pages: list[Page] = []
+    for e in exps:
+        pages += experiment_pages(e)
+    pages += [paper_page(p) for p in papers]
+    for b in boards:
+        pages += board_pages(b)
+    if nightly:
+        pages.append(nightly_page(nightly, me))
+    pages.append(machines_page(ms))
+    pages.insert(0, home_page(exps, papers, boards, nightly, ms, skipped))
+    all_hosts = sorted({h for p in pages for h in p.hosts})
+    built = datetime.now(UTC).isoformat(timespec="seconds")
+    res = Built(out, skipped=skipped)
+    res.counts = {
+        "experiments": len(exps),
+        "papers": len(papers),
+        "tournaments": len(boards),
+        "nights": len(nightly.history) if nightly else 0,
+        "machines": len(ms),
+        "records_read": sum(s.records for e in exps for s in e.sources),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        step("writing")
+        res.assets = write_assets(tmp)
+        for p in pages:
+            f = tmp / p.path
+            f.parent.mkdir(parents=True, exist_ok=True)
+            text = p.render(title, all_hosts, built).encode()
+            f.write_bytes(text)
+            res.pages[p.path] = len(text)
+        for p in papers:
+            copy_reports(p, tmp)
+        if nightly:
+            for n in nightly.summaries:
+                src = layout.nightly_dir(repo) / str(n)
+                shutil.copytree(src, tmp / "nightly" / str(n), dirs_exist_ok=True)
+        tmp.chmod(0o755)
+        _swap(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    """Replace `out` by `tmp` with two renames (the old site is removed afterwards)."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{time.monotonic_ns()}"
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,227 @@
+"""The experiment page: every metric of the latest table of every machine as an
+interactive plot (median, min–max over repetitions), filters by parameter, provenance
+per point, and the table versions with what changed between any two (the same
+content as `efflab results diff`, one static page per pair).
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import combinations
+from typing import Any
+
+from efflab.results import tables
+from efflab.site.experiments import Experiment, Source, clean, point_label
+from efflab.site.html import Page, esc, fmt, slug, table
+
+ALL_PAIRS_UP_TO = 15  # versions; beyond, diffs to the previous version and to the latest
+
+
+def _rows(exp: Experiment) -> list[dict[str, Any]]:
+    """One compact row per (machine, point): median, min, max, n, mean, ci95 per metric."""
+    out = []
+    for s in exp.sources:
+        if s.table is None:
+            continue
+        params = [c for c in s.table.columns if c not in tables.STAT_COLUMNS]
+        rows: dict[str, dict[str, Any]] = {}
+        cols = [*params, "metric", "median", "min", "max", "n", "mean", "ci95_low", "ci95_high"]
+        for t in s.table[cols].itertuples(index=False, name=None):
+            point = {p: clean(v) for p, v in zip(params, t[: len(params)], strict=True)}
+            label = point_label(point)
+            row = rows.setdefault(label, {"h": s.host, "p": point, "l": label, "m": {}})
+            row["m"][t[len(params)]] = [clean(v) for v in t[len(params) + 1 :]]
+        out += rows.values()
+    return out
+
+
+def _provenance(s: Source) -> dict[str, dict[str, Any]]:
+    return {
+        label: {
+            "n": p.records,
+            "commits": [c[:10] for c in p.commits],
+            "dirty": p.dirty,
+            "hosts": p.hosts,
+            "runtime": p.runtime,
+            "images": p.images,
+            "env": p.env,
+            "energy": p.energy_methods,
+            "contended": p.contended,
+            "share": p.cpu_share_min,
+            "runs": p.run_ids[-3:],
+        }
+        for label, p in s.provenance.items()
+    }
+
+
+def _params(t: object) -> list[str]:
+    return [c for c in t.columns if c not in tables.STAT_COLUMNS]  # type: ignore[attr-defined]
+
+
+def diff_pairs(vs: list[int]) -> list[tuple[int, int]]:
+    if len(vs) <= ALL_PAIRS_UP_TO:
+        return list(combinations(vs, 2))
+    pairs = set(zip(vs, vs[1:], strict=False)) | {(v, vs[-1]) for v in vs[:-1]}
+    return sorted(pairs)
+
+
+def diff_page(exp: Experiment, s: Source, a: int, b: int) -> Page:
+    ta, tb = s.table_version(a), s.table_version(b)
+    base = f"experiments/{slug(exp.name)}/{slug(s.host)}"
+    intro = (
+        f"<p><a href='../../{slug(exp.name)}.html'>← {esc(exp.name)}</a> · machine "
+        f"<b>{esc(s.host)}</b> · "
+    )
+    pa, pb = (_params(t) for t in (ta, tb))
+    if pa != pb:  # `tables.diff` matches rows on the parameter columns: none to match on
+        body = intro + (
+            f"not comparable: v{a} has parameters {esc(pa)}, v{b} has {esc(pb)} "
+            "(another workload, e.g. a nightly override).</p>"
+        )
+        return Page(f"{base}/diff-v{a}-v{b}.html", f"{exp.name}: v{a} → v{b}", body, hosts=[s.host])
+    d = tables.diff(ta, tb)
+    d = d.rename(columns={"median_a": f"median v{a}", "median_b": f"median v{b}"})
+    head = list(d.columns)
+    rows = [[esc(fmt(clean(v))) for v in r] for r in d.itertuples(index=False, name=None)]
+    changed = int((d["status"] != "both").sum() + (d["change_pct"].abs() > 0).sum())
+    body = (
+        intro + f"{len(d)} rows, {changed} changed. Same content as "
+        f"<code>efflab results diff {esc(exp.name)} {a} {b}</code>.</p>" + table(head, rows)
+    )
+    return Page(f"{base}/diff-v{a}-v{b}.html", f"{exp.name}: v{a} → v{b}", body, hosts=[s.host])
+
+
+def _versions_block(exp: Experiment, s: Source, pairs: list[tuple[int, int]]) -> str:
+    base = f"{slug(exp.name)}/{slug(s.host)}"
+    vs = [m["version"] for m in s.versions]
+    rows = []
+    for i, m in enumerate(s.versions):
+        v = m["version"]
+        prev = vs[i - 1] if i else None
+        link = f"<a href='{base}/diff-v{prev}-v{v}.html'>v{prev} → v{v}</a>" if prev else "—"
+        commit = (m.get("git_commit") or "—")[:10] + (" (dirty)" if m.get("git_dirty") else "")
+        rows.append(
+            [
+                f"v{v}",
+                esc(m.get("created")),
+                esc(m.get("rows")),
+                esc(m.get("records", "—")),
+                f"<code>{esc(commit)}</code>",
+                f"<code>{esc(str(m.get('content_hash', ''))[:12])}</code>",
+                esc(m.get("run_id") or "—"),
+                "quick" if m.get("quick") else "full",
+                link,
+            ]
+        )
+    head = ["version", "created", "rows", "records", "commit", "hash", "run", "size", "changes"]
+    opts = "".join(f"<option value='{v}'>v{v}</option>" for v in vs)
+    form = ""
+    if len(vs) > 1:
+        pj = esc(json.dumps([f"{a}-{b}" for a, b in pairs]))
+        form = (
+            f"<p class='diffpick' data-base='{esc(base)}' data-pairs='{pj}'>compare "
+            f"<select class='va'>{opts}</select> with <select class='vb'>{opts}</select> "
+            "<button type='button'>show diff</button> <span class='msg'></span></p>"
+        )
+    return table(head, rows) + form
+
+
+def _prov_table(exp: Experiment) -> str:
+    head = ["machine", "point", "reps", "commit", "host", "runtime / image", "env"]
+    head += ["energy method", "contended"]
+    rows, attrs = [], []
+    for s in exp.sources:
+        for label, p in s.provenance.items():
+            commit = ", ".join(c[:10] for c in p.commits) + (" (dirty)" if p.dirty else "")
+            where = ", ".join(p.runtime) + (" · " + ", ".join(p.images) if p.images else "")
+            share = "" if p.cpu_share_min is None else f" (min cpu share {p.cpu_share_min:.2f})"
+            cont = f"{'yes' if p.contended else 'no'}: {p.contended}/{p.records}{share}"
+            rows.append(
+                [
+                    esc(s.host),
+                    esc(label),
+                    str(p.records),
+                    f"<code>{esc(commit)}</code>",
+                    esc(", ".join(p.hosts)),
+                    esc(where),
+                    esc(", ".join(p.env) or "—"),
+                    esc(", ".join(p.energy_methods)),
+                    esc(cont),
+                ]
+            )
+            attrs.append(f"data-host='{esc(s.host)}' data-label='{esc(label)}' class='prow'")
+    return table(head, rows, attrs)
+
+
+def experiment_pages(exp: Experiment) -> list[Page]:
+    rows = _rows(exp)
+    values: dict[str, list[Any]] = {p: [] for p in exp.params}
+    for r in rows:
+        for p in exp.params:
+            v = r["p"].get(p)
+            if v not in values[p]:
+                values[p].append(v)
+    filters = "".join(
+        f"<label>{esc(p)} <select class='param-filter' data-param='{esc(p)}'>"
+        "<option value=''>all</option>"
+        + "".join(
+            f"<option value='{esc(json.dumps(v))}'>{esc(fmt(v))}</option>"
+            for v in sorted(vals, key=str)
+        )
+        + "</select></label> "
+        for p, vals in values.items()
+        if len(vals) > 1
+    )
+    plots = "".join(
+        f"<div class='plot' data-kind='points' data-metric='{esc(m['name'])}'></div>"
+        for m in exp.metrics
+    )
+    pages: list[Page] = []
+    blocks = []
+    for s in exp.sources:
+        vs = [m["version"] for m in s.versions]
+        pairs = diff_pairs(vs)
+        pages += [diff_page(exp, s, a, b) for a, b in pairs]
+        latest = f"latest table v{s.latest}" if s.latest else "no table yet"
+        blocks.append(
+            f"<section data-host='{esc(s.host)}'><h3>{esc(s.host)}"
+            f"{' (imported)' if s.imported and '(imported)' not in s.host else ''}: "
+            f"{latest}, {len(vs)} version(s), {s.records} records read</h3>"
+            + (_versions_block(exp, s, pairs) if vs else "")
+            + "</section>"
+        )
+    data = {
+        "kind": "experiment",
+        "experiment": exp.name,
+        "params": exp.params,
+        "hosts": [s.host for s in exp.sources],
+        "metrics": exp.metrics,
+        "rows": rows,
+        "prov": {s.host: _provenance(s) for s in exp.sources},
+    }
+    n_points = len({r["l"] for r in rows})
+    body = (
+        f"<p>{len(exp.metrics)} metrics over {n_points} points from "
+        f"{len(exp.sources)} machine(s). Each dot is the median over repetitions; "
+        "the bar spans min–max. Hover for values, click a dot for its provenance.</p>"
+        f"<div class='filters'>{filters or '<i>one value per parameter: no filter</i>'}"
+        "<span id='shown'></span></div><div id='prov-detail' class='detail'></div>"
+        f"<div class='plots'>{plots}</div>"
+        f"<h2 id='provenance'>Provenance per point</h2>{_prov_table(exp)}"
+        f"<h2 id='versions'>Table versions</h2>{''.join(blocks)}"
+    )
+    hosts = [s.host for s in exp.sources]
+    pages.insert(
+        0,
+        Page(f"experiments/{slug(exp.name)}.html", exp.name, body, data, plots=True, hosts=hosts),
+    )
+    return pages
+
+
+def latest_summary(exp: Experiment) -> dict[str, Any]:
+    """For the home page: the newest version per machine and its date."""
+    out = []
+    for s in exp.sources:
+        m = s.versions[-1] if s.versions else {}
+        out.append({"host": s.host, "version": m.get("version"), "created": m.get("created")})
+    return {"name": exp.name, "sources": out, "metrics": len(exp.metrics)}
