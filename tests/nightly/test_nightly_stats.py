@@ -111,8 +111,9 @@ class History:
             git={},
         )
         night.experiments[EXP] = nightly.ExperimentOutcome(version=1)
-        groups = {history.group_of(r) for r in recs}
-        past = history.baseline_nights(self.root, self.history, EXP, groups, policy.baseline_runs)
+        past = history.baselines(
+            self.root, self.history, EXP, recs, lambda m: policy.baseline_runs
+        )
         metrics = ["latency", "throughput", "model_kb"]
         shifts, pols, ctx = nightly.assess(recs, past, metrics, lambda m: policy)
         nightly.judge(night, [(EXP, shifts, pols, ctx)])

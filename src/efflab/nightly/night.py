@@ -3,9 +3,13 @@
 Each night plans with a per-night salt (its run id), so the top-level invocations get
 new keys and really measure again, while shared deps (datasets, trained models) stay
 cached. Tonight's run records are compared, per point and metric, with the pooled
-records of the last K comparable nights (`efflab.nightly.history`) by `efflab.nightly.regression`; all
-comparisons of a night are corrected together. The night is appended to the history
-under a lock, so two nightlies never number or baseline each other half-way.
+records of the last K comparable nights (`efflab.nightly.history`: regression-flagged
+nights stay out until accepted) by `efflab.nightly.regression`; all comparisons of a
+night are corrected together. Then every metric's whole history is searched for change
+points (`efflab.nightly.changepoints`). The night fails (exit 1) on a regression, an
+open change point or a failed point, and with `strict` also on `underpowered` and
+`no-baseline`. The night is appended to the history under a lock, so two nightlies
+never number or baseline each other half-way.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from efflab.core.clock import now_iso
 from efflab.core.errors import RunFailed
 from efflab.core.layout import nightly_dir
 from efflab.core.specio import canonical_json
+from efflab.nightly import changepoints as cpm
 from efflab.nightly import regression as regress
 from efflab.nightly import suite as suite_mod
 from efflab.nightly.history import (
+    Baseline,
     append_history,
-    baseline_nights,
+    baselines,
     group_of,
     point_label,
     read_history,
@@ -63,6 +69,10 @@ class Finding:
     detectable: bool
     policy: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    alias: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    excluded_nights: list[int] = field(default_factory=list)
+    reset: str = ""  # why the baseline was reset (an input changed), loud in the summary
 
     @property
     def label(self) -> str:
@@ -92,6 +102,8 @@ class Night:
     ended: str = ""
     experiments: dict[str, ExperimentOutcome] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    change_points: list[cpm.ChangePoint] = field(default_factory=list)
+    strict: bool = False  # underpowered and no-baseline fail the night
     dashboard: str = ""
     published: dict[str, Any] | None = None
 
@@ -100,12 +112,24 @@ class Night:
         return [f for f in self.findings if f.verdict == regress.REGRESSION]
 
     @property
+    def open_change_points(self) -> list[cpm.ChangePoint]:
+        return [c for c in self.change_points if c.open]
+
+    @property
+    def not_judged(self) -> list[Finding]:
+        bad = (regress.UNDERPOWERED, regress.NO_BASELINE)
+        return [f for f in self.findings if f.verdict in bad]
+
+    @property
     def failures(self) -> list[str]:
         return [m for o in self.experiments.values() for m in o.failures]
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.regressions or self.failures else 0
+        strict_fail = self.strict and bool(self.not_judged)
+        return (
+            1 if self.regressions or self.failures or self.open_change_points or strict_fail else 0
+        )
 
     def to_json(self) -> dict[str, Any]:
         counts = {v: 0 for v in regress.VERDICTS}
@@ -121,11 +145,14 @@ class Night:
                 "correction": self.correction,
                 "git": self.git,
                 "exit_code": self.exit_code,
+                "strict": self.strict,
                 "counts": counts,
+                "open_change_points": len(self.open_change_points),
                 "undetectable": sum(1 for f in self.findings if not f.detectable),
                 "failures": self.failures,
                 "experiments": {k: asdict(v) for k, v in self.experiments.items()},
                 "findings": [asdict(f) for f in self.findings],
+                "change_points": [asdict(c) for c in self.change_points],
                 "dashboard": self.dashboard,
                 "published": self.published,
             }
@@ -145,33 +172,52 @@ def finite(data: Any) -> Any:
 
 def assess(
     current: list[dict[str, Any]],
-    past: dict[str, list[dict[tuple[str, str], list[float]]]],
+    past: dict[tuple[str, str], Baseline],
     metrics: list[str],
     policy_for: Callable[[str], regress.Policy],
+    neutral: tuple[str, ...] = (),
 ) -> tuple[list[regress.Shift], list[regress.Policy], list[dict[str, Any]]]:
-    """Shifts for every (point, metric) of tonight's records against the pooled past.
+    """Shifts for every (point, metric) of tonight's records against its baseline.
 
-    Returns the shifts, their policies and per-shift context (point, unit, better,
-    nights pooled), ready for `regress.decide` over the whole night.
+    `past` comes from `history.baselines`. Returns the shifts, their policies and
+    per-shift context (point, unit, better, nights pooled, why the baseline is what it
+    is), ready for `regress.decide` over the whole night.
     """
-    now = samples(current)
+    now = samples(current, neutral)
     meta: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in current:
         for m, v in rec["metrics"].items():
             meta.setdefault(
-                (group_of(rec), m),
-                {"point": rec["point"], "unit": v["unit"], "better": v["better"]},
+                (group_of(rec, neutral), m),
+                {
+                    "point": rec["point"],
+                    "unit": v["unit"],
+                    "better": v["better"],
+                    "alias": rec["alias"],
+                    "inputs": rec.get("inputs", rec["point"]),
+                },
             )
     shifts, pols, ctx = [], [], []
     for (g, m), vals in sorted(now.items(), key=lambda kv: (canonical_json(meta[kv[0]]), kv[0])):
         if m not in metrics:
             continue
         pol = policy_for(m)
-        nights = [n[(g, m)] for n in past.get(g, []) if (g, m) in n][: pol.baseline_runs]
-        base = [x for n in nights for x in n]
-        shifts.append(regress.shift(base, vals, meta[(g, m)]["better"]))
+        b = past.get((g, m)) or Baseline()
+        nights = b.nights[: pol.baseline_runs]
+        base = [x for n in nights for x in n.values]
+        shifts.append(regress.shift(base, vals, meta[(g, m)]["better"], pol.noiseless))
         pols.append(pol)
-        ctx.append({**meta[(g, m)], "group": g, "metric": m, "baseline_nights": len(nights)})
+        ctx.append(
+            {
+                **meta[(g, m)],
+                "group": g,
+                "metric": m,
+                "baseline_nights": len(nights),
+                "excluded_nights": list(b.excluded),
+                "reset": b.reset,
+                "notes": b.notes(),
+            }
+        )
     return shifts, pols, ctx
 
 
@@ -207,7 +253,11 @@ def judge(
                 method=s.method,
                 detectable=d.detectable,
                 policy=asdict(d.policy),
-                notes=d.notes,
+                notes=[*c["notes"], *d.notes],
+                alias=c["alias"],
+                inputs=c["inputs"],
+                excluded_nights=c["excluded_nights"],
+                reset=c["reset"],
             )
         )
 
@@ -219,6 +269,8 @@ def history_entry(night: Night) -> dict[str, Any]:
             {
                 "point": f.point,
                 "group": f.group,
+                "alias": f.alias,
+                "inputs": f.inputs,
                 "metric": f.metric,
                 "verdict": f.verdict,
                 "change": f.change,
@@ -226,7 +278,12 @@ def history_entry(night: Night) -> dict[str, Any]:
             for f in night.findings
             if f.experiment == name and f.verdict in (regress.REGRESSION, regress.IMPROVEMENT)
         ]
-        exps[name] = {**asdict(o), "flagged": flagged}
+        cps = [
+            {k: v for k, v in asdict(c).items() if k != "experiment"}
+            for c in night.change_points
+            if c.experiment == name
+        ]
+        exps[name] = {**asdict(o), "flagged": flagged, "change_points": cps}
     return finite(
         {
             "night": night.night,
@@ -236,6 +293,7 @@ def history_entry(night: Night) -> dict[str, Any]:
             "suite": night.suite,
             "git": night.git,
             "exit_code": night.exit_code,
+            "strict": night.strict,
             "experiments": exps,
         }
     )
@@ -250,6 +308,7 @@ def run(
     opts: RunOptions | None = None,
     on_start: Callable[[str], Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    strict: bool = False,
 ) -> Night:
     """Run a whole night under a lock; returns the judged night (history already written).
 
@@ -277,6 +336,7 @@ def run(
             suite=rel,
             correction=suite.correction,
             git=provenance.git_state(repo),
+            strict=strict,
         )
         parts = []
         for entry, p in zip(suite.entries, plans, strict=True):
@@ -303,13 +363,27 @@ def run(
             keys = {pt.key for pt in p.points}
             current = [r for r in (res.collected.ok if res.collected else []) if r["key"] in keys]
             outcome.keys = sorted(r["key"] for r in current)
-            k = suite.max_baseline_runs()
-            past = baseline_nights(repo, history, entry.name, {group_of(r) for r in current}, k)
-            metrics = suite_mod.compared_metrics(entry, p)
-            shifts, pols, ctx = assess(
-                current, past, metrics, lambda m, e=entry: suite.policy(e, m)
+            neutral = tuple(suite.neutral(entry))
+
+            def policy_for(m: str, e=entry, p=p) -> regress.Policy:
+                return suite.policy(e, m, p.script.metrics)
+
+            past = baselines(
+                repo, history, entry.name, current, lambda m: policy_for(m).baseline_runs, neutral
             )
+            metrics = suite_mod.compared_metrics(entry, p)
+            shifts, pols, ctx = assess(current, past, metrics, policy_for, neutral)
             parts.append((entry.name, shifts, pols, ctx))
+            night.change_points += cpm.for_experiment(
+                repo,
+                history,
+                entry.name,
+                (night.night, night.git.get("commit"), current),
+                metrics,
+                policy_for,
+                neutral,
+                suite.change_points,
+            )
         judge(night, parts)
         night.ended = now_iso("seconds")
         night.dashboard = f"results/nightly/{night.night}/index.html"
