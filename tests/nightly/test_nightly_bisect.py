@@ -47,9 +47,7 @@ def history_repo(tiny_repo: Path) -> tuple[Path, list[str]]:
     for i in range(1, 8):
         if i == 4:
             run_py.write_text(
-                run_py.read_text().replace(
-                    '(ctx.inputs["sleep_s"])', '(ctx.inputs["sleep_s"] * 4)'
-                )
+                run_py.read_text().replace('(ctx.inputs["sleep_s"])', '(ctx.inputs["sleep_s"] * 4)')
             )
             shas.append(commit(tiny_repo, "square: sleep longer (the culprit)"))
         else:
@@ -79,7 +77,9 @@ def test_bisect_finds_the_bad_commit_and_reuses_unchanged_scripts(
     assert before and all(t["reused"] and t["jobs_run"] == 0 for t in before)
     assert tested[shas[4]]["change"] > 1.0  # 4x the sleep
     # the worktrees are gone, the shared cache stays
-    out = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True
+    )
     assert len(out.stdout.strip().splitlines()) == 1
     assert (repo / ".efflab/bisect/artifacts").is_dir()
 

@@ -111,9 +111,7 @@ class History:
             git={},
         )
         night.experiments[EXP] = nightly.ExperimentOutcome(version=1)
-        past = history.baselines(
-            self.root, self.history, EXP, recs, lambda m: policy.baseline_runs
-        )
+        past = history.baselines(self.root, self.history, EXP, recs, lambda m: policy.baseline_runs)
         metrics = ["latency", "throughput", "model_kb"]
         shifts, pols, ctx = nightly.assess(recs, past, metrics, lambda m: policy)
         nightly.judge(night, [(EXP, shifts, pols, ctx)])

@@ -213,7 +213,7 @@ def assess(
                 "group": g,
                 "metric": m,
                 "baseline_nights": len(nights),
-                "excluded_nights": list(b.excluded),
+                "excluded_nights": sorted(b.excluded),
                 "reset": b.reset,
                 "notes": b.notes(),
             }
@@ -260,6 +260,44 @@ def judge(
                 reset=c["reset"],
             )
         )
+
+
+def evaluate(
+    repo: Path,
+    history: list[dict[str, Any]],
+    night: Night,
+    suite: suite_mod.Suite,
+    entry: suite_mod.Entry,
+    current: list[dict[str, Any]],
+    metrics: list[str],
+    declared: Plan | dict[str, Any],
+) -> tuple[str, list[regress.Shift], list[regress.Policy], list[dict[str, Any]]]:
+    """One experiment of tonight: baselines, shifts (for `judge`) and change points.
+
+    `declared` is the experiment's plan (or its script's `outputs.metrics`), where
+    metrics are declared noiseless.
+    """
+    meta = declared.script.metrics if isinstance(declared, Plan) else declared
+    neutral = tuple(suite.neutral(entry))
+
+    def policy_for(m: str) -> regress.Policy:
+        return suite.policy(entry, m, meta)
+
+    past = baselines(
+        repo, history, entry.name, current, lambda m: policy_for(m).baseline_runs, neutral
+    )
+    shifts, pols, ctx = assess(current, past, metrics, policy_for, neutral)
+    night.change_points += cpm.for_experiment(
+        repo,
+        history,
+        entry.name,
+        (night.night, night.git.get("commit"), current),
+        metrics,
+        policy_for,
+        neutral,
+        suite.change_points,
+    )
+    return entry.name, shifts, pols, ctx
 
 
 def history_entry(night: Night) -> dict[str, Any]:
@@ -363,27 +401,8 @@ def run(
             keys = {pt.key for pt in p.points}
             current = [r for r in (res.collected.ok if res.collected else []) if r["key"] in keys]
             outcome.keys = sorted(r["key"] for r in current)
-            neutral = tuple(suite.neutral(entry))
-
-            def policy_for(m: str, e=entry, p=p) -> regress.Policy:
-                return suite.policy(e, m, p.script.metrics)
-
-            past = baselines(
-                repo, history, entry.name, current, lambda m: policy_for(m).baseline_runs, neutral
-            )
             metrics = suite_mod.compared_metrics(entry, p)
-            shifts, pols, ctx = assess(current, past, metrics, policy_for, neutral)
-            parts.append((entry.name, shifts, pols, ctx))
-            night.change_points += cpm.for_experiment(
-                repo,
-                history,
-                entry.name,
-                (night.night, night.git.get("commit"), current),
-                metrics,
-                policy_for,
-                neutral,
-                suite.change_points,
-            )
+            parts.append(evaluate(repo, history, night, suite, entry, current, metrics, p))
         judge(night, parts)
         night.ended = now_iso("seconds")
         night.dashboard = f"results/nightly/{night.night}/index.html"
