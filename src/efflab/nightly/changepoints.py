@@ -9,9 +9,11 @@ t-test merge that keeps change points with p < `max_pvalue`). Change points that
 a segment shorter than `min_segment` nights are dropped (a one-night spike is not a
 persistent shift), and the survivors' p-values recomputed with Otava's t-test.
 
-A change point is *open* when it moved the metric in its worse direction, the current
-level (the last segment) is still worse than the level before it by at least
-`min_effect`, and nobody accepted it (`efflab nightly accept`); an open change point
+A change point must also be persistent: at least `min_segment` nights on each side lie
+on their side of the midpoint between the two levels (a spike moves a mean, not a run
+of nights). It is *open* when it moved the metric in its worse direction, the current
+level (the last segment, and each of the last `min_segment` nights) is still worse
+than the level before it by at least `min_effect`, and nobody accepted it (`efflab nightly accept`); an open change point
 fails the night. Its position is the first night at the new level; the commit range
 is (last commit at the old level, first commit at the new level].
 
@@ -104,11 +106,28 @@ def splits(values: Sequence[float], cfg: Settings) -> list[Split]:
             del cuts[drop]
             continue
         out = [_stats(series, bounds[i], bounds[i + 1], bounds[i + 2]) for i in range(len(cuts))]
-        weak = [j for j, s in enumerate(out) if s.p_value >= cfg.max_pvalue]
+        weak = [
+            j
+            for j, s in enumerate(out)
+            if s.p_value >= cfg.max_pvalue
+            or not _persistent(
+                series[bounds[j] : bounds[j + 1]], series[bounds[j + 1] : bounds[j + 2]], s, cfg
+            )
+        ]
         if not weak:
             return out
         del cuts[max(weak, key=lambda j: out[j].p_value)]
     return []
+
+
+def _persistent(left: np.ndarray, right: np.ndarray, s: Split, cfg: Settings) -> bool:
+    """At least `min_segment` nights on each side lie on their side of the midpoint
+    between the two levels: a spike moves a segment's mean, not its nights."""
+    mid = (s.mean_before + s.mean_after) / 2
+    up = s.mean_after > s.mean_before
+    after = np.sum(right > mid) if up else np.sum(right < mid)
+    before = np.sum(left < mid) if up else np.sum(left > mid)
+    return bool(after >= cfg.min_segment and before >= cfg.min_segment)
 
 
 @dataclass
@@ -160,12 +179,15 @@ def analyse(
         return []
     sign = 1.0 if better == "lower" else -1.0
     bounds = [0, *[s.index for s in found], len(values)]
+    values = np.asarray(values, dtype=float)
     last = float(np.mean(values[bounds[-2] :]))
+    recent = values[-cfg.min_segment :]  # each of the last nights must be at the new level
     out = []
     for s in found:
         change = rel(s.mean_before, s.mean_after)
         worse = sign * change > 0
         now_worse = sign * rel(s.mean_before, last)
+        recent_worse = min(sign * rel(s.mean_before, float(v)) for v in recent)
         out.append(
             {
                 "night": nights[s.index],
@@ -178,7 +200,7 @@ def analyse(
                 "current_vs_before": now_worse,
                 "p_value": s.p_value,
                 "direction": REGRESSION if worse else IMPROVEMENT,
-                "open": bool(worse and now_worse >= min_effect and now_worse > 0),
+                "open": bool(worse and min(now_worse, recent_worse) >= max(min_effect, 1e-12)),
             }
         )
     return out
