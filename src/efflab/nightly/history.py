@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from efflab.core.clock import now_iso
-from efflab.core.errors import BadInput
-from efflab.core.layout import history_file
+from efflab.core.errors import BadInput, RunFailed
+from efflab.core.layout import history_file, nightly_dir
 from efflab.core.specio import atomic_write_text, canonical_json
 from efflab.results import records
 
@@ -153,6 +155,21 @@ def accept(
     the latest night; their baselines then start at `night`. Bad input (no such night,
     nothing flagged, a metric never flagged) raises BadInput naming the option.
     """
+    nightly_dir(repo).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(nightly_dir(repo) / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunFailed(f"a running `efflab nightly` holds {lock.lock_file}; retry") from None
+    try:
+        return _accept(repo, night, metric, reason, user)
+    finally:
+        lock.release()
+
+
+def _accept(
+    repo: Path, night: int, metric: str | None, reason: str, user: str | None
+) -> dict[str, Any]:
     file = history_file(repo)
     history = read_history(repo)
     nights = [h["night"] for h in history]
