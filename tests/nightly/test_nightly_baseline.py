@@ -16,7 +16,7 @@ from test_nightly_stats import EXP, record
 
 from efflab.core.errors import BadInput
 from efflab.core.specio import atomic_write_json
-from efflab.nightly import dashboard, history, suite
+from efflab.nightly import dashboard, findings, history, suite
 from efflab.nightly import night as nightly
 from efflab.nightly import regression as regress
 from efflab.nightly.regression import Policy
@@ -54,11 +54,13 @@ class Lab:
             rec["inputs"].update(inputs or {})
             recs.append(rec)
             atomic_write_json(self.root / "results" / EXP / "runs" / f"{rec['key']}.json", rec)
-        night = nightly.Night(
+        night = findings.Night(
             night=n, run_id=f"r{n}", started="", suite="", correction="holm",
             git={"commit": f"c{n:03d}" + "0" * 36},
         )  # fmt: skip
-        night.experiments[EXP] = nightly.ExperimentOutcome(version=n, keys=[r["key"] for r in recs])
+        night.experiments[EXP] = findings.ExperimentOutcome(
+            version=n, keys=[r["key"] for r in recs]
+        )
         hist = history.read_history(self.root)
         part = nightly.evaluate(
             self.root, hist, night, self.suite, self.entry, recs, METRICS, self.declared
@@ -68,7 +70,7 @@ class Lab:
         return night
 
 
-def verdict(night: nightly.Night, metric: str) -> nightly.Finding:
+def verdict(night: findings.Night, metric: str) -> findings.Finding:
     return next(f for f in night.findings if f.metric == metric)
 
 

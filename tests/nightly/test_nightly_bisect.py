@@ -70,12 +70,15 @@ def test_bisect_finds_the_bad_commit_and_reuses_unchanged_scripts(
     assert "culprit" in res["first_bad"]["subject"]
     assert res["direction"] == "regression" and res["commits_in_range"] == 7
     tested = {t["commit"]: t for t in res["tested"]}
-    assert len(tested) <= 5  # good, bad, then log2(7) steps
-    assert all(len(t["values"]) == 5 for t in tested.values())
-    # commits before the culprit share good's script files: nothing rerun for them
+    assert len(tested) <= 4  # bad, then ceil(log2(7)) steps
+    # commits before the culprit share good's script files: same keys, nothing run
     before = [t for c, t in tested.items() if c in shas[1:4]]
-    assert before and all(t["reused"] and t["jobs_run"] == 0 for t in before)
-    assert tested[shas[4]]["change"] > 1.0  # 4x the sleep
+    assert before and all(t["reused"] and t["verdict"] == "good" for t in before)
+    measured = [t for t in tested.values() if not t["reused"]]
+    assert measured and all(len(t["values"]) == len(t["good_values"]) == 5 for t in measured)
+    assert all(t["jobs_run"] >= 5 and t["good_jobs"] >= 5 for t in measured)  # interleaved
+    culprit = tested[shas[4]]
+    assert culprit["verdict"] == "bad" and (culprit["reused"] or culprit["change"] > 1.0)
     # the worktrees are gone, the shared cache stays
     out = subprocess.run(
         ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True

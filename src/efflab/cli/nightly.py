@@ -186,28 +186,33 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     print(
         f"bisect {req.entry.name} {req.metric} at {req.point}: {len(req.commits)} commit(s) "
-        f"after good {req.good[:10]}, at most {bisect.tests_needed(len(req.commits)) + 1} "
-        "measurement(s)",
+        f"after good {req.good[:10]}, at most {bisect.tests_needed(len(req.commits))} "
+        "measurement(s), each interleaved with good",
         file=out,
         flush=True,
     )
 
     def step(t: bisect.Tested) -> None:
-        vals = ", ".join(_fmt(v) for v in t.values)
-        how = "reused" if t.reused else f"{t.jobs_run} job(s)"
-        line = (
-            f"  {t.verdict:4}  {t.commit[:10]}  {t.subject[:60]}\n"
-            f"        median {_fmt(t.median)} ({'n/a' if t.change != t.change else f'{t.change:+.1%}'} "
-            f"vs good), p={_fmt(t.p)}, {how}, {t.wall_s:.1f} s; values [{vals}]"
-        )
-        print(line + (f"\n        {t.note}" if t.note else ""), file=out, flush=True)
+        change = "n/a" if t.change != t.change else f"{t.change:+.1%}"
+        how = "reused" if t.reused else f"{t.jobs_run} job(s) + {t.good_jobs} for good"
+        lines = [
+            f"  {t.verdict:4}  {t.commit[:10]}  {t.subject[:60]}",
+            f"        median {_fmt(t.median)} vs good {_fmt(t.good_median)} ({change}), "
+            f"p={_fmt(t.p)}, {how}, {t.wall_s:.1f} s",
+        ]
+        if t.values:
+            lines.append(f"        values [{', '.join(_fmt(v) for v in t.values)}]")
+            lines.append(f"        good   [{', '.join(_fmt(v) for v in t.good_values)}]")
+        if t.note:
+            lines.append(f"        {t.note}")
+        print("\n".join(lines), file=out, flush=True)
 
     res = bisect.run(req, opts, new_run_id(), on_step=step)
     if args.json:
         print_json(res.to_json())
     else:
         print(
-            f"{res.message}\n{len(res.tested)} commit(s) measured of {res.commits_in_range + 1}, "
+            f"{res.message}\n{len(res.tested)} commit(s) tested of {res.commits_in_range}, "
             f"{res.wall_s:.1f} s"
         )
     return res.exit_code

@@ -4,9 +4,10 @@ The nightly says *that* a point got slower; a lab's next question is *which comm
 Bisect measures the point at commits between a good and a bad one, each in a
 throw-away git worktree (gitpython; removed afterwards), with the suite's workload
 (quick, repetitions, overrides) and the same statistics as the nightly: the one-sided
-Mann-Whitney U test of the commit's repetitions against good's plus the metric's
+Mann-Whitney U test of the commit's repetitions against good's (measured anew,
+interleaved repetition by repetition with the commit's) plus the metric's
 `min_effect` (noiseless metrics exactly), at alpha / (number of measurements a
-bisection of this range can need) (Bonferroni). Bad is measured first after good: if it
+bisection of this range can need) (Bonferroni). Bad is measured first: if it
 does not differ significantly, nothing is searched (exit 1).
 
 What is measured at a commit is that commit's scripts, experiments and envs, run by
@@ -16,8 +17,10 @@ inside efflab's own framework code is outside what bisect can see.
 Reuse: every worktree's `artifacts/` is one shared cache
 (`.efflab/bisect/artifacts`), and the measured steps are salted with one salt per
 bisect session, so content keys do the work: a commit whose script files (and inputs,
-deps, env) did not change plans the same keys as an earlier commit and runs nothing;
-unsalted deps (datasets, trained models) are reused across commits and sessions.
+deps, env) did not change plans the same keys as good or as a commit measured before,
+runs nothing and takes that verdict; unsalted deps (datasets, trained models) are
+reused across commits and sessions. Only good's interleaved re-measurements are salted
+per tested commit (they must be fresh).
 """
 
 from __future__ import annotations
@@ -32,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import git
-import numpy as np
 
 from efflab.core.errors import BadInput, RunFailed
 from efflab.core.layout import state_dir
 from efflab.nightly import regression as regress
 from efflab.nightly import suite as suite_mod
-from efflab.nightly.night import finite
+from efflab.nightly.findings import finite
 from efflab.plan.planner import Plan, Planner, load_experiment
 from efflab.workflow.options import RunOptions
 from efflab.workflow.pipeline import run_experiment
@@ -72,10 +74,13 @@ class Tested:
     subject: str
     verdict: str  # good | bad | skip
     values: list[float] = field(default_factory=list)
+    good_values: list[float] = field(default_factory=list)  # good, interleaved with these
     median: float = math.nan
+    good_median: float = math.nan
     change: float = math.nan  # vs good's median
     p: float = math.nan  # one-sided p in the bisected direction
     jobs_run: int = 0
+    good_jobs: int = 0
     reused: bool = False  # every measured invocation came from the shared cache
     wall_s: float = 0.0
     note: str = ""
@@ -192,7 +197,9 @@ def tests_needed(n: int) -> int:
 
 
 class Bisector:
-    """Measures commits in worktrees that share one artifacts cache."""
+    """Measures commits in worktrees that share one artifacts cache, each interleaved
+    repetition by repetition with a fresh measurement of good (good's worktree stays
+    for the whole session): load that drifts during a bisect hits both arms alike."""
 
     def __init__(self, req: Request, opts: RunOptions, run_id: str):
         self.req, self.opts, self.run_id = req, opts, run_id
@@ -201,71 +208,109 @@ class Bisector:
         self.cache.mkdir(parents=True, exist_ok=True)
         self.git = git.Repo(req.repo)
         self.tmp = Path(tempfile.mkdtemp(prefix="efflab-bisect-"))
-        self.measured: dict[tuple[str, ...], list[float]] = {}
+        self.trees: list[Path] = []
+        self.good_tree: Path | None = None
+        self.measured: dict[tuple[str, ...], Tested] = {}
 
     def close(self) -> None:
+        for wt in self.trees:
+            self.git.git.worktree("remove", "--force", str(wt))
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.git.git.worktree("prune")
 
+    def tree(self, sha: str) -> Path:
+        wt = self.tmp / sha[:12]
+        self.git.git.worktree("add", "--detach", "--force", str(wt), sha)
+        self.trees.append(wt)
+        art = wt / "artifacts"
+        if art.is_symlink() or art.is_file():
+            art.unlink()
+        elif art.exists():
+            shutil.rmtree(art)
+        art.symlink_to(self.cache, target_is_directory=True)
+        return wt
+
+    def drop(self, wt: Path) -> None:
+        self.git.git.worktree("remove", "--force", str(wt))
+        self.trees.remove(wt)
+
+    def one(self, wt: Path, p: Plan, rep: int, salt: str, sha: str) -> tuple[list[float], int]:
+        """Run repetition `rep` of plan `p` in `wt`: (values, jobs run)."""
+        part = Plan(
+            p.experiment, p.script, p.invocations, [x for x in p.points if x.repetition == rep]
+        )
+        res = run_experiment(
+            wt,
+            self.req.entry.name,
+            self.opts.but(quick=self.req.entry.quick),
+            overrides=self.req.overrides,
+            run_id=f"{self.run_id}-{sha[:10]}",
+            salt=salt,
+            prepared=part,
+        )
+        keys = {x.key for x in part.points}
+        ok = [r for r in (res.collected.ok if res.collected else []) if r["key"] in keys]
+        vals = [
+            float(r["metrics"][self.req.metric]["value"])
+            for r in ok
+            if self.req.metric in r["metrics"]
+        ]
+        if not vals:
+            raise RunFailed("; ".join(res.failures) or f"no value of {self.req.metric}")
+        return vals, res.jobs_run
+
     def measure(self, sha: str) -> Tested:
+        """The commit's repetitions, each run right after one fresh repetition of good."""
         c = self.git.commit(sha)
         t = Tested(commit=sha, subject=c.summary, verdict=SKIP)
         t0 = time.perf_counter()
-        wt = self.tmp / sha[:12]
-        self.git.git.worktree("add", "--detach", "--force", str(wt), sha)
+        wt = self.tree(sha)
         try:
-            art = wt / "artifacts"
-            if art.is_symlink() or art.is_file():
-                art.unlink()
-            elif art.exists():
-                shutil.rmtree(art)
-            art.symlink_to(self.cache, target_is_directory=True)
             try:
                 p = _plan(wt, self.req.entry, self.req.overrides, self.salt)
             except BadInput as exc:
                 t.note = f"cannot plan at this commit: {exc}"
                 return t
-            keys = tuple(sorted({pt.key for pt in p.points}))
+            keys = tuple(sorted({x.key for x in p.points}))
+            if self.good_tree is None:
+                self.good_tree = self.tree(self.req.good)
+                gk = _plan(self.good_tree, self.req.entry, self.req.overrides, self.salt)
+                same = Tested(self.req.good, "good", GOOD, note="same content keys as good")
+                self.measured[tuple(sorted({x.key for x in gk.points}))] = same
             if keys in self.measured:  # same content keys as a commit measured before
-                t.values, t.reused = list(self.measured[keys]), True
-            else:
-                try:
-                    res = run_experiment(
-                        wt,
-                        self.req.entry.name,
-                        self.opts.but(quick=self.req.entry.quick),
-                        overrides=self.req.overrides,
-                        run_id=f"{self.run_id}-{sha[:10]}",
-                        salt=self.salt,
-                        prepared=p,
-                    )
-                except RunFailed as exc:
-                    t.note = f"run failed: {exc}"
-                    return t
-                t.jobs_run = res.jobs_run
-                t.reused = res.jobs_run == 0
-                ok = [r for r in (res.collected.ok if res.collected else []) if r["key"] in keys]
-                t.values = [
-                    float(r["metrics"][self.req.metric]["value"])
-                    for r in ok
-                    if self.req.metric in r["metrics"]
-                ]
-                if not t.values:
-                    t.note = "; ".join(res.failures) or f"no value of {self.req.metric}"
-                    return t
-                self.measured[keys] = list(t.values)
+                old = self.measured[keys]
+                t.values, t.good_values, t.reused = list(old.values), list(old.good_values), True
+                t.verdict, t.median, t.change, t.p = old.verdict, old.median, old.change, old.p
+                t.note = old.note if old.commit == self.req.good else f"as {old.commit[:10]}"
+                return t
+            pair_salt = f"{self.salt}-vs-{sha[:12]}"  # good measured anew beside this commit
+            gp = _plan(self.good_tree, self.req.entry, self.req.overrides, pair_salt)
+            reps = sorted({x.repetition for x in p.points})
+            try:
+                for r in reps:
+                    gv, gj = self.one(self.good_tree, gp, r, pair_salt, self.req.good)
+                    cv, cj = self.one(wt, p, r, self.salt, sha)
+                    t.good_values += gv
+                    t.values += cv
+                    t.jobs_run += cj
+                    t.good_jobs += gj
+            except RunFailed as exc:
+                t.note = f"run failed: {exc}"
+                return t
             t.verdict = ""  # judged by the caller
+            self.measured[keys] = t
             return t
         finally:
             t.wall_s = time.perf_counter() - t0
-            self.git.git.worktree("remove", "--force", str(wt))
+            self.drop(wt)
 
 
-def judge(good: Tested, t: Tested, req: Request, alpha: float) -> str:
-    """Compare t with good as the nightly would (one test); fills t's statistics and
-    returns the verdict (regression | improvement | unchanged | underpowered)."""
+def judge(t: Tested, req: Request, alpha: float) -> str:
+    """Compare t with its interleaved good repetitions as the nightly would (one test);
+    fills t's statistics and returns the verdict (regression | improvement | ...)."""
     pol = replace(req.policy, alpha=alpha)
-    s = regress.shift(good.values, t.values, req.better, pol.noiseless)
+    s = regress.shift(t.good_values, t.values, req.better, pol.noiseless)
+    t.good_median = s.baseline_median
     d = regress.decide([s], [pol], correction="none")[0]
     t.median, t.change = s.current_median, s.change
     t.p = min(s.p_worse, s.p_better)
@@ -291,27 +336,19 @@ def run(
         return t
 
     try:
-        good = bis.measure(req.good)
-        if good.verdict == SKIP:
-            res.message = f"good {req.good[:10]} could not be measured: {good.note}"
-            return res
-        good.verdict, good.median = GOOD, float(np.median(good.values))
-        good.change = 0.0
-        step(good)
         bad = bis.measure(req.bad)
         if bad.verdict == SKIP:
             step(bad)
             res.message = f"bad {req.bad[:10]} could not be measured: {bad.note}"
             return res
-        verdict = judge(good, bad, req, alpha)
+        verdict = judge(bad, req, alpha)
         moved = verdict in (regress.REGRESSION, regress.IMPROVEMENT)
         bad.verdict = BAD if moved else GOOD
         step(bad)
         if not moved:
             res.message = (
                 f"bad {req.bad[:10]} does not differ significantly from good "
-                f"({regress.relative_change(good.median, bad.median):+.1%}, p={bad.p:.3g}, "
-                f"alpha {alpha:.3g}): nothing to bisect"
+                f"({bad.change:+.1%}, p={bad.p:.3g}, alpha {alpha:.3g}): nothing to bisect"
             )
             return res
         res.direction = verdict
@@ -327,7 +364,8 @@ def run(
                 skipped.add(mid)
                 step(t)
                 continue
-            t.verdict = BAD if judge(good, t, req, alpha) == res.direction else GOOD
+            if not t.reused:
+                t.verdict = BAD if judge(t, req, alpha) == res.direction else GOOD
             step(t)
             if t.verdict == BAD:
                 hi = mid

@@ -22,13 +22,13 @@ from typing import Any
 from efflab.core.layout import nightly_dir
 from efflab.nightly import regression as regress
 from efflab.nightly.changepoints import ChangePoint
+from efflab.nightly.findings import Finding, Night
 from efflab.nightly.history import (
     group_of,
     load_night_records,
     point_label,
     read_history,
 )
-from efflab.nightly.night import Finding, Night
 
 ORDER = {v: i for i, v in enumerate(regress.VERDICTS)}
 
