@@ -1,13 +1,13 @@
 """`efflab nightly bisect` on a real repository case (printed figures, not a test).
 
-Run: PYTHONPATH=src .venv/bin/python bench/bench_nightly_bisect.py [--culprit 11] [--keep]
+Run: PYTHONPATH=src .venv/bin/python bench/bench_nightly_bisect.py [--culprit 11] [--slowdown 0.2]
 
 Builds a throw-away git repository from this project's committed tree (`git archive
 HEAD`) with 16 commits: the base, then 15 more — documentation edits, an unrelated
 script (fpga-gen) touched, a comment added to the edge-bench script (new content keys,
 same speed) and, at `--culprit`, extra work in the measured loop of edge-digits'
-benchmark (`edgelib.ort.timed_runs` spins for a fifth of each call's time: every
-timed call 20 % slower). Then runs the real CLI,
+benchmark (`edgelib.ort.timed_runs` spins for `--slowdown` of each call's time: by
+default every timed call 20 % slower). Then runs the real CLI,
 
     efflab nightly bisect edge-digits --metric latency_p50_us \\
         --point model=mlp-1024 precision=fp32 --good <base> --bad <last> --runtime host
@@ -34,7 +34,7 @@ SLOW = """    for i in range(runs):
         t0 = clock()
         sess.run(None, feeds[i % len(feeds)])
         spent = clock() - t0
-        while clock() - t0 < spent * 1.2:  # extra work in the measured loop: 20 % slower
+        while clock() - t0 < spent * FACTOR:  # extra work in the measured loop
             pass
         out[i] = clock() - t0
 """
@@ -59,7 +59,7 @@ def commit(repo: Path, msg: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-def build(repo: Path, culprit: int) -> tuple[list[str], str]:
+def build(repo: Path, culprit: int, slowdown: float) -> tuple[list[str], str]:
     repo.mkdir(parents=True)
     tar = subprocess.run(
         ["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True
@@ -72,7 +72,8 @@ def build(repo: Path, culprit: int) -> tuple[list[str], str]:
     bad = ""
     for i in range(2, 17):
         if i == culprit:
-            ort_py.write_text(ort_py.read_text().replace(FAST, SLOW))
+            slow = SLOW.replace("FACTOR", repr(1 + slowdown))
+            ort_py.write_text(ort_py.read_text().replace(FAST, slow))
             shas.append(commit(repo, "edgelib: check each call's output (slower timed loop)"))
             bad = shas[-1]
         elif i % 5 == 0:
@@ -95,13 +96,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--culprit", type=int, default=11, help="which commit (2..16) is slow")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument(
+        "--slowdown", type=float, default=0.2, help="how much slower the culprit is (0.2 = 20 %%)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the throw-away repository")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="efflab-bisect-bench-"))
     try:
         repo = tmp / "proj"
-        shas, bad = build(repo, args.culprit)
-        print(f"repository: {repo}, {len(shas)} commits, culprit #{args.culprit} {bad[:10]}")
+        shas, bad = build(repo, args.culprit, args.slowdown)
+        print(
+            f"repository: {repo}, {len(shas)} commits, culprit #{args.culprit} {bad[:10]} "
+            f"({args.slowdown:.0%} slower timed calls)"
+        )
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "efflab", "--repo", str(repo), "nightly", "bisect"]
         cmd += ["edge-digits", "--metric", "latency_p50_us", "--point", "model=mlp-1024"]
