@@ -281,6 +281,7 @@ class Bisector:
                 old = self.measured[keys]
                 t.values, t.good_values, t.reused = list(old.values), list(old.good_values), True
                 t.verdict, t.median, t.change, t.p = old.verdict, old.median, old.change, old.p
+                t.good_median = old.good_median
                 t.note = old.note if old.commit == self.req.good else f"as {old.commit[:10]}"
                 return t
             pair_salt = f"{self.salt}-vs-{sha[:12]}"  # good measured anew beside this commit
