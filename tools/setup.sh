@@ -41,5 +41,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   extras="ml,dev"
   grep -q '^slurm = ' pyproject.toml && extras="$extras,slurm"
   .venv/bin/python -m pip install -q -e ".[$extras]"
+  # pins whose own metadata conflicts with ours ([tool.efflab] install-no-deps)
+  nodeps=$(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb")).get("tool", {}).get("efflab", {}).get("install-no-deps", [])))')
+  [ -z "$nodeps" ] || .venv/bin/python -m pip install -q --no-deps $nodeps
   echo "$want" > "$stamp"
 fi

@@ -31,9 +31,10 @@ experiments:
 
 def test_nightly_passes_then_fails_on_injected_slowdown(tiny_repo: Path, tmp_path: Path) -> None:
     suite = write(tiny_repo / "workflows/nightly.yaml", SUITE)
-    r1 = efflab(tiny_repo, "nightly", "--cores", "2")
-    assert r1.returncode == 0, r1.stdout + r1.stderr
+    r1 = efflab(tiny_repo, "nightly", "--cores", "2", "--strict")  # no baseline: fails
+    assert r1.returncode == 1, r1.stdout + r1.stderr
     assert "2 without baseline" in r1.stdout
+    assert r1.stdout.index("NO BASELINE - fails (--strict)") < r1.stdout.index("UNCHANGED")
     r2 = efflab(tiny_repo, "nightly", "--suite", str(suite), "--cores", "2", "--json")
     assert r2.returncode == 0, r2.stdout + r2.stderr
     s2 = json.loads(r2.stdout)
@@ -58,12 +59,19 @@ def test_nightly_passes_then_fails_on_injected_slowdown(tiny_repo: Path, tmp_pat
     assert (night / "index.html").read_text().count("<img") == 2
     assert (night / "demo__wall_s.png").stat().st_size > 1000
     history = (tiny_repo / "results/nightly/history.jsonl").read_text().splitlines()
-    assert [json.loads(h)["exit_code"] for h in history] == [0, 0, 1]
+    assert [json.loads(h)["exit_code"] for h in history] == [1, 0, 1]
     versions = [json.loads(h)["experiments"]["demo"]["version"] for h in history]
     assert versions == sorted(set(versions))  # a new table version every night
     names = {t.name for t in git.Repo(results).tags}
     assert {f"demo/v{versions[-1]}", "nightly/3"} <= names
     assert (results / "nightly/3/summary.md").is_file()
+
+    bad = efflab(tiny_repo, "nightly", "accept", "3", "--metric", "sumsq")  # never flagged
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--metric" in bad.stderr
+    ok = efflab(tiny_repo, "nightly", "accept", "3", "--metric", "wall_s", "--reason", "slower")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    line = json.loads((tiny_repo / "results/nightly/history.jsonl").read_text().splitlines()[2])
+    assert line["accepted"][0]["reason"] == "slower" and line["accepted"][0]["metric"] == "wall_s"
 
 
 @pytest.mark.parametrize(

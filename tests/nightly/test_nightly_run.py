@@ -11,12 +11,13 @@ from filelock import FileLock
 from efflab.core import layout
 from efflab.core.errors import RunFailed
 from efflab.nightly import dashboard, suite
+from efflab.nightly import findings as fnd
 from efflab.nightly import night as nightly
 from efflab.nightly import regression as regress
 
 
-def finding(verdict: str, metric: str, change: float) -> nightly.Finding:
-    return nightly.Finding(
+def finding(verdict: str, metric: str, change: float) -> fnd.Finding:
+    return fnd.Finding(
         experiment="exp", point={"size": 1}, group="g", metric=metric, unit="ms",
         better="lower", verdict=verdict, change=change, baseline_median=10.0,
         current_median=10.0 * (1 + change), p_worse=0.001, p_worse_adj=0.01, p_better=1.0,
@@ -25,9 +26,9 @@ def finding(verdict: str, metric: str, change: float) -> nightly.Finding:
     )  # fmt: skip
 
 
-def night(*findings: nightly.Finding, failures: list[str] | None = None) -> nightly.Night:
-    n = nightly.Night(night=3, run_id="r", started="s", suite="x", correction="holm", git={})
-    n.experiments["exp"] = nightly.ExperimentOutcome(version=7, failures=failures or [])
+def night(*findings: fnd.Finding, failures: list[str] | None = None) -> fnd.Night:
+    n = fnd.Night(night=3, run_id="r", started="s", suite="x", correction="holm", git={})
+    n.experiments["exp"] = fnd.ExperimentOutcome(version=7, failures=failures or [])
     n.findings = list(findings)
     return n
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from efflab.core.specio import atomic_write_json, validate
-from efflab.nightly import history
+from efflab.nightly import findings, history
 from efflab.nightly import night as nightly
 from efflab.nightly import regression as regress
 from efflab.nightly.regression import Policy
@@ -100,9 +100,9 @@ class History:
             }
         )
 
-    def tonight(self, recs: list[dict], policy: Policy | None = None) -> nightly.Night:
+    def tonight(self, recs: list[dict], policy: Policy | None = None) -> findings.Night:
         policy = policy or Policy()
-        night = nightly.Night(
+        night = findings.Night(
             night=len(self.history) + 1,
             run_id="tonight",
             started="",
@@ -110,16 +110,15 @@ class History:
             correction="holm",
             git={},
         )
-        night.experiments[EXP] = nightly.ExperimentOutcome(version=1)
-        groups = {history.group_of(r) for r in recs}
-        past = history.baseline_nights(self.root, self.history, EXP, groups, policy.baseline_runs)
+        night.experiments[EXP] = findings.ExperimentOutcome(version=1)
+        past = history.baselines(self.root, self.history, EXP, recs, lambda m: policy.baseline_runs)
         metrics = ["latency", "throughput", "model_kb"]
         shifts, pols, ctx = nightly.assess(recs, past, metrics, lambda m: policy)
         nightly.judge(night, [(EXP, shifts, pols, ctx)])
         return night
 
 
-def verdicts(night: nightly.Night, metric: str) -> list[str]:
+def verdicts(night: findings.Night, metric: str) -> list[str]:
     return [f.verdict for f in night.findings if f.metric == metric]
 
 

@@ -1,4 +1,5 @@
-"""`efflab nightly`: run the suite, judge regressions, write the dashboard, maybe publish."""
+"""`efflab nightly`: run the suite, judge regressions, write the dashboard, maybe publish;
+`efflab nightly accept` records a new level; `efflab nightly bisect` finds the commit."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from efflab.cli.common import Progress, find_repo, new_run_id, print_json
+from efflab.cli.common import Progress, find_repo, new_run_id, parse_sets, print_json
 from efflab.cli.options import add_run_options, run_options
-from efflab.core.errors import RunFailed
+from efflab.core.errors import BadInput, RunFailed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,8 +29,55 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--publish", default=None, metavar="REPO", help="publish tables + summary to this git repo"
     )
     add_run_options(p, quick=False, profile=False)
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail (exit 1) when a comparison is underpowered or has no baseline",
+    )
     p.add_argument("--json", action="store_true", help="print summary.json instead of text")
     p.set_defaults(func=cmd_nightly)
+    sub2 = p.add_subparsers(dest="nightly_cmd", metavar="{accept,bisect}")
+    a = sub2.add_parser(
+        "accept",
+        help="accept a night's new level: its regressions re-enter the baseline",
+        description="Records in results/nightly/history.jsonl that the level measured from "
+        "night <night> on is the new normal (for --metric, or every flagged metric): the "
+        "regression flags and open change points of that metric from <night> to the latest "
+        "night are accepted, and their baselines start at <night>. Exit 0 recorded, 2 bad input.",
+    )
+    a.add_argument("night", type=int, help="the night whose level is accepted")
+    a.add_argument("--metric", default=None, help="only this metric (default: every flagged one)")
+    a.add_argument("--reason", default="", help="why (kept in the history)")
+    a.add_argument("--json", action="store_true", help="print the recorded acceptance")
+    a.set_defaults(func=cmd_accept)
+    b = sub2.add_parser(
+        "bisect",
+        help="find the commit that moved a metric of one point",
+        description="Measures the point at commits between --good and --bad (first-parent "
+        "line) in throw-away git worktrees, with the suite's workload and repetitions, and "
+        "bisects to the first commit whose measurement differs from good's like bad's does "
+        "(one-sided Mann-Whitney U plus the metric's min_effect; noiseless metrics exactly; "
+        "alpha split over the measurements a bisection can need). Invocations whose content "
+        "keys did not change between commits are reused. Prints, per tested commit, its "
+        "message and measurements. Exit 0 found, 1 not found, 2 bad input.",
+    )
+    b.add_argument("experiment", metavar="EXP", help="an experiment of the suite")
+    b.add_argument("--metric", required=True, help="the metric to bisect")
+    b.add_argument(
+        "--point",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="parameters selecting one point of the experiment",
+    )
+    b.add_argument("--good", required=True, metavar="COMMIT", help="a commit measured as good")
+    b.add_argument("--bad", required=True, metavar="COMMIT", help="a later commit measured as bad")
+    b.add_argument(
+        "--suite", default=None, metavar="FILE", help="suite file (default: workflows/nightly.yaml)"
+    )
+    add_run_options(b, quick=False, profile=False)
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    b.set_defaults(func=cmd_bisect)
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
@@ -68,6 +116,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
             opts=opts,
             on_start=started,
             on_progress=progress,
+            strict=args.strict,
         )
     finally:
         if bar:
@@ -96,3 +145,74 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         print(f"efflab: {publish_error}", file=sys.stderr)
         return 1
     return night.exit_code
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    from efflab.nightly import history
+
+    repo = find_repo(args.repo)
+    rec = history.accept(repo, args.night, args.metric, args.reason)
+    if args.json:
+        print_json(rec)
+    else:
+        what = args.metric or "every flagged metric"
+        print(
+            f"accepted night #{rec['night']} (through #{rec['through']}) for {what}: "
+            f"{len(rec['covers'])} point/metric pair(s); their baselines start at night "
+            f"#{rec['night']}" + (f" - {rec['reason']}" if rec["reason"] else "")
+        )
+        for c in rec["covers"]:
+            print(f"  {c['experiment']}  {c['metric']}  (group {c['group']})")
+    return 0
+
+
+def _fmt(v: float) -> str:
+    return "n/a" if v != v else f"{v:.4g}"
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from efflab.nightly import bisect
+    from efflab.nightly import suite as suite_mod
+
+    repo = find_repo(args.repo)
+    try:
+        point = parse_sets(args.point)
+    except BadInput as exc:
+        raise BadInput("--point", exc.path, exc.expected, exc.found) from None
+    file = Path(args.suite).resolve() if args.suite else suite_mod.default_file(repo)
+    suite = suite_mod.load(file)
+    req = bisect.prepare(repo, suite, args.experiment, args.metric, point, args.good, args.bad)
+    opts = run_options(args, repo)
+    out = sys.stderr if args.json else sys.stdout
+    print(
+        f"bisect {req.entry.name} {req.metric} at {req.point}: {len(req.commits)} commit(s) "
+        f"after good {req.good[:10]}, at most {bisect.tests_needed(len(req.commits))} "
+        "measurement(s), each interleaved with good",
+        file=out,
+        flush=True,
+    )
+
+    def step(t: bisect.Tested) -> None:
+        change = "n/a" if t.change != t.change else f"{t.change:+.1%}"
+        how = "reused" if t.reused else f"{t.jobs_run} job(s) + {t.good_jobs} for good"
+        lines = [
+            f"  {t.verdict:4}  {t.commit[:10]}  {t.subject[:60]}",
+            f"        median {_fmt(t.median)} vs good {_fmt(t.good_median)} ({change}), "
+            f"p={_fmt(t.p)}, {how}, {t.wall_s:.1f} s",
+        ]
+        if t.values:
+            lines.append(f"        values [{', '.join(_fmt(v) for v in t.values)}]")
+            lines.append(f"        good   [{', '.join(_fmt(v) for v in t.good_values)}]")
+        if t.note:
+            lines.append(f"        {t.note}")
+        print("\n".join(lines), file=out, flush=True)
+
+    res = bisect.run(req, opts, new_run_id(), on_step=step)
+    if args.json:
+        print_json(res.to_json())
+    else:
+        print(
+            f"{res.message}\n{len(res.tested)} commit(s) tested of {res.commits_in_range}, "
+            f"{res.wall_s:.1f} s"
+        )
+    return res.exit_code

@@ -21,13 +21,14 @@ from typing import Any
 
 from efflab.core.layout import nightly_dir
 from efflab.nightly import regression as regress
+from efflab.nightly.changepoints import ChangePoint
+from efflab.nightly.findings import Finding, Night
 from efflab.nightly.history import (
     group_of,
     load_night_records,
     point_label,
     read_history,
 )
-from efflab.nightly.night import Finding, Night
 from efflab.results import render
 
 ORDER = {v: i for i, v in enumerate(regress.VERDICTS)}
@@ -59,24 +60,73 @@ def _counts(night: Night) -> dict[str, dict[str, int]]:
     return out
 
 
+def cp_line(c: ChangePoint) -> str:
+    state = "OPEN" if c.open else ("accepted" if c.accepted else c.direction)
+    return (
+        f"{c.experiment}  {point_label(c.point)}  {c.metric}: {_pct(c.change)} at night "
+        f"#{c.night} ({_num(c.mean_before)} -> {_num(c.mean_after)} {c.unit}, "
+        f"{c.better} is better), commits {c.commits}, p={_num(c.p_value)}, "
+        f"now {_pct(c.current_vs_before)} worse than before [{state}]"
+    )
+
+
+def _not_judged_line(f: Finding) -> str:
+    why = (
+        f.reset
+        or "; ".join(f.notes)
+        or ("first night of this point" if f.verdict == regress.NO_BASELINE else "")
+    )
+    moved = "" if f.verdict == regress.NO_BASELINE else f" moved {_pct(f.change)},"
+    return f"{f.experiment}  {f.label}  {f.metric}: {f.verdict},{moved} {why}".rstrip(", ")
+
+
 def text(night: Night) -> str:
-    """What `efflab nightly` prints: regressions, improvements, then counts."""
+    """What `efflab nightly` prints: regressions (night vs baseline, then open change
+    points), then what could not be judged (underpowered, no baseline, resets), failures,
+    improvements, all change points, counts."""
     regs = [f for f in night.findings if f.verdict == regress.REGRESSION]
     imps = [f for f in night.findings if f.verdict == regress.IMPROVEMENT]
     regs.sort(key=lambda f: -abs(f.change) if math.isfinite(f.change) else -math.inf)
     imps.sort(key=lambda f: -abs(f.change) if math.isfinite(f.change) else -math.inf)
     status = "FAILED" if night.exit_code else "ok"
+    opened = night.open_change_points
     lines = [
         f"efflab nightly #{night.night} ({night.run_id}): {status} - "
-        f"{len(regs)} regression(s), {len(imps)} improvement(s), {len(night.failures)} failure(s)"
+        f"{len(regs)} regression(s), {len(opened)} open change point(s), "
+        f"{len(night.not_judged)} not judged, {len(imps)} improvement(s), "
+        f"{len(night.failures)} failure(s)" + (" [strict]" if night.strict else "")
     ]
-    for title, items in (("REGRESSIONS", regs), ("IMPROVEMENTS", imps)):
+    if regs:
+        lines.append("\nREGRESSIONS")
+        for f in regs:
+            lines.append(f"  {_line(f)}")
+            lines += [f"      {n}" for n in f.notes]
+    if opened:
+        lines.append("\nREGRESSIONS FOUND BY CHANGE POINTS (persistent shifts, not accepted)")
+        lines += [f"  {cp_line(c)}" for c in opened]
+    resets = [f for f in night.findings if f.reset]
+    if resets:
+        lines.append("\nBASELINE RESET (not comparable with past nights)")
+        lines += [f"  {f.experiment}  {f.label}  {f.metric}: {f.reset}" for f in resets]
+    for verdict, title in (
+        (regress.UNDERPOWERED, "UNDERPOWERED (moved, but too few samples to tell)"),
+        (regress.NO_BASELINE, "NO BASELINE"),
+    ):
+        items = [f for f in night.findings if f.verdict == verdict and not f.reset]
         if items:
-            lines.append(f"\n{title}")
-            lines += [f"  {_line(f)}" for f in items]
+            suffix = " - fails under --strict" if not night.strict else " - fails (--strict)"
+            lines.append(f"\n{title}{suffix}")
+            lines += [f"  {_not_judged_line(f)}" for f in items]
     if night.failures:
         lines.append("\nFAILURES")
         lines += [f"  {m}" for m in night.failures]
+    if imps:
+        lines.append("\nIMPROVEMENTS")
+        lines += [f"  {_line(f)}" for f in imps]
+    others = [c for c in night.change_points if not c.open]
+    if others:
+        lines.append("\nCHANGE POINTS (history; closed, accepted or improvements)")
+        lines += [f"  {cp_line(c)}" for c in others]
     lines.append("\nUNCHANGED / NOT JUDGED")
     for exp, c in _counts(night).items():
         o = night.experiments[exp]
@@ -123,6 +173,26 @@ def markdown(night: Night) -> str:
                     f"{f.baseline_nights} |"
                 )
             out.append("")
+    out += [f"## Change points ({len(night.change_points)})", ""]
+    if night.change_points:
+        out += [
+            "| state | experiment | point | metric | night | commits | change | before | "
+            "after | now vs before | p |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for c in night.change_points:
+            state = "OPEN" if c.open else ("accepted" if c.accepted else c.direction)
+            out.append(
+                f"| {state} | {c.experiment} | {point_label(c.point)} | {c.metric} [{c.unit}] | "
+                f"#{c.night} | `{c.commits}` | {_pct(c.change)} | {_num(c.mean_before)} | "
+                f"{_num(c.mean_after)} | {_pct(c.current_vs_before)} | {_num(c.p_value)} |"
+            )
+        out.append("")
+    resets = [f for f in night.findings if f.reset or f.excluded_nights]
+    if resets:
+        out += ["## Baseline notes", ""]
+        out += [f"- {f.experiment} {f.label} {f.metric}: {'; '.join(f.notes)}" for f in resets]
+        out.append("")
     if night.failures:
         out += ["## Failures", "", *[f"- {m}" for m in night.failures], ""]
     out += ["## Counts", "", "| experiment | table | " + " | ".join(regress.VERDICTS) + " |"]
@@ -134,7 +204,10 @@ def markdown(night: Night) -> str:
         "",
         f"Judged by a one-sided Mann-Whitney U test per point and metric against the pooled "
         f"repetitions of past nights, p-values corrected over the night ({night.correction}), "
-        "and a minimum relative change of the median (see `efflab.nightly.regression`).",
+        "and a minimum relative change of the median (see `efflab.nightly.regression`); "
+        "noiseless metrics compared exactly; change points over each metric's whole history "
+        "by Apache Otava's E-divisive means with a t-test merge "
+        "(see `efflab.nightly.changepoints`).",
         "",
     ]
     return "\n".join(out)
@@ -205,6 +278,16 @@ def plot(data: dict[str, Any], metric: str, title: str, out: Path) -> None:
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 ax.scatter(xs, ys, s=90, marker=marker, color=color, zorder=5, label=kind)
+        for night_no, _g, is_open in data.get("cps", {}).get(metric, []):
+            xs = [i for i, (n, _v) in enumerate(ticks) if n == night_no]
+            if xs:  # between the last night at the old level and the first at the new one
+                ax.axvline(
+                    xs[0] - 0.5,
+                    color="red" if is_open else "grey",
+                    linestyle="--",
+                    linewidth=1,
+                    label="change point (open)" if is_open else "change point",
+                )
         ax.set_xticks(range(len(ticks)))
         ax.set_xticklabels([f"#{n}\nv{v}" for n, v in ticks], fontsize=7)
         ax.set_title(title, fontsize=9)
@@ -248,6 +331,25 @@ def _html(night: Night, md: str, images: dict[str, list[tuple[str, str]]]) -> st
         )
     else:
         parts.append("<p>No significant change.</p>")
+    parts.append("<h2>Change points (whole history, Apache Otava E-divisive)</h2>")
+    if night.change_points:
+        parts.append(
+            "<table><tr><th>state</th><th>experiment</th><th>point</th><th>metric</th>"
+            "<th>night</th><th>commits</th><th>change</th><th>now vs before</th><th>p</th></tr>"
+        )
+        for c in night.change_points:
+            state = "OPEN" if c.open else ("accepted" if c.accepted else c.direction)
+            cls = "reg" if c.open else ("imp" if c.direction == regress.IMPROVEMENT else "")
+            parts.append(
+                f"<tr class='{cls}'><td>{e(state)}</td><td>{e(c.experiment)}</td>"
+                f"<td>{e(point_label(c.point))}</td><td>{e(c.metric)} [{e(c.unit)}]</td>"
+                f"<td>#{c.night}</td><td><code>{e(c.commits)}</code></td>"
+                f"<td>{e(_pct(c.change))}</td><td>{e(_pct(c.current_vs_before))}</td>"
+                f"<td>{e(_num(c.p_value))}</td></tr>"
+            )
+        parts.append("</table>")
+    else:
+        parts.append("<p>No persistent shift in any metric's history.</p>")
     for exp, imgs in images.items():
         parts.append(f"<h2>{e(exp)}</h2>")
         parts += [f"<h3>{e(m)}</h3><img src='{e(src)}' alt='{e(exp)} {e(m)}'>" for m, src in imgs]
@@ -270,6 +372,10 @@ def write(repo: Path, night: Night, trend_nights: int = 30) -> Path:
             if not metrics:
                 continue
             data = trend_series(repo, history, exp, set(metrics))
+            data["cps"] = {}
+            for c in night.change_points:
+                if c.experiment == exp:
+                    data["cps"].setdefault(c.metric, []).append((c.night, c.group, c.open))
             for m in metrics:
                 f0 = next(f for f in found if f.metric == m)
                 name = f"{_slug(exp)}__{_slug(m)}.png"

@@ -3,16 +3,19 @@
 Each night plans with a per-night salt (its run id), so the top-level invocations get
 new keys and really measure again, while shared deps (datasets, trained models) stay
 cached. Tonight's run records are compared, per point and metric, with the pooled
-records of the last K comparable nights (`efflab.nightly.history`) by `efflab.nightly.regression`; all
-comparisons of a night are corrected together. The night is appended to the history
-under a lock, so two nightlies never number or baseline each other half-way.
+records of the last K comparable nights (`efflab.nightly.history`: regression-flagged
+nights stay out until accepted) by `efflab.nightly.regression`; all comparisons of a
+night are corrected together. Then every metric's whole history is searched for change
+points (`efflab.nightly.changepoints`). The night fails (exit 1) on a regression, an
+open change point or a failed point, and with `strict` also on `underpowered` and
+`no-baseline`. The night is appended to the history under a lock, so two nightlies
+never number or baseline each other half-way.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +25,15 @@ from efflab.core.clock import now_iso
 from efflab.core.errors import RunFailed
 from efflab.core.layout import nightly_dir
 from efflab.core.specio import canonical_json
+from efflab.nightly import changepoints as cpm
 from efflab.nightly import regression as regress
 from efflab.nightly import suite as suite_mod
+from efflab.nightly.findings import ExperimentOutcome, Finding, Night, finite
 from efflab.nightly.history import (
+    Baseline,
     append_history,
-    baseline_nights,
+    baselines,
     group_of,
-    point_label,
     read_history,
     samples,
 )
@@ -38,140 +43,54 @@ from efflab.workflow.options import RunOptions
 from efflab.workflow.pipeline import run_experiment
 
 
-@dataclass
-class Finding:
-    """One judged (experiment, point, metric) of a night."""
-
-    experiment: str
-    point: dict[str, Any]
-    group: str  # comparability key (script + resolved inputs), see `group_of`
-    metric: str
-    unit: str
-    better: str
-    verdict: str
-    change: float
-    baseline_median: float
-    current_median: float
-    p_worse: float
-    p_worse_adj: float
-    p_better: float
-    p_better_adj: float
-    n_baseline: int
-    n_current: int
-    baseline_nights: int
-    method: str
-    detectable: bool
-    policy: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return point_label(self.point)
-
-
-@dataclass
-class ExperimentOutcome:
-    version: int | None = None
-    new_version: bool = False
-    jobs_run: int = 0
-    keys: list[str] = field(default_factory=list)
-    workload: dict[str, Any] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Night:
-    """Everything one `efflab nightly` produced; the summary and dashboard read this."""
-
-    night: int
-    run_id: str
-    started: str
-    suite: str
-    correction: str
-    git: dict[str, Any]
-    ended: str = ""
-    experiments: dict[str, ExperimentOutcome] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    dashboard: str = ""
-    published: dict[str, Any] | None = None
-
-    @property
-    def regressions(self) -> list[Finding]:
-        return [f for f in self.findings if f.verdict == regress.REGRESSION]
-
-    @property
-    def failures(self) -> list[str]:
-        return [m for o in self.experiments.values() for m in o.failures]
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.regressions or self.failures else 0
-
-    def to_json(self) -> dict[str, Any]:
-        counts = {v: 0 for v in regress.VERDICTS}
-        for f in self.findings:
-            counts[f.verdict] += 1
-        return finite(
-            {
-                "night": self.night,
-                "run_id": self.run_id,
-                "started": self.started,
-                "ended": self.ended,
-                "suite": self.suite,
-                "correction": self.correction,
-                "git": self.git,
-                "exit_code": self.exit_code,
-                "counts": counts,
-                "undetectable": sum(1 for f in self.findings if not f.detectable),
-                "failures": self.failures,
-                "experiments": {k: asdict(v) for k, v in self.experiments.items()},
-                "findings": [asdict(f) for f in self.findings],
-                "dashboard": self.dashboard,
-                "published": self.published,
-            }
-        )
-
-
-def finite(data: Any) -> Any:
-    """NaN/inf -> None, recursively: summaries must be strict JSON for other tools."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: finite(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [finite(v) for v in data]
-    return data
-
-
 def assess(
     current: list[dict[str, Any]],
-    past: dict[str, list[dict[tuple[str, str], list[float]]]],
+    past: dict[tuple[str, str], Baseline],
     metrics: list[str],
     policy_for: Callable[[str], regress.Policy],
+    neutral: tuple[str, ...] = (),
 ) -> tuple[list[regress.Shift], list[regress.Policy], list[dict[str, Any]]]:
-    """Shifts for every (point, metric) of tonight's records against the pooled past.
+    """Shifts for every (point, metric) of tonight's records against its baseline.
 
-    Returns the shifts, their policies and per-shift context (point, unit, better,
-    nights pooled), ready for `regress.decide` over the whole night.
+    `past` comes from `history.baselines`. Returns the shifts, their policies and
+    per-shift context (point, unit, better, nights pooled, why the baseline is what it
+    is), ready for `regress.decide` over the whole night.
     """
-    now = samples(current)
+    now = samples(current, neutral)
     meta: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in current:
         for m, v in rec["metrics"].items():
             meta.setdefault(
-                (group_of(rec), m),
-                {"point": rec["point"], "unit": v["unit"], "better": v["better"]},
+                (group_of(rec, neutral), m),
+                {
+                    "point": rec["point"],
+                    "unit": v["unit"],
+                    "better": v["better"],
+                    "alias": rec["alias"],
+                    "inputs": rec.get("inputs", rec["point"]),
+                },
             )
     shifts, pols, ctx = [], [], []
     for (g, m), vals in sorted(now.items(), key=lambda kv: (canonical_json(meta[kv[0]]), kv[0])):
         if m not in metrics:
             continue
         pol = policy_for(m)
-        nights = [n[(g, m)] for n in past.get(g, []) if (g, m) in n][: pol.baseline_runs]
-        base = [x for n in nights for x in n]
-        shifts.append(regress.shift(base, vals, meta[(g, m)]["better"]))
+        b = past.get((g, m)) or Baseline()
+        nights = b.nights[: pol.baseline_runs]
+        base = [x for n in nights for x in n.values]
+        shifts.append(regress.shift(base, vals, meta[(g, m)]["better"], pol.noiseless))
         pols.append(pol)
-        ctx.append({**meta[(g, m)], "group": g, "metric": m, "baseline_nights": len(nights)})
+        ctx.append(
+            {
+                **meta[(g, m)],
+                "group": g,
+                "metric": m,
+                "baseline_nights": len(nights),
+                "excluded_nights": sorted(b.excluded),
+                "reset": b.reset,
+                "notes": b.notes(),
+            }
+        )
     return shifts, pols, ctx
 
 
@@ -207,9 +126,51 @@ def judge(
                 method=s.method,
                 detectable=d.detectable,
                 policy=asdict(d.policy),
-                notes=d.notes,
+                notes=[*c["notes"], *d.notes],
+                alias=c["alias"],
+                inputs=c["inputs"],
+                excluded_nights=c["excluded_nights"],
+                reset=c["reset"],
             )
         )
+
+
+def evaluate(
+    repo: Path,
+    history: list[dict[str, Any]],
+    night: Night,
+    suite: suite_mod.Suite,
+    entry: suite_mod.Entry,
+    current: list[dict[str, Any]],
+    metrics: list[str],
+    declared: Plan | dict[str, Any],
+) -> tuple[str, list[regress.Shift], list[regress.Policy], list[dict[str, Any]]]:
+    """One experiment of tonight: baselines, shifts (for `judge`) and change points.
+
+    `declared` is the experiment's plan (or its script's `outputs.metrics`), where
+    metrics are declared noiseless.
+    """
+    meta = declared.script.metrics if isinstance(declared, Plan) else declared
+    neutral = tuple(suite.neutral(entry))
+
+    def policy_for(m: str) -> regress.Policy:
+        return suite.policy(entry, m, meta)
+
+    past = baselines(
+        repo, history, entry.name, current, lambda m: policy_for(m).baseline_runs, neutral
+    )
+    shifts, pols, ctx = assess(current, past, metrics, policy_for, neutral)
+    night.change_points += cpm.for_experiment(
+        repo,
+        history,
+        entry.name,
+        (night.night, night.git.get("commit"), current),
+        metrics,
+        policy_for,
+        neutral,
+        suite.change_points,
+    )
+    return entry.name, shifts, pols, ctx
 
 
 def history_entry(night: Night) -> dict[str, Any]:
@@ -219,6 +180,8 @@ def history_entry(night: Night) -> dict[str, Any]:
             {
                 "point": f.point,
                 "group": f.group,
+                "alias": f.alias,
+                "inputs": f.inputs,
                 "metric": f.metric,
                 "verdict": f.verdict,
                 "change": f.change,
@@ -226,7 +189,12 @@ def history_entry(night: Night) -> dict[str, Any]:
             for f in night.findings
             if f.experiment == name and f.verdict in (regress.REGRESSION, regress.IMPROVEMENT)
         ]
-        exps[name] = {**asdict(o), "flagged": flagged}
+        cps = [
+            {k: v for k, v in asdict(c).items() if k != "experiment"}
+            for c in night.change_points
+            if c.experiment == name
+        ]
+        exps[name] = {**asdict(o), "flagged": flagged, "change_points": cps}
     return finite(
         {
             "night": night.night,
@@ -236,6 +204,7 @@ def history_entry(night: Night) -> dict[str, Any]:
             "suite": night.suite,
             "git": night.git,
             "exit_code": night.exit_code,
+            "strict": night.strict,
             "experiments": exps,
         }
     )
@@ -250,6 +219,7 @@ def run(
     opts: RunOptions | None = None,
     on_start: Callable[[str], Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    strict: bool = False,
 ) -> Night:
     """Run a whole night under a lock; returns the judged night (history already written).
 
@@ -277,6 +247,7 @@ def run(
             suite=rel,
             correction=suite.correction,
             git=provenance.git_state(repo),
+            strict=strict,
         )
         parts = []
         for entry, p in zip(suite.entries, plans, strict=True):
@@ -303,13 +274,8 @@ def run(
             keys = {pt.key for pt in p.points}
             current = [r for r in (res.collected.ok if res.collected else []) if r["key"] in keys]
             outcome.keys = sorted(r["key"] for r in current)
-            k = suite.max_baseline_runs()
-            past = baseline_nights(repo, history, entry.name, {group_of(r) for r in current}, k)
             metrics = suite_mod.compared_metrics(entry, p)
-            shifts, pols, ctx = assess(
-                current, past, metrics, lambda m, e=entry: suite.policy(e, m)
-            )
-            parts.append((entry.name, shifts, pols, ctx))
+            parts.append(evaluate(repo, history, night, suite, entry, current, metrics, p))
         judge(night, parts)
         night.ended = now_iso("seconds")
         night.dashboard = f"results/nightly/{night.night}/index.html"

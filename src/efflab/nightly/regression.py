@@ -27,9 +27,11 @@ testing each at 0.05 would fail most nights on noise alone. p-values are Holm-ad
 over all noisy comparisons of the night (regressions and improvements as two separate
 families), so `alpha` is the probability that a night with no real change reports any
 regression at all (the family-wise error rate; with per-metric alphas it is at most
-the largest of them). Deterministic metrics (no spread in baseline nor tonight: LUT
-counts, model sizes, fixed-seed accuracy) carry no noise, so any change beyond
-`min_effect` is real: they are decided exactly and do not dilute the noisy family.
+the largest of them). Noiseless metrics carry no noise, so any change at all is real:
+those declared `noiseless: true` in the script's meta (or in a suite policy), and those
+with no spread in the baseline nor tonight (LUT counts, model sizes, fixed-seed
+accuracy). They are compared exactly (medians before/after, no `min_effect`) and do not
+dilute the noisy family.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Policy:
     min_effect: float = 0.10  # relative change of the median that matters (0.10 = 10%)
     baseline_runs: int = 5  # how many past nights are pooled into the baseline
     ignore: bool = False  # reported in the trend, never judged (e.g. estimated energy)
+    noiseless: bool = False  # compared exactly: any change of the median is reported
 
     def merged(self, override: dict | None) -> Policy:
         """This policy with the fields given in `override` (a suite policy block)."""
@@ -81,7 +84,10 @@ class Shift:
     p_worse: float = 1.0  # one-sided p: tonight worse than baseline
     p_better: float = 1.0  # one-sided p: tonight better than baseline
     min_p: float = 1.0  # smallest one-sided p these sample sizes can give (no ties)
-    method: str = "none"  # mann-whitney-exact | mann-whitney-permutation | deterministic
+    method: str = "none"  # mann-whitney-exact|-asymptotic|-permutation | deterministic | exact
+
+
+EXACT_METHODS = ("deterministic", "exact")  # compared exactly, outside the noisy family
 
 
 @dataclass
@@ -111,8 +117,14 @@ def relative_change(base: float, cur: float) -> float:
     return (cur - base) / abs(base)
 
 
-def shift(baseline: Sequence[float], current: Sequence[float], better: str) -> Shift:
-    """Medians, direction-aware relative change and one-sided U-test p-values."""
+def shift(
+    baseline: Sequence[float], current: Sequence[float], better: str, noiseless: bool = False
+) -> Shift:
+    """Medians, direction-aware relative change and one-sided U-test p-values.
+
+    `noiseless` (declared by the script or the suite) compares the medians exactly even
+    when the values spread; without it, zero spread on both sides is detected here.
+    """
     from scipy import stats
 
     b = np.asarray(baseline, dtype=float)
@@ -126,9 +138,9 @@ def shift(baseline: Sequence[float], current: Sequence[float], better: str) -> S
     s.change = relative_change(s.baseline_median, s.current_median)
     s.worse_by = s.change if better == "lower" else -s.change
     s.min_p = min_p_value(len(b), len(c))
-    if np.ptp(b) == 0 and np.ptp(c) == 0:
+    if noiseless or (np.ptp(b) == 0 and np.ptp(c) == 0):
         # no noise at all: the two values either match or they don't
-        s.method = "deterministic"
+        s.method = "exact" if noiseless else "deterministic"
         s.min_p = 0.0
         s.p_worse = 0.0 if s.worse_by > 0 else 1.0
         s.p_better = 0.0 if s.worse_by < 0 else 1.0
@@ -167,7 +179,7 @@ def decide(
     noisy = [
         d
         for d in out
-        if not d.policy.ignore and d.shift.n_baseline and d.shift.method != "deterministic"
+        if not d.policy.ignore and d.shift.n_baseline and d.shift.method not in EXACT_METHODS
     ]
     if correction == "holm":
         worse = holm([d.shift.p_worse for d in noisy])
@@ -183,13 +195,23 @@ def decide(
         if s.n_baseline == 0 or s.n_current == 0:
             d.verdict = NO_BASELINE
             continue
-        if s.method == "deterministic":
+        if s.method in EXACT_METHODS:
             d.p_worse_adj, d.p_better_adj = s.p_worse, s.p_better
         # the first Holm step compares the smallest p with alpha / family
         d.detectable = s.min_p * family <= pol.alpha
         if pol.ignore:
             d.verdict = UNCHANGED
             d.notes.append("ignored by policy")
+            continue
+        if s.method in EXACT_METHODS:  # exact: any change is real, min_effect is for noise
+            d.verdict = (
+                REGRESSION if s.worse_by > 0 else IMPROVEMENT if s.worse_by < 0 else UNCHANGED
+            )
+            if d.verdict != UNCHANGED:
+                d.notes.append(
+                    f"compared exactly ({s.method}): {s.baseline_median:.6g} -> "
+                    f"{s.current_median:.6g}"
+                )
             continue
         if d.p_worse_adj < pol.alpha and s.worse_by >= pol.min_effect:
             d.verdict = REGRESSION

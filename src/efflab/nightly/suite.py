@@ -4,18 +4,24 @@ Loading validates the file against `schemas/nightly.schema.json` and then plans 
 experiment, so any bad input (unknown experiment, unknown input override, a metric the
 experiment does not report) fails with the suite file and JSON path before anything
 runs. Policies resolve from the most general to the most specific block:
-suite `policy.default` < suite `policy.metrics.<m>` < entry `policy.default`
-< entry `policy.metrics.<m>`.
+the script's meta (`noiseless: true` on a metric) < suite `policy.default` < suite
+`policy.metrics.<m>` < entry `policy.default` < entry `policy.metrics.<m>`.
+
+`neutral_inputs` (suite-wide and per entry) name inputs that do not affect the
+measurement (a log level, an output format): a point keeps its baseline when only they
+change. Any other input change resets the point's baseline, and the night says so.
+`change_points:` configures the change-point analysis (`efflab.nightly.changepoints`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from efflab.core.errors import BadInput
 from efflab.core.specio import load_yaml, validate
+from efflab.nightly.changepoints import Settings
 from efflab.nightly.regression import Policy
 from efflab.plan.planner import Plan, Planner, load_experiment
 
@@ -34,6 +40,7 @@ class Entry:
     metrics: list[str] | None = None
     policy_default: dict[str, Any] = field(default_factory=dict)
     policy_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    neutral_inputs: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> str:
@@ -54,13 +61,22 @@ class Suite:
     policy_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     correction: str = "holm"
     trend_nights: int = DEFAULT_TREND_NIGHTS
+    neutral_inputs: list[str] = field(default_factory=list)
+    change_points: Settings = field(default_factory=Settings)
 
-    def policy(self, entry: Entry, metric: str) -> Policy:
+    def policy(self, entry: Entry, metric: str, declared: dict[str, Any] | None = None) -> Policy:
+        """The metric's policy; `declared` is the script's `outputs.metrics` (noiseless)."""
+        meta = (declared or {}).get(metric) or {}
+        noiseless = self.policy_default.noiseless or bool(meta.get("noiseless", False))
         return (
-            self.policy_default.merged(self.policy_metrics.get(metric))
+            replace(self.policy_default, noiseless=noiseless)
+            .merged(self.policy_metrics.get(metric))
             .merged(entry.policy_default)
             .merged(entry.policy_metrics.get(metric))
         )
+
+    def neutral(self, entry: Entry) -> list[str]:
+        return sorted({*self.neutral_inputs, *entry.neutral_inputs})
 
     def max_baseline_runs(self) -> int:
         blocks = [*self.policy_metrics.values()]
@@ -103,6 +119,7 @@ def load(file: Path) -> Suite:
                 metrics=e.get("metrics"),
                 policy_default=epol.get("default") or {},
                 policy_metrics=epol.get("metrics") or {},
+                neutral_inputs=list(e.get("neutral_inputs") or []),
             )
         )
     return Suite(
@@ -114,6 +131,8 @@ def load(file: Path) -> Suite:
         policy_metrics=pol.get("metrics") or {},
         correction=raw.get("correction", "holm"),
         trend_nights=raw.get("trend_nights", DEFAULT_TREND_NIGHTS),
+        neutral_inputs=list(raw.get("neutral_inputs") or []),
+        change_points=Settings.from_json(raw.get("change_points")),
     )
 
 
@@ -154,6 +173,14 @@ def plan(repo: Path, suite: Suite, salt: str = "") -> list[Plan]:
                     f"{entry.path}.metrics[{j}]",
                     f"a metric of '{entry.name}' ({', '.join(table_metrics)})",
                     m,
+                )
+        for j, name in enumerate(entry.neutral_inputs):
+            if name not in p.script.inputs:
+                raise BadInput(
+                    suite.file,
+                    f"{entry.path}.neutral_inputs[{j}]",
+                    f"an input of '{p.script.alias}' ({', '.join(sorted(p.script.inputs))})",
+                    name,
                 )
         for m in entry.policy_metrics:
             if m not in declared:
