@@ -20,6 +20,7 @@ from pathlib import Path
 
 from efflab.core.invocation import Invocation
 from efflab.core.specio import atomic_write_json, canonical_json
+from efflab.workflow.profiles import load as load_profile
 from efflab.workflow.profiles import preflight
 
 PROGRESS = re.compile(r"(\d+) of (\d+) steps \((\d+)%\) done")
@@ -67,11 +68,17 @@ def snakemake_cmd(
     runtime: str = "host",
     profile: Path | None = None,
     extra: list[str] | None = None,
+    executor: str = "local",
 ) -> list[str]:
     cmd = [
         sys.executable,
+        # Snakemake's CLI with only this run's executor plugin discoverable: a local
+        # run neither imports the SLURM plugin nor waits on its controller probe
         "-m",
-        "snakemake",
+        "efflab.workflow.snakemake_main",
+        "--executors",
+        executor,
+        "--",
         "--snakefile",
         str(repo / "Snakefile"),
         "--directory",
@@ -116,10 +123,12 @@ def run(
     log_dir = repo / ".efflab" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{run_id or int(time.time())}.snakemake.log"
+    executor = "local"
     if profile is not None:  # bad input (exit 2) before anything is submitted
         preflight(repo, profile, targets)
+        executor = load_profile(repo, profile).executor
     files = [f"{inv.folder}/outputs.json" for inv in targets]
-    cmd = snakemake_cmd(repo, files, cores, dry_run, runtime, profile, extra)
+    cmd = snakemake_cmd(repo, files, cores, dry_run, runtime, profile, extra, executor)
     env = dict(os.environ, EFFLAB_RUN_ID=run_id)
     env.pop("EFFLAB_RUNTIME", None)  # one way only: --config runtime=
     result = EngineResult(returncode=0, log_file=log_file)
