@@ -7,10 +7,13 @@ signals the whole group, so no job — and no container a job started — outliv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +29,7 @@ from efflab.workflow.profiles import preflight
 PROGRESS = re.compile(r"(\d+) of (\d+) steps \((\d+)%\) done")
 ERROR_JOB = re.compile(r"Error in rule \S+:")
 CANCEL_GRACE_S = 10.0
+JOBSERVER_ENV = "EFFLAB_JOBSERVER"  # read by efflab.smk and efflab.runtime.jobserver
 
 
 @dataclass
@@ -132,7 +136,8 @@ def run(
     env = dict(os.environ, EFFLAB_RUN_ID=run_id)
     env.pop("EFFLAB_RUNTIME", None)  # one way only: --config runtime=
     result = EngineResult(returncode=0, log_file=log_file)
-    with open(log_file, "w") as log:
+    server = None if dry_run or executor != "local" else start_jobserver(repo, env)
+    with open(log_file, "w") as log, _stopping(server):
         proc = subprocess.Popen(
             cmd,
             cwd=repo,
@@ -173,6 +178,47 @@ def run(
                 on_cancel(run_id)
     result.returncode = proc.returncode
     return result
+
+
+def start_jobserver(repo: Path, env: dict[str, str]) -> subprocess.Popen | None:
+    """Start efflab.runtime.jobserver for a local run and put its address in `env`.
+
+    The socket is bound here, so its port is known at once and the server's start-up
+    overlaps Snakemake's; jobs connecting early wait in the backlog. Returns None (jobs
+    start the runner themselves) where pidfds are missing or $EFFLAB_JOBSERVER=off.
+    """
+    if env.get(JOBSERVER_ENV) == "off" or not hasattr(os, "pidfd_open"):
+        env.pop(JOBSERVER_ENV, None)
+        return None
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(256)
+    env[JOBSERVER_ENV] = f"{listener.getsockname()[1]}:{secrets.token_hex(16)}"
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "efflab.runtime.jobserver", str(listener.fileno())],
+            cwd=repo,
+            env=env,
+            stdin=subprocess.PIPE,  # closed by the adapter: the server then stops
+            pass_fds=(listener.fileno(),),
+        )
+    finally:
+        listener.close()
+
+
+@contextlib.contextmanager
+def _stopping(server: subprocess.Popen | None):
+    try:
+        yield
+    finally:
+        if server is not None:
+            assert server.stdin is not None
+            server.stdin.close()
+            try:
+                server.wait(timeout=CANCEL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def _default_sigint() -> None:
