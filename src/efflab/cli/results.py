@@ -28,6 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("b", type=int)
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_diff)
+    r = rs.add_parser(
+        "reindex",
+        help="rebuild the columnar index (results/EXP/index/) from the JSON run records",
+    )
+    r.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="default: every one")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_reindex)
     # publish/history (nightly) register themselves here when present
     try:
         importlib.import_module("efflab.cli.publish").register(rs)
@@ -88,4 +95,31 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return 0
     d = d.rename(columns={"median_a": f"median v{args.a}", "median_b": f"median v{args.b}"})
     print(tables.to_markdown(d), end="")
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from efflab.core import layout
+    from efflab.core.errors import BadInput
+    from efflab.results import index
+
+    repo = find_repo(args.repo)
+    root = layout.results_dir(repo)
+    known = sorted(d.name for d in root.iterdir() if (d / "runs").is_dir()) if root.is_dir() else []
+    for name in args.experiments:
+        if name not in known:
+            raise BadInput(
+                root,
+                "$.experiment",
+                f"an experiment with run records ({', '.join(known) or 'none'})",
+                name,
+            )
+    out = []
+    for name in args.experiments or known:
+        update = index.rebuild(repo, name)
+        out.append({"experiment": name, "records": update.added, "part": str(update.part)})
+        if not args.json:
+            print(f"{name}: {update.added} records -> {update.part}")
+    if args.json:
+        print_json(out)
     return 0

@@ -15,7 +15,7 @@ import pandas as pd
 
 from efflab.core.errors import RunFailed
 from efflab.plan.planner import Plan, plan_experiment
-from efflab.results import provenance, records, tables
+from efflab.results import index, provenance, records, tables
 from efflab.workflow import snakemake_adapter as engine
 from efflab.workflow.options import RunOptions
 
@@ -72,6 +72,7 @@ def run_experiment(
         return res
     prov = provenance.collect(repo)
     res.collected = records.collect(repo, p, run_id, prov, runtime.name)
+    index.append(repo, p.experiment.name, res.collected.ok)  # the columnar index grows
     keys = {pt.key for pt in p.points}
     recs = [r for r in res.collected.ok if r["key"] in keys]
     res.table = tables.aggregate(recs, p.param_names(), p.experiment.metrics)
