@@ -7,6 +7,8 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from efflab.workflow.batching import group_of
+
 EFFLAB_PY = sys.executable
 # the runtime's name comes one way only: --config runtime=NAME (efflab passes it)
 EFFLAB_RUNTIME = config.get("runtime", "host")
@@ -48,6 +50,12 @@ def _efflab_threads(wc):
     return (os.cpu_count() or 1) if res.get("exclusive") else res.get("cpus", 1)
 
 
+def _efflab_group(wc):
+    # cluster runs only (Snakemake ignores groups locally); see efflab.workflow.batching
+    res = _efflab_inv(wc.alias, wc.key)["resources"]
+    return group_of(res, float(config.get("batch_seconds") or 0) or None)
+
+
 def _efflab_res(name, default):
     return lambda wc: _efflab_inv(wc.alias, wc.key)["resources"].get(name, default)
 
@@ -68,6 +76,7 @@ rule efflab_invocation:
     output:
         "artifacts/{alias}/{key}/outputs.json",
     threads: _efflab_threads
+    group: _efflab_group
     resources:
         mem_mb=_efflab_res("mem_mb", 1000),
         runtime=_efflab_res("runtime_min", 30),

@@ -60,6 +60,7 @@ def run_experiment(
             runtime=runtime.name,
             run_id=run_id,
             profile=opts.profile,
+            batch_seconds=opts.batch_seconds,
             on_progress=on_progress,
             on_cancel=runtime.cleanup,
         )

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from efflab.core.invocation import Invocation
 from efflab.core.specio import atomic_write_json, canonical_json
+from efflab.workflow import batching
 from efflab.workflow.profiles import load as load_profile
-from efflab.workflow.profiles import preflight
+from efflab.workflow.profiles import pending_invocations, preflight
 
 PROGRESS = re.compile(r"(\d+) of (\d+) steps \((\d+)%\) done")
 ERROR_JOB = re.compile(r"Error in rule \S+:")
@@ -73,6 +74,7 @@ def snakemake_cmd(
     profile: Path | None = None,
     extra: list[str] | None = None,
     executor: str = "local",
+    batch_seconds: float | None = None,
 ) -> list[str]:
     cmd = [
         sys.executable,
@@ -99,6 +101,7 @@ def snakemake_cmd(
         "--nolock",
         "--config",
         f"runtime={runtime}",
+        *([f"batch_seconds={batch_seconds:g}"] if batch_seconds else []),
     ]
     # --profile, not --workflow-profile: executor settings are the user's (site) profile
     # kind, and a workflow profile would also drop default-resources of other profiles.
@@ -120,10 +123,12 @@ def run(
     on_progress: Callable[[int, int], None] | None = None,
     extra: list[str] | None = None,
     on_cancel: Callable[[str], object] | None = None,
+    batch_seconds: float | None = None,
 ) -> EngineResult:
     """Run Snakemake on the targets' outputs.json; returns when it exits or is cancelled.
     `runtime` is the runtime's name, handed to every job through `--config runtime=`;
-    `on_cancel(run_id)` runs after a cancellation (the runtime's cleanup)."""
+    `on_cancel(run_id)` runs after a cancellation (the runtime's cleanup); on a cluster
+    executor, short jobs are batched into job groups (efflab.workflow.batching)."""
     log_dir = repo / ".efflab" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{run_id or int(time.time())}.snakemake.log"
@@ -131,8 +136,14 @@ def run(
     if profile is not None:  # bad input (exit 2) before anything is submitted
         preflight(repo, profile, targets)
         executor = load_profile(repo, profile).executor
+    extra = list(extra or [])
+    if executor != "local":
+        batch = batching.plan(pending_invocations(repo, targets), batch_seconds)
+        extra += batch.snakemake_args() if batch else []
     files = [f"{inv.folder}/outputs.json" for inv in targets]
-    cmd = snakemake_cmd(repo, files, cores, dry_run, runtime, profile, extra, executor)
+    cmd = snakemake_cmd(
+        repo, files, cores, dry_run, runtime, profile, extra, executor, batch_seconds
+    )
     env = dict(os.environ, EFFLAB_RUN_ID=run_id)
     env.pop("EFFLAB_RUNTIME", None)  # one way only: --config runtime=
     result = EngineResult(returncode=0, log_file=log_file)
