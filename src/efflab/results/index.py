@@ -107,10 +107,23 @@ def indexed_keys(repo: Path, experiment: str) -> set[str]:
     return set(pc.unique(keys).to_pylist())
 
 
+def already_indexed(repo: Path, experiment: str, keys: Iterable[str]) -> set[str]:
+    """Which of `keys` the index holds: a vectorised lookup over the key column, so a
+    night's few thousand keys cost no Python set of the whole store."""
+    ps = parts(repo, experiment)
+    wanted = pa.array(sorted(set(keys)), pa.string())
+    if not ps or len(wanted) == 0:
+        return set()
+    column = pq.ParquetDataset(ps).read(columns=["key"]).column("key")
+    hits = pc.filter(column, pc.is_in(column, value_set=wanted))
+    return set(pc.unique(hits).to_pylist())
+
+
 def append(repo: Path, experiment: str, records: Iterable[dict[str, Any]]) -> IndexUpdate:
     """Index the successful records not indexed yet, as one new part."""
-    have = indexed_keys(repo, experiment)
-    new = {r["key"]: r for r in records if r.get("status", "ok") == "ok" and r["key"] not in have}
+    ok = {r["key"]: r for r in records if r.get("status", "ok") == "ok"}
+    have = already_indexed(repo, experiment, ok)
+    new = {k: r for k, r in ok.items() if k not in have}
     if not new:
         return IndexUpdate(experiment, 0, None)
     d = index_dir(repo, experiment)
