@@ -4,7 +4,8 @@
 #
 #   tools/slurm-cluster.sh start    install (apt-get) if needed, configure, start, wait idle
 #   tools/slurm-cluster.sh status   exit 0 when the node answers idle/mixed/allocated, 3 if not
-#   tools/slurm-cluster.sh stop     stop the daemons this script started (by pid file)
+#   tools/slurm-cluster.sh stop     stop the daemons this script started (by pid file) and
+#                                   remove the slurm.conf it wrote
 #
 # Why each choice:
 # - Debian's slurm-wlm + munge: the same slurmctld/slurmd/sbatch a site runs, so the
@@ -229,6 +230,13 @@ cmd_stop() {
     stop_pid slurmd "$RUN/slurmd.pid"
     stop_pid slurmctld "$RUN/slurmctld.pid"
     stop_pid munged "$MUNGE_PID"
+    # no half-configured client left behind: with our slurm.conf and no controller,
+    # every scontrol/sinfo (and so every Snakemake start that imports the SLURM
+    # executor plugin) retries the dead controller for ~9 s. start writes it anew.
+    if grep -qsF "$MARKER" "$CONF"; then
+        rm -f "$CONF"
+        say "removed $CONF (start writes it again)"
+    fi
 }
 
 cmd_status() {

@@ -7,9 +7,27 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from efflab.workflow.batching import group_of
+
 EFFLAB_PY = sys.executable
 # the runtime's name comes one way only: --config runtime=NAME (efflab passes it)
 EFFLAB_RUNTIME = config.get("runtime", "host")
+# Local runs: efflab serves jobs from one warm process (efflab.runtime.jobserver) and
+# this bash, which Snakemake spawns anyway, hands it the folder over /dev/tcp, so a job
+# starts no Python. Without a server (plain snakemake, SLURM jobs, no bash) or when it
+# cannot be reached, the job starts the runner itself. The runner's code runs either way.
+EFFLAB_JOB = (
+    'if [ -n "${{BASH_VERSION:-}}" ] && [ -n "${{EFFLAB_JOBSERVER:-}}" ] '
+    '&& exec 3<>"/dev/tcp/127.0.0.1/${{EFFLAB_JOBSERVER%%:*}}"; then '
+    'printf "%s %s %s\\n" "${{EFFLAB_JOBSERVER#*:}}" {EFFLAB_RUNTIME} '
+    "artifacts/{wildcards.alias}/{wildcards.key} >&3; "
+    'while IFS= read -r efflab_line <&3; do case "$efflab_line" in '
+    '"EFFLAB-RC "*) exit "${{efflab_line#EFFLAB-RC }}";; '
+    '*) printf "%s\\n" "$efflab_line" >&2;; esac; done; '
+    'echo "efflab: the job server went away" >&2; exit 1; fi; '
+    "{EFFLAB_PY} -m efflab.runtime.runner --runtime {EFFLAB_RUNTIME} "
+    "artifacts/{wildcards.alias}/{wildcards.key}"
+)
 
 wildcard_constraints:
     alias="[a-z0-9][a-z0-9-]*",
@@ -32,6 +50,12 @@ def _efflab_threads(wc):
     return (os.cpu_count() or 1) if res.get("exclusive") else res.get("cpus", 1)
 
 
+def _efflab_group(wc):
+    # cluster runs only (Snakemake ignores groups locally); see efflab.workflow.batching
+    res = _efflab_inv(wc.alias, wc.key)["resources"]
+    return group_of(res, float(config.get("batch_seconds") or 0) or None)
+
+
 def _efflab_res(name, default):
     return lambda wc: _efflab_inv(wc.alias, wc.key)["resources"].get(name, default)
 
@@ -52,9 +76,10 @@ rule efflab_invocation:
     output:
         "artifacts/{alias}/{key}/outputs.json",
     threads: _efflab_threads
+    group: _efflab_group
     resources:
         mem_mb=_efflab_res("mem_mb", 1000),
         runtime=_efflab_res("runtime_min", 30),
         gpu=_efflab_res("gpus", 0),  # the SLURM plugin reads "gpu" (-> --gpus)
     shell:
-        "{EFFLAB_PY} -m efflab.runtime.runner --runtime {EFFLAB_RUNTIME} artifacts/{wildcards.alias}/{wildcards.key}"
+        EFFLAB_JOB

@@ -40,6 +40,15 @@ def add_run_options(p: argparse.ArgumentParser, *, quick: bool = True, profile: 
         g.add_argument(
             "--profile", default=None, help="Snakemake profile under workflows/profiles/"
         )
+    if profile:
+        g.add_argument(
+            "--batch-seconds",
+            type=float,
+            default=None,
+            metavar="S",
+            help="on a cluster profile, batch invocations shorter than S seconds "
+            "(meta.yaml resources.expected_s, default 10) into jobs of about S seconds",
+        )
     if fresh:
         g.add_argument(
             "--fresh",
@@ -62,6 +71,13 @@ def run_options(args: argparse.Namespace, repo: Path) -> RunOptions:
         quick=bool(getattr(args, "quick", False)),
         profile=resolve_profile(repo, name) if name else None,
         fresh=bool(getattr(args, "fresh", False)),
+        batch_seconds=_batch_seconds(getattr(args, "batch_seconds", None)),
         dry_run=bool(getattr(args, "dry_run", False)),
         quiet=bool(getattr(args, "quiet", False) or getattr(args, "json", False)),
     )
+
+
+def _batch_seconds(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise BadInput("--batch-seconds", "$", "a number of seconds > 0", value)
+    return value

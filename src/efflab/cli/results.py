@@ -40,6 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--host", default=None, help="host label when the source names none")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_import)
+    r = rs.add_parser(
+        "reindex",
+        help="rebuild the columnar index (results/EXP/index/) from the JSON run records",
+    )
+    r.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="default: every one")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_reindex)
     # publish/history (nightly) register themselves here when present
     try:
         importlib.import_module("efflab.cli.publish").register(rs)
@@ -118,4 +125,31 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"tables +{res.tables_added} ({res.tables_unchanged} already here), "
         f"reports +{res.reports_added} ({res.reports_unchanged} already here)"
     )
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from efflab.core import layout
+    from efflab.core.errors import BadInput
+    from efflab.results import index
+
+    repo = find_repo(args.repo)
+    root = layout.results_dir(repo)
+    known = sorted(d.name for d in root.iterdir() if (d / "runs").is_dir()) if root.is_dir() else []
+    for name in args.experiments:
+        if name not in known:
+            raise BadInput(
+                root,
+                "$.experiment",
+                f"an experiment with run records ({', '.join(known) or 'none'})",
+                name,
+            )
+    out = []
+    for name in args.experiments or known:
+        update = index.rebuild(repo, name)
+        out.append({"experiment": name, "records": update.added, "part": str(update.part)})
+        if not args.json:
+            print(f"{name}: {update.added} records -> {update.part}")
+    if args.json:
+        print_json(out)
     return 0

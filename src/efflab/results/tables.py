@@ -44,8 +44,6 @@ def aggregate(
     records: list[dict[str, Any]], params: list[str], metrics: list[str] | None = None
 ) -> pd.DataFrame:
     """Long table from successful records; `params` fixes the parameter column order."""
-    from scipy.special import stdtrit  # Student-t quantile; scipy.stats costs seconds to import
-
     rows = []
     # a parameter named like a statistics column ("n", "mean") gets a "param_" prefix
     cols_out = [f"param_{p}" if p in STAT_COLUMNS else p for p in params]
@@ -62,9 +60,30 @@ def aggregate(
     df = pd.DataFrame.from_records(rows, columns=cols)
     # group on a string form of the parameters: mixed types and missing values group
     # predictably, and the original values come back from the first row of each group
-    gkeys = [f"__k{i}" for i in range(len(params))]
+    gkeys = group_keys(params)
     for p, g in zip(params, gkeys, strict=True):
-        df[g] = df[p].map(lambda v: json.dumps(v, sort_keys=True, default=str))
+        df[g] = df[p].map(param_key)
+    return aggregate_frame(df, params)
+
+
+def group_keys(params: list[str]) -> list[str]:
+    return [f"__k{i}" for i in range(len(params))]
+
+
+def param_key(value: Any) -> str:
+    """The string a parameter value groups and sorts by."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def aggregate_frame(df: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """The long table from one row per (record, metric): columns `params` (output
+    names), their `group_keys` (`param_key` strings), metric, unit, better, value.
+    Shared by record lists and the columnar index (efflab.results.index)."""
+    from scipy.special import stdtrit  # Student-t quantile; scipy.stats costs seconds to import
+
+    if df.empty:
+        return pd.DataFrame(columns=[*params, *STAT_COLUMNS])
+    gkeys = group_keys(params)
     grouped = df.groupby([*gkeys, "metric", "unit", "better"], sort=False, dropna=False)
     agg = grouped["value"].agg(["count", "mean", "median", "std", "min", "max"]).reset_index()
     firsts = grouped[params].first().reset_index(drop=True) if params else None

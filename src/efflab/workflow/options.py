@@ -25,6 +25,7 @@ class RunOptions:
     quick: bool = False
     profile: Path | None = None  # a resolved Snakemake profile folder
     fresh: bool = False  # salt the experiment's own steps with the run id: measure anew
+    batch_seconds: float | None = None  # cluster profiles: batch short jobs (job groups)
     dry_run: bool = False
     quiet: bool = False
 

@@ -16,7 +16,7 @@ import pandas as pd
 from efflab.core.errors import RunFailed
 from efflab.core.invocation import Invocation
 from efflab.plan.planner import Plan, plan_experiment
-from efflab.results import provenance, records, tables
+from efflab.results import index, provenance, records, tables
 from efflab.workflow import snakemake_adapter as engine
 from efflab.workflow.options import RunOptions
 
@@ -103,6 +103,7 @@ def run_experiment(
             runtime=runtime.name,
             run_id=run_id,
             profile=opts.profile,
+            batch_seconds=opts.batch_seconds,
             on_progress=on_progress,
             on_cancel=runtime.cleanup,
         )
@@ -115,6 +116,7 @@ def run_experiment(
         return res
     prov = provenance.collect(repo)
     res.collected = records.collect(repo, p, run_id, prov, runtime.name)
+    index.append(repo, p.experiment.name, res.collected.ok)  # the columnar index grows
     keys = {pt.key for pt in p.points}
     recs = [r for r in res.collected.ok if r["key"] in keys]
     res.table = tables.aggregate(recs, p.param_names(), p.experiment.metrics)

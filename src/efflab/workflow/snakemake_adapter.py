@@ -7,10 +7,13 @@ signals the whole group, so no job — and no container a job started — outliv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,11 +23,14 @@ from pathlib import Path
 
 from efflab.core.invocation import Invocation
 from efflab.core.specio import atomic_write_json, canonical_json
-from efflab.workflow.profiles import preflight
+from efflab.workflow import batching
+from efflab.workflow.profiles import load as load_profile
+from efflab.workflow.profiles import pending_invocations, preflight
 
 PROGRESS = re.compile(r"(\d+) of (\d+) steps \((\d+)%\) done")
 ERROR_JOB = re.compile(r"Error in rule \S+:")
 CANCEL_GRACE_S = 10.0
+JOBSERVER_ENV = "EFFLAB_JOBSERVER"  # read by efflab.smk and efflab.runtime.jobserver
 
 
 @dataclass
@@ -67,11 +73,18 @@ def snakemake_cmd(
     runtime: str = "host",
     profile: Path | None = None,
     extra: list[str] | None = None,
+    executor: str = "local",
+    batch_seconds: float | None = None,
 ) -> list[str]:
     cmd = [
         sys.executable,
+        # Snakemake's CLI with only this run's executor plugin discoverable: a local
+        # run neither imports the SLURM plugin nor waits on its controller probe
         "-m",
-        "snakemake",
+        "efflab.workflow.snakemake_main",
+        "--executors",
+        executor,
+        "--",
         "--snakefile",
         str(repo / "Snakefile"),
         "--directory",
@@ -88,6 +101,7 @@ def snakemake_cmd(
         "--nolock",
         "--config",
         f"runtime={runtime}",
+        *([f"batch_seconds={batch_seconds:g}"] if batch_seconds else []),
     ]
     # --profile, not --workflow-profile: executor settings are the user's (site) profile
     # kind, and a workflow profile would also drop default-resources of other profiles.
@@ -109,21 +123,32 @@ def run(
     on_progress: Callable[[int, int], None] | None = None,
     extra: list[str] | None = None,
     on_cancel: Callable[[str], object] | None = None,
+    batch_seconds: float | None = None,
 ) -> EngineResult:
     """Run Snakemake on the targets' outputs.json; returns when it exits or is cancelled.
     `runtime` is the runtime's name, handed to every job through `--config runtime=`;
-    `on_cancel(run_id)` runs after a cancellation (the runtime's cleanup)."""
+    `on_cancel(run_id)` runs after a cancellation (the runtime's cleanup); on a cluster
+    executor, short jobs are batched into job groups (efflab.workflow.batching)."""
     log_dir = repo / ".efflab" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{run_id or int(time.time())}.snakemake.log"
+    executor = "local"
     if profile is not None:  # bad input (exit 2) before anything is submitted
         preflight(repo, profile, targets)
+        executor = load_profile(repo, profile).executor
+    extra = list(extra or [])
+    if executor != "local":
+        batch = batching.plan(pending_invocations(repo, targets), batch_seconds)
+        extra += batch.snakemake_args() if batch else []
     files = [f"{inv.folder}/outputs.json" for inv in targets]
-    cmd = snakemake_cmd(repo, files, cores, dry_run, runtime, profile, extra)
+    cmd = snakemake_cmd(
+        repo, files, cores, dry_run, runtime, profile, extra, executor, batch_seconds
+    )
     env = dict(os.environ, EFFLAB_RUN_ID=run_id)
     env.pop("EFFLAB_RUNTIME", None)  # one way only: --config runtime=
     result = EngineResult(returncode=0, log_file=log_file)
-    with open(log_file, "a") as log:  # one log per run id, across waves
+    server = None if dry_run or executor != "local" else start_jobserver(repo, env)
+    with open(log_file, "a") as log, _stopping(server):  # one log per run id, across waves
         proc = subprocess.Popen(
             cmd,
             cwd=repo,
@@ -164,6 +189,47 @@ def run(
                 on_cancel(run_id)
     result.returncode = proc.returncode
     return result
+
+
+def start_jobserver(repo: Path, env: dict[str, str]) -> subprocess.Popen | None:
+    """Start efflab.runtime.jobserver for a local run and put its address in `env`.
+
+    The socket is bound here, so its port is known at once and the server's start-up
+    overlaps Snakemake's; jobs connecting early wait in the backlog. Returns None (jobs
+    start the runner themselves) where pidfds are missing or $EFFLAB_JOBSERVER=off.
+    """
+    if env.get(JOBSERVER_ENV) == "off" or not hasattr(os, "pidfd_open"):
+        env.pop(JOBSERVER_ENV, None)
+        return None
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(256)
+    env[JOBSERVER_ENV] = f"{listener.getsockname()[1]}:{secrets.token_hex(16)}"
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "efflab.runtime.jobserver", str(listener.fileno())],
+            cwd=repo,
+            env=env,
+            stdin=subprocess.PIPE,  # closed by the adapter: the server then stops
+            pass_fds=(listener.fileno(),),
+        )
+    finally:
+        listener.close()
+
+
+@contextlib.contextmanager
+def _stopping(server: subprocess.Popen | None):
+    try:
+        yield
+    finally:
+        if server is not None:
+            assert server.stdin is not None
+            server.stdin.close()
+            try:
+                server.wait(timeout=CANCEL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def _default_sigint() -> None:

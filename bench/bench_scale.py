@@ -1,0 +1,266 @@
+"""Scale benchmarks (printed figures, not tests): efflab and plain Snakemake side by side.
+
+    .venv/bin/python bench/bench_scale.py [startup] [overhead] [large] [index] [--sizes 1000,10000]
+
+startup   `import snakemake.cli`, `snakemake --version` with a SLURM client configured
+          and no controller (the ~9 s probe), and through efflab's launcher; `efflab run`
+          of a one-invocation experiment end to end                       goal <= 3 s
+overhead  per-job marginal cost (slope between 10 and 40 trivial jobs), efflab with
+          and without the job server vs plain Snakemake                  goal <= 1.2x
+large     N trivial invocations vs plain Snakemake on the same DAG (one shell rule per
+          folder): plan, DAG build (dry run), whole run, no-op rerun, peak RSS
+          goals: whole run <= 1.2x plain, no-op of 10,000 <= 5 s, memory <= 1 GB
+index     aggregate 1,000,000 records from the columnar index        goal <= 30 s
+          add one night's records (1,000) to it                      goal <= 1 s
+Every figure: median (min-max) of >= 3 repetitions, arms interleaved. Print `uptime`
+with the figures: on a shared machine they are only as good as its load.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import make_tiny_repo, write  # noqa: E402
+
+from efflab.plan.planner import Planner, load_experiment  # noqa: E402
+from efflab.results import index  # noqa: E402
+
+REPS = 3
+PY = sys.executable
+PARKED_CONF = Path("/root/slurm-conf-parked/slurm.conf")
+
+
+def show(name: str, xs: list[float], goal: str = "-", unit: str = "s") -> float:
+    med = statistics.median(xs)
+    print(f"{name:<64} median {med:9.3f} {unit} (min {min(xs):.3f}, max {max(xs):.3f}, "
+          f"n={len(xs)})  goal {goal}", flush=True)  # fmt: skip
+    return med
+
+
+def wall(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - t0
+
+
+def interleaved(arms: dict[str, Callable[[], float]], reps: int = REPS) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {k: [] for k in arms}
+    for _ in range(reps):
+        for k, fn in arms.items():
+            out[k].append(fn())
+    return out
+
+
+def gen_repo(root: Path, n: int) -> Path:
+    repo = make_tiny_repo(root)
+    write(repo / "workflows/experiments/many.yaml",
+          "name: many\nscript: demo,gen\ngrid:\n  n: [" + ", ".join(map(str, range(1, n + 1))) + "]\n")  # fmt: skip
+    return repo
+
+
+def plain_dir(root: Path, n: int) -> Path:
+    root.mkdir(parents=True)
+    (root / "Snakefile").write_text(
+        f"rule all:\n    input: expand('out/{{i}}/outputs.json', i=range({n}))\n\n"
+        "rule job:\n    output: 'out/{i}/outputs.json'\n"
+        '    shell: "seq 1 3 > out/{wildcards.i}/numbers.txt; '
+        'echo \'{{\\"metrics\\": {{\\"count\\": 3}}}}\' > {output}"\n'
+    )
+    return root
+
+
+def clean(*paths: Path) -> None:
+    subprocess.run(["rm", "-rf", *map(str, paths)], check=True)
+
+
+def efflab_cmd(repo: Path, *args: str) -> list[str]:
+    return [PY, "-m", "efflab", "--repo", str(repo), *args]
+
+
+def bench_startup(tmp: Path) -> None:
+    dead = {"SLURM_CONF": str(PARKED_CONF)} if PARKED_CONF.exists() else None
+    arms: dict[str, Callable[[], float]] = {
+        "import snakemake.cli (no slurm.conf)": lambda: wall([PY, "-c", "import snakemake.cli"]),
+        "snakemake --version (no slurm.conf)": lambda: wall([PY, "-m", "snakemake", "--version"]),
+        "efflab launcher --version (local executors only)": lambda: wall(
+            [PY, "-m", "efflab.workflow.snakemake_main", "--executors", "local", "--", "--version"]
+        ),
+    }
+    if dead:
+        arms["import snakemake.cli (slurm.conf, controller down)"] = lambda: wall(
+            [PY, "-c", "import snakemake.cli"], env=dead
+        )
+        arms["snakemake --version (slurm.conf, controller down)"] = lambda: wall(
+            [PY, "-m", "snakemake", "--version"], env=dead
+        )
+        arms["efflab launcher --version (slurm.conf, controller down)"] = lambda: wall(
+            [PY, "-m", "efflab.workflow.snakemake_main", "--executors", "local", "--", "--version"],
+            env=dead,
+        )
+    repo = gen_repo(tmp / "one", 1)
+
+    def one(env: dict | None = None) -> float:
+        clean(repo / "artifacts", repo / "results", repo / ".snakemake")
+        return wall(efflab_cmd(repo, "run", "many", "-q", "--runtime", "host"), env=env)
+
+    arms["efflab run, 1 invocation, end to end (cluster stopped)"] = one
+    if dead:
+        arms["efflab run, 1 invocation (slurm.conf, controller down)"] = lambda: one(dead)
+    for name, xs in interleaved(arms).items():
+        show(name, xs, "<= 3 s" if name.startswith("efflab run") else "-")
+
+
+def bench_overhead(tmp: Path, sizes: tuple[int, int] = (10, 40)) -> None:
+    arms: dict[str, Callable[[], float]] = {}
+    for n in sizes:
+        plain, repo = plain_dir(tmp / f"p{n}", n), gen_repo(tmp / f"e{n}", n)
+
+        def run_plain(plain: Path = plain) -> float:
+            clean(plain / "out", plain / ".snakemake")
+            return wall([PY, "-m", "snakemake", "--cores", "1", "-q", "all"], cwd=plain)
+
+        def run_eff(repo: Path = repo, env: dict | None = None) -> float:
+            clean(repo / "artifacts", repo / "results", repo / ".snakemake")
+            return wall(efflab_cmd(repo, "run", "many", "-q", "--runtime", "host"), env=env)
+
+        arms[f"plain {n}"] = run_plain
+        arms[f"efflab {n}"] = run_eff
+        arms[f"efflab-no-server {n}"] = lambda r=repo: run_eff(r, {"EFFLAB_JOBSERVER": "off"})
+    res = interleaved(arms)
+    lo, hi = sizes
+    med = {k: show(f"{k} trivial jobs, whole run", v) for k, v in res.items()}
+    slope = {a: (med[f"{a} {hi}"] - med[f"{a} {lo}"]) / (hi - lo)
+             for a in ("plain", "efflab", "efflab-no-server")}  # fmt: skip
+    for a in ("efflab", "efflab-no-server"):
+        print(f"{'per-job marginal cost ' + a + ' vs plain':<64} {slope[a] * 1e3:9.1f} ms vs "
+              f"{slope['plain'] * 1e3:.1f} ms  ratio {slope[a] / slope['plain']:.2f}x  goal <= 1.2x")  # fmt: skip
+
+
+def rss_mb(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of the largest process the command ran."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = wall(cmd, cwd=cwd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return t, max(before, after) / 1024.0
+
+
+def bench_large(tmp: Path, sizes: list[int]) -> None:
+    for n in sizes:
+        repo, plain = gen_repo(tmp / f"L{n}", n), plain_dir(tmp / f"LP{n}", n)
+        xs = []
+        for _ in range(REPS):
+            t0 = time.perf_counter()
+            Planner(repo).plan(load_experiment(repo, "many"))
+            xs.append(time.perf_counter() - t0)
+        show(f"[{n}] plan (in-process)", xs)
+        dag = interleaved({
+            "plain": lambda plain=plain: wall([PY, "-m", "snakemake", "-n", "-q", "--cores", "1", "all"], cwd=plain),
+            "efflab": lambda repo=repo: wall(efflab_cmd(repo, "run", "many", "--dry-run", "-q", "--runtime", "host")),
+        })  # fmt: skip
+        show(f"[{n}] DAG build: plain snakemake --dry-run", dag["plain"])
+        show(f"[{n}] DAG build: efflab run --dry-run (plan + Snakemake dry run)", dag["efflab"])
+        rss: list[float] = []
+
+        def run_plain(plain: Path = plain) -> float:
+            clean(plain / "out", plain / ".snakemake")
+            return wall([PY, "-m", "snakemake", "--cores", "2", "-q", "all"], cwd=plain)
+
+        def run_eff(repo: Path = repo, rss: list[float] = rss) -> float:
+            clean(repo / "artifacts", repo / "results", repo / ".snakemake")
+            t, mb = rss_mb(
+                efflab_cmd(repo, "run", "many", "-q", "--cores", "2", "--runtime", "host")
+            )
+            rss.append(mb)
+            return t
+
+        whole = interleaved({"plain": run_plain, "efflab": run_eff})
+        a = show(f"[{n}] whole run: plain Snakemake (--cores 2)", whole["plain"])
+        b = show(f"[{n}] whole run: efflab run (+records, index, table)", whole["efflab"])
+        print(f"{f'[{n}] whole run ratio efflab / plain':<64} {b / a:9.2f}x  goal <= 1.2x")
+        noop = interleaved({
+            "plain": lambda plain=plain: wall([PY, "-m", "snakemake", "--cores", "2", "-q", "all"], cwd=plain),
+            "efflab": lambda repo=repo: wall(efflab_cmd(repo, "run", "many", "-q", "--runtime", "host")),
+        })  # fmt: skip
+        show(f"[{n}] no-op rerun: plain Snakemake", noop["plain"])
+        show(f"[{n}] no-op rerun: efflab run", noop["efflab"], "<= 5 s at 10,000")
+        show(f"[{n}] peak RSS of a process (efflab or its Snakemake)", rss, "<= 1024", "MB")
+
+
+def synth(n: int, start: int = 0) -> list[dict]:
+    rnd = random.Random(start)
+    return [
+        {
+            "key": f"{i:020x}",
+            "run_id": "r",
+            "status": "ok",
+            "point": {"model": f"m{i % 10}", "size": (i // 10) % 100},
+            "repetition": i // 1000,
+            "metrics": {
+                "latency_us": {"value": rnd.gauss(100, 5), "unit": "us", "better": "lower"},
+                "acc": {"value": rnd.random(), "unit": "ratio", "better": "higher"},
+            },
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def bench_index(tmp: Path, n: int = 1_000_000, night: int = 1_000) -> None:
+    repo = tmp / "idx"
+    t0 = time.perf_counter()
+    for start in range(0, n, 100_000):  # indexed as runs would add them, in parts
+        index.append(repo, "synth", synth(100_000, start))
+    print(f"{'index ' + format(n, ',') + ' synthetic records (10 parts, once)':<64} "
+          f"{time.perf_counter() - t0:9.1f} s")  # fmt: skip
+    xs = []
+    for _ in range(REPS):
+        t0 = time.perf_counter()
+        df = index.aggregate(repo, "synth", ["model", "size"])
+        xs.append(time.perf_counter() - t0)
+        assert len(df) == 2000
+    show(f"aggregate {n:,} records from the index", xs, "<= 30 s")
+    xs = []
+    for k in range(REPS):
+        recs = synth(night, n + k * night)
+        t0 = time.perf_counter()
+        update = index.append(repo, "synth", recs)
+        xs.append(time.perf_counter() - t0)
+        assert update.added == night
+    show(f"add one night ({night:,} records) to the {n:,}-record index", xs, "<= 1 s")
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    sizes = [1000]
+    if "--sizes" in args:
+        i = args.index("--sizes")
+        sizes = [int(s) for s in args[i + 1].split(",")]
+        del args[i : i + 2]
+    which = set(args) or {"startup", "overhead", "large", "index"}
+    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  load: {os.getloadavg()}  cpus: {os.cpu_count()}  "
+          f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        for name, fn in (("startup", bench_startup), ("overhead", bench_overhead),
+                         ("index", bench_index)):  # fmt: skip
+            if name in which:
+                fn(tmp / name)
+        if "large" in which:
+            bench_large(tmp / "large", sizes)
+    print(f"# done; load: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Columnar index of run records: Parquet parts that aggregation reads instead of JSON.
+
+The JSON records (`results/<exp>/runs/<key>.json`) stay the source of truth: they are
+what a person reads and what a results repository versions. But aggregating a store
+from them reads one file per record (a million files: minutes). So every successful
+record is also one row per metric in `results/<exp>/index/part-NNNNN.parquet`:
+
+    key, run_id, repetition, point (canonical JSON), metric, unit, better, value
+
+- Append-only: a run adds one new part with the records not yet indexed; parts are
+  never rewritten (a part's name is claimed with a hard link: no overwrite race).
+- `rebuild` (`efflab results reindex`) writes the index anew from the JSON records,
+  sorted by key, with fixed writer options: the same records give the same bytes.
+- Aggregating from it gives exactly `tables.aggregate` of the records: both go through
+  `tables.aggregate_frame`, and parameters are decoded once per distinct point.
+Failed records are not indexed (tables use successful ones only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from efflab.core import layout
+from efflab.core.specio import canonical_json
+from efflab.results import tables
+
+SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("run_id", pa.string()),
+        ("repetition", pa.int64()),
+        ("point", pa.string()),
+        ("metric", pa.string()),
+        ("unit", pa.string()),
+        ("better", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+PART_PREFIX = "part-"
+# fixed writer options: part bytes depend only on the rows
+WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": True, "write_statistics": True}
+
+
+@dataclass(frozen=True)
+class IndexUpdate:
+    experiment: str
+    added: int  # records added by this call
+    part: Path | None  # the part written, if any
+
+
+def index_dir(repo: Path, experiment: str) -> Path:
+    return layout.experiment_dir(repo, experiment) / "index"
+
+
+def parts(repo: Path, experiment: str) -> list[Path]:
+    d = index_dir(repo, experiment)
+    if not d.is_dir():
+        return []
+    return sorted(
+        p for p in d.iterdir() if p.name.startswith(PART_PREFIX) and p.suffix == ".parquet"
+    )
+
+
+def to_table(records: Iterable[dict[str, Any]]) -> pa.Table:
+    """Rows of successful records, sorted by key then metric."""
+    cols: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
+    for rec in sorted(records, key=lambda r: r["key"]):
+        if rec.get("status", "ok") != "ok":
+            continue
+        point = canonical_json(rec["point"])
+        for name in sorted(rec["metrics"]):
+            m = rec["metrics"][name]
+            cols["key"].append(rec["key"])
+            cols["run_id"].append(rec.get("run_id", ""))
+            cols["repetition"].append(rec.get("repetition", 0))
+            cols["point"].append(point)
+            cols["metric"].append(name)
+            cols["unit"].append(m["unit"])
+            cols["better"].append(m["better"])
+            v = m["value"]
+            cols["value"].append(None if v is None else float(v))
+    return pa.table(cols, schema=SCHEMA)
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, **WRITE_OPTIONS)
+
+
+def indexed_keys(repo: Path, experiment: str) -> set[str]:
+    ps = parts(repo, experiment)
+    if not ps:
+        return set()
+    keys = pq.ParquetDataset(ps).read(columns=["key"]).column("key")
+    return set(pc.unique(keys).to_pylist())
+
+
+def already_indexed(repo: Path, experiment: str, keys: Iterable[str]) -> set[str]:
+    """Which of `keys` the index holds: a vectorised lookup over the key column, so a
+    night's few thousand keys cost no Python set of the whole store."""
+    ps = parts(repo, experiment)
+    wanted = pa.array(sorted(set(keys)), pa.string())
+    if not ps or len(wanted) == 0:
+        return set()
+    column = pq.ParquetDataset(ps).read(columns=["key"]).column("key")
+    hits = pc.filter(column, pc.is_in(column, value_set=wanted))
+    return set(pc.unique(hits).to_pylist())
+
+
+def append(repo: Path, experiment: str, records: Iterable[dict[str, Any]]) -> IndexUpdate:
+    """Index the successful records not indexed yet, as one new part."""
+    ok = {r["key"]: r for r in records if r.get("status", "ok") == "ok"}
+    have = already_indexed(repo, experiment, ok)
+    new = {k: r for k, r in ok.items() if k not in have}
+    if not new:
+        return IndexUpdate(experiment, 0, None)
+    d = index_dir(repo, experiment)
+    d.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".parquet")
+    os.close(fd)
+    try:
+        _write(to_table(new.values()), Path(tmp))
+        n = len(parts(repo, experiment))
+        while True:  # claim the next free part name; never overwrite another writer's
+            part = d / f"{PART_PREFIX}{n:05d}.parquet"
+            try:
+                os.link(tmp, part)
+                return IndexUpdate(experiment, len(new), part)
+            except FileExistsError:
+                n += 1
+    finally:
+        os.unlink(tmp)
+
+
+def load_json_records(repo: Path, experiment: str) -> list[dict[str, Any]]:
+    d = layout.runs_dir(repo, experiment)
+    if not d.is_dir():
+        return []
+    return [
+        json.loads(f.read_bytes())
+        for f in sorted(d.glob("*.json"))
+        if not f.name.endswith(".failed.json")
+    ]
+
+
+def rebuild(repo: Path, experiment: str) -> IndexUpdate:
+    """The index anew from the JSON records (one part; same records -> same bytes)."""
+    recs = load_json_records(repo, experiment)
+    root = layout.experiment_dir(repo, experiment)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".index-"))
+    old = root / f".index-old-{os.getpid()}"
+    try:
+        part = tmp / f"{PART_PREFIX}00000.parquet"
+        _write(to_table(recs), part)
+        d = index_dir(repo, experiment)
+        if d.exists():
+            os.rename(d, old)
+        os.rename(tmp, d)
+        return IndexUpdate(experiment, len(recs), d / part.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read(
+    repo: Path, experiment: str, metrics: list[str] | None = None, keys: set[str] | None = None
+) -> pa.Table:
+    ps = parts(repo, experiment)
+    if not ps:
+        return SCHEMA.empty_table()
+    filters = []
+    if metrics is not None:
+        filters.append(("metric", "in", list(metrics)))
+    if keys is not None:
+        filters.append(("key", "in", list(keys)))
+    table = pq.ParquetDataset(ps, filters=filters or None).read(
+        columns=["key", "point", "metric", "unit", "better", "value"]
+    )
+    # one row per (key, metric) even if two parts raced to index the same record
+    if len(ps) > 1:
+        table = _dedupe(table)
+    return table
+
+
+def _dedupe(table: pa.Table) -> pa.Table:
+    df = table.select(["key", "metric"]).to_pandas()
+    keep = ~df.duplicated(keep="first").to_numpy()
+    return table.filter(pa.array(keep)) if not keep.all() else table
+
+
+def aggregate(
+    repo: Path,
+    experiment: str,
+    params: list[str],
+    metrics: list[str] | None = None,
+    keys: set[str] | None = None,
+) -> pd.DataFrame:
+    """`tables.aggregate` of the indexed records, without reading their JSON files."""
+    table = read(repo, experiment, metrics, keys)
+    cols_out = [f"param_{p}" if p in tables.STAT_COLUMNS else p for p in params]
+    if table.num_rows == 0:
+        return pd.DataFrame(columns=[*cols_out, *tables.STAT_COLUMNS])
+    point = pc.dictionary_encode(table.column("point")).combine_chunks()
+    codes = point.indices.to_numpy(zero_copy_only=False)
+    points = [json.loads(p) for p in point.dictionary.to_pylist()]
+    df = pd.DataFrame(
+        {
+            c: table.column(c).to_numpy(zero_copy_only=False)
+            for c in ("metric", "unit", "better", "value")
+        }
+    )
+    for p, out, g in zip(params, cols_out, tables.group_keys(cols_out), strict=True):
+        values = [pt.get(p) for pt in points]
+        # dtype inferred from the distinct values, as DataFrame.from_records infers it
+        df[out] = pd.Series(values).take(codes).reset_index(drop=True)
+        gk = np.array([tables.param_key(v) for v in values], dtype=object)
+        df[g] = gk[codes]
+    return tables.aggregate_frame(
+        df[[*cols_out, *tables.group_keys(cols_out), "metric", "unit", "better", "value"]], cols_out
+    )

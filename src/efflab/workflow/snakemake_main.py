@@ -1,0 +1,59 @@
+"""Snakemake's own command line, with only the executor plugins a run will use.
+
+At start-up Snakemake imports every installed executor plugin (plugin discovery with
+`pkgutil.iter_modules`). The SLURM plugin's import alone costs ~1.5 s here (it pulls
+in pandas) and runs `scontrol show config` to word a help text; with a SLURM client
+configured and no controller answering (a login node whose controller is down, or
+this machine after the test cluster is stopped) that call retries for ~9 s. A local
+run would pay both on every `efflab run`. So the adapter starts Snakemake as
+
+    python -m efflab.workflow.snakemake_main --executors local -- SNAKEMAKE ARGS...
+
+which hides every other executor plugin from discovery and then runs Snakemake's
+`__main__` exactly as `python -m snakemake` does. This drives the pinned CLI, not
+Snakemake's Python API: nothing of Snakemake is imported here before its own main.
+Plugin modules imported directly by a kept plugin still import normally.
+"""
+
+from __future__ import annotations
+
+import pkgutil
+import runpy
+import sys
+
+EXECUTOR_PREFIX = "snakemake_executor_plugin_"
+USAGE = "usage: python -m efflab.workflow.snakemake_main --executors A,B -- SNAKEMAKE_ARGS..."
+
+
+def keeps(module_name: str, executors: set[str]) -> bool:
+    """Is this module visible to plugin discovery? Non-executor modules always are; an
+    executor plugin is when the run uses it or it belongs to one (slurm -> slurm_jobstep)."""
+    if not module_name.startswith(EXECUTOR_PREFIX):
+        return True
+    name = module_name[len(EXECUTOR_PREFIX) :]
+    return any(name == e or name.startswith(e + "_") for e in executors)
+
+
+def hide_executor_plugins(executors: set[str]) -> None:
+    original = pkgutil.iter_modules
+
+    def iter_modules(path=None, prefix=""):
+        for info in original(path, prefix):
+            if keeps(info.name[len(prefix) :], executors):
+                yield info
+
+    pkgutil.iter_modules = iter_modules
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 3 or argv[0] != "--executors" or argv[2] != "--":
+        print(USAGE, file=sys.stderr)
+        sys.exit(2)
+    executors = {e.strip().replace("-", "_") for e in argv[1].split(",") if e.strip()}
+    hide_executor_plugins(executors)
+    sys.argv = ["snakemake", *argv[3:]]
+    runpy.run_module("snakemake", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
