@@ -27,6 +27,7 @@ class RunOptions:
     fresh: bool = False  # salt the experiment's own steps with the run id: measure anew
     dry_run: bool = False
     quiet: bool = False
+    wait: bool = True  # another run holds the experiment: wait for it (False: exit 2)
 
     def but(self, **changes) -> RunOptions:
         return replace(self, **changes)
