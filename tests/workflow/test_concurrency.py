@@ -25,8 +25,8 @@ RUN = ("run", "demo", "--quick", "--runtime", "host", "--json", "-q", "--cores",
 def test_two_runs_of_one_experiment_each_job_runs_once(tmp_path: Path, trial: int) -> None:
     repo = counting_repo(tmp_path / "proj")
     a = start(repo, *RUN, "--set", "sleep_s=1.5")
-    # the second starts while the first holds the experiment (not before it took it)
-    assert wait_until(lambda: (repo / ".efflab/locks/demo.lock").exists(), 60)
+    # the second starts while the first is running jobs
+    assert wait_until(lambda: executions(repo), 120)
     b = start(repo, *RUN, "--set", "sleep_s=1.5")
     outs = [p.communicate(timeout=300) for p in (a, b)]
     assert [a.returncode, b.returncode] == [0, 0], outs
@@ -43,7 +43,7 @@ def test_two_runs_of_one_experiment_each_job_runs_once(tmp_path: Path, trial: in
 def test_no_wait_refuses_with_the_holders_pid(tmp_path: Path) -> None:
     repo = counting_repo(tmp_path / "proj")
     a = start(repo, *RUN, "--set", "sleep_s=3")
-    assert wait_until(lambda: (repo / ".efflab/locks/demo.lock").exists(), 60)
+    assert wait_until(lambda: executions(repo), 120)
     b = start(repo, *RUN, "--set", "sleep_s=3", "--no-wait")
     _, err = b.communicate(timeout=120)
     assert b.returncode == 2, err
@@ -58,8 +58,7 @@ def test_no_wait_refuses_with_the_holders_pid(tmp_path: Path) -> None:
 def test_two_experiments_sharing_deps_run_each_shared_step_once(tmp_path: Path) -> None:
     repo = counting_repo(tmp_path / "proj")
     (repo / "workflows/experiments/other.yaml").write_text(
-        "name: other\nscript: demo,square\ngrid: {n: [2, 3]}\n"
-        "inputs: {scale: 3.0, sleep_s: 0.5}\n"
+        "name: other\nscript: demo,square\ngrid: {n: [2, 3]}\ninputs: {scale: 3.0, sleep_s: 0.5}\n"
     )
     a = start(repo, *RUN, "--set", "sleep_s=0.5")
     b = start(repo, "run", "other", "--runtime", "host", "--json", "-q", "--cores", "2")
