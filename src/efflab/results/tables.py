@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from efflab.core.errors import BadInput
+from efflab.core.specio import file_mode, write_failed
 
 STAT_COLUMNS = [
     "metric",
@@ -120,8 +122,32 @@ def versions(repo: Path, experiment: str) -> list[int]:
     )
 
 
+REPAIR_HINT = "run `efflab results check {exp} --repair` to set bad files aside"
+
+
 def manifest(repo: Path, experiment: str, version: int) -> dict[str, Any]:
-    return json.loads((tables_dir(repo, experiment) / f"v{version}" / "manifest.json").read_text())
+    f = tables_dir(repo, experiment) / f"v{version}" / "manifest.json"
+    hint = REPAIR_HINT.format(exp=experiment)
+    try:
+        data = json.loads(f.read_bytes())
+    except FileNotFoundError:
+        raise BadInput(f, "$", "a table manifest", "no such file", hint) from None
+    except (OSError, ValueError) as exc:
+        raise BadInput(f, "$", "a complete JSON manifest", f"corrupt ({exc})", hint) from None
+    for name in ("content_hash", "version", "created", "rows"):
+        if not isinstance(data, dict) or name not in data:
+            raise BadInput(f, f"$.{name}", "a manifest field", "it missing", hint)
+    return data
+
+
+def read_table(file: Path, experiment: str) -> pd.DataFrame:
+    """A version's table.parquet, or BadInput naming it (truncated, missing)."""
+    try:
+        return pd.read_parquet(file)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        found = "no such file" if not file.exists() else f"unreadable Parquet ({exc})"
+        raise BadInput(file, "$", "a complete Parquet table", found,
+                       REPAIR_HINT.format(exp=experiment)) from None  # fmt: skip
 
 
 def save(
@@ -140,6 +166,7 @@ def save(
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
+        os.chmod(tmp, file_mode(0o777))  # mkdtemp makes 0700; versions read like the rest
         df.to_parquet(tmp / "table.parquet", index=False)
         (tmp / "table.csv").write_text(to_csv(df))
         (tmp / "table.md").write_text(to_markdown(df))
@@ -163,6 +190,8 @@ def save(
             except OSError:
                 if not (root / f"v{n}").exists():
                     raise
+    except OSError as exc:  # full or read-only disk: nothing half-written, one line
+        raise write_failed(root / "v?", exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -179,7 +208,7 @@ def load(repo: Path, experiment: str, version: int | None = None) -> tuple[pd.Da
     v = vs[-1] if version is None else version
     if v not in vs:
         raise BadInput(tables_dir(repo, experiment), "$.version", f"one of {vs}", v)
-    return pd.read_parquet(tables_dir(repo, experiment) / f"v{v}" / "table.parquet"), v
+    return read_table(tables_dir(repo, experiment) / f"v{v}" / "table.parquet", experiment), v
 
 
 def diff(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
