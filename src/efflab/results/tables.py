@@ -140,6 +140,13 @@ def manifest(repo: Path, experiment: str, version: int) -> dict[str, Any]:
     return data
 
 
+def latest_manifest(repo: Path, experiment: str) -> dict[str, Any] | None:
+    """The latest version's manifest (BadInput when corrupt): checked before a run, so
+    a bad one is reported before hours of jobs rather than after."""
+    vs = versions(repo, experiment)
+    return manifest(repo, experiment, vs[-1]) if vs else None
+
+
 def read_table(file: Path, experiment: str) -> pd.DataFrame:
     """A version's table.parquet, or BadInput naming it (truncated, missing)."""
     try:

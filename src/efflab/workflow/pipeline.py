@@ -51,6 +51,7 @@ def run_experiment(
     try:
         if not opts.dry_run:
             housekeeping.sweep(repo, p.experiment.name, p.invocations.values())
+            tables.latest_manifest(repo, p.experiment.name)  # a corrupt one: exit 2 now
         return _run_locked(repo, p, opts, run_id, on_progress)
     finally:
         lock.release()
