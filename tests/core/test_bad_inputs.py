@@ -393,3 +393,14 @@ def test_full_or_read_only_results_exit_1_one_line(tmp_path: Path, fault: str) -
         assert sorted(p.name for p in results.rglob("*") if not p.is_dir()) == before
     finally:
         subprocess.run(["umount", "-l", str(results)], capture_output=True)
+
+
+def test_records_and_table_folders_have_the_modes_of_the_rest(ran: Path) -> None:
+    """Not 0600/0700 (mkstemp/mkdtemp defaults): as readable as every other results file."""
+    from efflab.core.specio import file_mode
+
+    for f in (ran / "results/demo/runs").glob("*.json"):
+        assert f.stat().st_mode & 0o777 == file_mode(0o666), f
+    v1 = ran / "results/demo/tables/v1"
+    assert v1.stat().st_mode & 0o777 == file_mode(0o777)
+    assert (v1 / "table.csv").stat().st_mode & 0o777 == file_mode(0o666)

@@ -1,5 +1,5 @@
 """Helpers shared by the kill and concurrency tests: a tiny project whose every script
-execution appends one line to `exec.log` (so "each job ran once" is counted, not
+execution appends one line to its invocation's `exec.log` (so "each job ran once" is counted, not
 assumed), background efflab runs, and a scan for processes left behind."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from conftest import make_tiny_repo
 
 COUNTING_GEN = """\
-echo "gen $EFFLAB_IN_N $$" >> "$EFFLAB_OUT_DIR/../../../../exec.log"
+echo "gen $EFFLAB_IN_N $$" >> "$EFFLAB_OUT_DIR/../exec.log"
 seq 1 "$EFFLAB_IN_N" > "$EFFLAB_OUT_DIR/numbers.txt"
 echo "{\\"metrics\\": {\\"count\\": $EFFLAB_IN_N}, \\"files\\": {\\"numbers\\": \\"numbers.txt\\"}}" > "$EFFLAB_OUTPUTS"
 """
@@ -24,7 +24,7 @@ import time
 
 
 def run(ctx):
-    log = ctx.out_dir.parents[3] / "exec.log"
+    log = ctx.out_dir.parent / "exec.log"  # the invocation folder: writable in a container too
     with open(log, "a") as fh:
         fh.write(f"square {ctx.inputs['n']} {ctx.inputs['scale']} {os.getpid()}\\n")
     t0 = time.perf_counter()
@@ -45,8 +45,11 @@ def counting_repo(root: Path) -> Path:
 
 
 def executions(repo: Path) -> list[str]:
-    f = repo / "exec.log"
-    return [" ".join(ln.split()[:-1]) for ln in f.read_text().splitlines()] if f.exists() else []
+    """One entry per script execution so far ('gen 2', 'square 3 1.0'), every invocation."""
+    out = []
+    for f in sorted(repo.glob("artifacts/*/*/exec.log")):
+        out += [" ".join(ln.split()[:-1]) for ln in f.read_text().splitlines()]
+    return out
 
 
 def start(repo: Path, *args: str, new_session: bool = True) -> subprocess.Popen:
