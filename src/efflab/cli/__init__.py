@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -15,8 +16,15 @@ MODULES = [
 ]  # fmt: skip
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"efflab: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="efflab",
         description="Reproducible AI-efficiency experiments: scripts -> plan -> Snakemake -> "
         "runner -> run records -> versioned tables -> papers, tournaments, nightly.",
@@ -51,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `efflab ... | head`: not an error worth a traceback
         sys.stderr.close()
         return 0
+    except OSError as exc:  # the disk refused a write no module wrapped: still one line
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        what = "no space left" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
+        print(f"efflab: {what} writing {exc.filename or '?'}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("efflab: cancelled", file=sys.stderr)
         return 130

@@ -57,6 +57,12 @@ def add_run_options(p: argparse.ArgumentParser, *, quick: bool = True, profile: 
         )
     if dry_run:
         g.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
+    g.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="another efflab run holds the experiment: exit 2 naming it (default: wait for it)",
+    )
     g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
@@ -74,6 +80,7 @@ def run_options(args: argparse.Namespace, repo: Path) -> RunOptions:
         batch_seconds=_batch_seconds(getattr(args, "batch_seconds", None)),
         dry_run=bool(getattr(args, "dry_run", False)),
         quiet=bool(getattr(args, "quiet", False) or getattr(args, "json", False)),
+        wait=bool(getattr(args, "wait", True)),
     )
 
 

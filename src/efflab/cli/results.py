@@ -8,6 +8,7 @@ import json
 import math
 
 from efflab.cli.common import find_repo, print_json
+from efflab.core.errors import BadInput
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="default: every one")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_reindex)
+    c = rs.add_parser(
+        "check", help="find corrupt run records and table versions (--repair: set aside)"
+    )
+    c.add_argument("experiment", nargs="?", default=None, help="one experiment (default: all)")
+    c.add_argument(
+        "--repair", action="store_true", help="move bad files to results/<exp>/quarantine/"
+    )
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_check)
     # publish/history (nightly) register themselves here when present
     try:
         importlib.import_module("efflab.cli.publish").register(rs)
@@ -78,6 +88,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
     from efflab.results import tables
 
     repo = find_repo(args.repo)
+    _known(repo, args.experiment)
     mans = [
         tables.manifest(repo, args.experiment, v) for v in tables.versions(repo, args.experiment)
     ]
@@ -93,6 +104,40 @@ def cmd_versions(args: argparse.Namespace) -> int:
             f"hash={m['content_hash'][:12]} parent={m['parent']}"
         )
     return 0
+
+
+def _known(repo, experiment: str) -> None:
+    """An experiment with a spec or with results; anything else is a typo (exit 2)."""
+    specs = repo / "workflows" / "experiments"
+    if (specs / f"{experiment}.yaml").is_file() or (repo / "results" / experiment).is_dir():
+        return
+    known = sorted(p.stem for p in specs.glob("*.yaml"))
+    raise BadInput(
+        specs / f"{experiment}.yaml",
+        "$",
+        f"an experiment (known: {', '.join(known) or 'none'})",
+        experiment,
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from efflab.results import check
+
+    repo = find_repo(args.repo)
+    if args.experiment:
+        _known(repo, args.experiment)
+    rep = check.check(repo, [args.experiment] if args.experiment else None, args.repair)
+    if args.json:
+        print_json({"checked": rep.checked, "experiments": rep.experiments,
+                    "problems": [vars(p) for p in rep.problems], "ok": rep.ok})  # fmt: skip
+        return 0 if rep.ok else 1
+    for p in rep.problems:
+        where = f" -> moved to {p.moved_to}" if p.moved_to else ""
+        print(f"{p.file}: {p.path}: {p.problem}{where}")
+    bad = sum(1 for p in rep.problems if not p.moved_to)
+    print(f"checked {rep.checked} files in {len(rep.experiments)} experiment(s): "
+          f"{len(rep.problems)} bad" + (f", {bad} left (rerun with --repair)" if bad else ""))  # fmt: skip
+    return 0 if rep.ok else 1
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -42,3 +42,7 @@ class BadInput(Exception):
 
 class RunFailed(Exception):
     """A check failed at run time (a script failed, a claim did not hold): exit 1."""
+
+
+class WriteFailed(RunFailed):
+    """The disk refused a write (full, read-only): exit 1, one line naming the file."""

@@ -6,8 +6,10 @@ must report errors the same way (file + JSON path + expected + found).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from functools import cache
 from importlib import resources
@@ -17,44 +19,140 @@ from typing import Any
 import jsonschema
 import yaml
 
-from efflab.core.errors import BadInput, json_path
+from efflab.core.errors import BadInput, WriteFailed, json_path
+
+# Caps against hostile specs (a billion-laughs alias bomb, 3000-deep nesting, a huge
+# file); each is an environment variable so a lab with bigger specs can raise it.
+LIMITS = {
+    "EFFLAB_MAX_SPEC_BYTES": 16 << 20,
+    "EFFLAB_MAX_SPEC_DEPTH": 64,
+    "EFFLAB_MAX_SPEC_NODES": 1_000_000,  # after expanding YAML aliases
+}
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys: a silently-overwritten key is a bug."""
+def limit(name: str) -> int:
+    """A cap from LIMITS, overridden by the environment variable of that name."""
+    text = os.environ.get(name, "")
+    return int(text) if text.isdigit() and int(text) > 0 else LIMITS[name]
 
 
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
+def _kind(mode: int) -> str:
+    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):  # fmt: skip
+        if test(mode):
+            return word
+    return "not a regular file"
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+def read_spec_text(path: Path) -> str:
+    """The text of a spec file: a regular file (never a FIFO that would block) under
+    the size cap, UTF-8."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BadInput(path, "$", "an existing file", "no such file") from None
+    except OSError as exc:
+        raise BadInput(path, "$", "a readable file", exc.strerror or str(exc)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInput(path, "$", "a regular file", _kind(st.st_mode))
+    cap = limit("EFFLAB_MAX_SPEC_BYTES")
+    if st.st_size > cap:
+        raise BadInput(path, "$", f"a spec of at most {cap} bytes", f"{st.st_size} bytes",
+                       "raise EFFLAB_MAX_SPEC_BYTES to allow it")  # fmt: skip
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(cap + 1)
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(path, "$", "a readable UTF-8 file", str(exc)) from None
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark):
+        self.mark = mark
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader that stops at the nesting cap while composing (before recursion
+    runs out)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth, self._max_depth = 0, limit("EFFLAB_MAX_SPEC_DEPTH")
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > self._max_depth:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _where(mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+
+
+def _inspect(path: Path, root: yaml.Node) -> None:
+    """Before constructing anything: the expanded size (aliases count every time they
+    are used), duplicate keys and unhashable keys, each with its JSON path."""
+    cap = limit("EFFLAB_MAX_SPEC_NODES")
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, parts: tuple) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a recursive alias counts once
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for i, child in enumerate(node.value):
+                total += size(child, (*parts, i))
+        elif isinstance(node, yaml.MappingNode):
+            seen: set[tuple[str, str]] = set()
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    raise BadInput(path, json_path(parts), "mapping keys that are plain values",
+                                   f"a {'list' if isinstance(key, yaml.SequenceNode) else 'mapping'}"
+                                   f" used as a key at {_where(key.start_mark)}")  # fmt: skip
+                if (key.tag, key.value) in seen and key.tag != "tag:yaml.org,2002:merge":
+                    raise BadInput(path, json_path((*parts, key.value)), "each key once",
+                                   f"duplicate key {key.value!r} at {_where(key.start_mark)}")  # fmt: skip
+                seen.add((key.tag, key.value))
+                total += 1 + size(value, (*parts, key.value))
+        if total > cap:
+            raise BadInput(path, json_path(parts), f"at most {cap} values after expanding aliases",
+                           "more (an alias bomb?)", "raise EFFLAB_MAX_SPEC_NODES to allow it")  # fmt: skip
+        sizes[id(node)] = total
+        return total
+
+    size(root, ())
 
 
 def load_yaml(path: str | Path) -> Any:
     """Parse a YAML (or JSON) file; syntax errors become BadInput with the line."""
     path = Path(path)
+    text = read_spec_text(path)
+    loader = _SpecLoader(text)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(path, "$", "an existing file", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(path, "$", "a readable UTF-8 file", str(exc)) from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _inspect(path, node)
+        return loader.construct_document(node)
+    except _TooDeep as exc:
+        cap = limit("EFFLAB_MAX_SPEC_DEPTH")
+        raise BadInput(path, "$", f"nesting at most {cap} levels deep",
+                       f"deeper at {_where(exc.mark)}", "raise EFFLAB_MAX_SPEC_DEPTH to allow it") from None  # fmt: skip
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise BadInput(path, "$", "valid YAML", f"{problem} at {where}") from None
+        raise BadInput(path, "$", "valid YAML", f"{problem} at {_where(mark)}") from None
+    except RecursionError:
+        raise BadInput(path, "$", "a spec nested less deeply", "too deep to read") from None
+    finally:
+        loader.dispose()
 
 
 @cache
@@ -116,17 +214,44 @@ def validate(
     raise BadInput(file, json_path(list(prefix) + list(err.absolute_path)), expected, found)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temp file in the same folder + rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def file_mode(mode: int = 0o666) -> int:
+    """`mode` under this process's umask (what a plain open() would give)."""
     try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return mode & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    return mode & ~0o022
+
+
+def write_failed(path: str | Path, exc: OSError) -> WriteFailed:
+    """The one-line run failure for a write the disk refused."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return WriteFailed(f"no space left writing {path}; nothing was half-written")
+    return WriteFailed(f"cannot write {path}: {exc.strerror or exc}; nothing was half-written")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temp file in the same folder + rename: readers never see half a file.
+    A full or read-only disk is a WriteFailed (exit 1) naming the file."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600; results are as readable as the rest
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise write_failed(path, exc) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

@@ -7,6 +7,7 @@ running build or container still uses.
 from __future__ import annotations
 
 import re
+import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any
 import docker
 
 from efflab.core.envspec import context_digest, known_envs
+from efflab.core.lifeline import Owner
 from efflab.envs.images import current_tag
 from efflab.envs.wheelhouse import Log, quiet
 
 BUILD_STAGE_KEEP_S = 3600.0
+LABEL_OWNER, LABEL_HOST = "efflab.owner", "efflab.host"  # "pid:start" of the efflab run
 
 
 def _created(img: Any) -> float:
@@ -42,6 +45,23 @@ def sweep_containers(client, older_than_s: float) -> list[str]:
                 names.append(c.name)
             except docker.errors.APIError:
                 pass
+    return names
+
+
+def sweep_dead_runs(client) -> list[str]:
+    """Remove every efflab container, running or not, whose run's efflab process (on this
+    machine) has ended: a run killed with -9 could not remove its own."""
+    names, here = [], socket.gethostname()
+    for c in client.containers.list(all=True, filters={"label": LABEL_OWNER}, ignore_removed=True):
+        labels = c.labels or {}
+        owner = Owner.parse(labels.get(LABEL_OWNER, ""))
+        if owner is None or labels.get(LABEL_HOST) != here or owner.alive():
+            continue
+        try:
+            c.remove(force=True)
+            names.append(c.name)
+        except docker.errors.APIError:
+            pass
     return names
 
 

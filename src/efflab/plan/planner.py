@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from efflab.core.errors import BadInput, json_path
 from efflab.core.invocation import KEY_LEN, Invocation
 from efflab.core.specio import canonical_json, describe_error, load_yaml, validate
 from efflab.plan.registry import Registry, Script
+
+MAX_POINTS = 200_000  # points x repetitions in one experiment (EFFLAB_MAX_POINTS)
 
 
 @dataclass
@@ -83,6 +86,8 @@ def load_experiment(
     f = experiment_file(repo, name)
     raw = load_yaml(f)
     validate(raw, "experiment", f)
+    if raw["name"] != f.stem:  # else it would write into another experiment's results
+        raise BadInput(f, "$.name", f"the file's name '{f.stem}'", raw["name"])
     inputs = dict(raw.get("inputs") or {})
     grid = dict(raw.get("grid") or {})
     reps = raw.get("repetitions", 1)
@@ -234,7 +239,10 @@ class Planner:
 
     def plan(self, exp: Experiment) -> Plan:
         script = self.registry.find(exp.script, exp.file, "$.script")
+        _check_size(exp)
         for axis, values in exp.grid.items():  # validate each axis value once, with its path
+            if axis not in script.inputs:  # the axis itself is wrong, not its first value
+                self.check_inputs(script, {axis: None}, exp.file, {axis: json_path(["grid", axis])})
             for j, v in enumerate(values):
                 self.check_inputs(script, {axis: v}, exp.file, {axis: json_path(["grid", axis, j])})
         combos: list[tuple[dict[str, Any], dict[str, str]]] = []
@@ -268,6 +276,23 @@ class Planner:
                     )
         used = _closure(self.invocations, {p.key for p in points})
         return Plan(exp, script, {k: self.invocations[k] for k in used}, points)
+
+
+def _check_size(exp: Experiment) -> None:
+    """Refuse a plan too big to be meant (10^8 points would exhaust memory first)."""
+    cap = max_points()
+    n = 1 if exp.grid else 0
+    for values in exp.grid.values():
+        n *= len(values)
+    total = (n + len(exp.points)) * exp.repetitions
+    if total > cap:
+        raise BadInput(exp.file, "$.grid", f"at most {cap} points x repetitions",
+                       f"{total}", "raise EFFLAB_MAX_POINTS to allow it")  # fmt: skip
+
+
+def max_points() -> int:
+    text = os.environ.get("EFFLAB_MAX_POINTS", "")
+    return int(text) if text.isdigit() and int(text) > 0 else MAX_POINTS
 
 
 def _resources(script: Script, inputs: dict[str, Any], file: Path | str) -> dict[str, Any]:

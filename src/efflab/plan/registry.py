@@ -11,6 +11,7 @@ import importlib.util
 import os
 import string
 import sys
+import traceback
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from efflab.core.errors import BadInput
+from efflab.core.errors import BadInput, json_path
 from efflab.core.requirements import Requirements
 from efflab.core.specio import load_yaml, validate
 from efflab.plan import collections
@@ -98,13 +99,41 @@ class Script:
         sys.path[:0] = added
         try:
             spec.loader.exec_module(mod)
+        except Exception as exc:  # the script's own code: its error, as that file's error
+            raise BadInput(f, _code_line(exc, f), "a check.py that imports cleanly",
+                           f"{type(exc).__name__}: {exc}") from None  # fmt: skip
         finally:
             for p in added:
                 sys.path.remove(p)
-        return getattr(mod, "check", None)
+        check = getattr(mod, "check", None)
+        if check is None:
+            return None
+
+        def checked(inputs: dict[str, Any]) -> list[tuple[str, str, Any]]:
+            try:
+                found = list(check(inputs) or [])
+            except Exception as exc:
+                raise BadInput(f, _code_line(exc, f), "check(inputs) to return a list",
+                               f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+            for item in found:
+                if not (isinstance(item, tuple | list) and len(item) == 3):
+                    raise BadInput(f, "$.check", "(field, expected, found) triples", item)
+            return [tuple(item) for item in found]
+
+        return checked
 
     def defaults(self) -> dict[str, Any]:
         return {k: v["default"] for k, v in self.inputs.items()}
+
+
+def _code_line(exc: BaseException, file: Path) -> str:
+    """'line N' of `file` where `exc` was raised (or the syntax error's line)."""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f"line {exc.lineno}"
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if Path(frame.filename) == file:
+            return f"line {frame.lineno}"
+    return "$"
 
 
 def _walk(root: Path):
@@ -127,6 +156,12 @@ def parse_script(folder: Path) -> Script:
         )
     inputs = meta.get("inputs") or {}
     for name, prop in inputs.items():
+        try:  # `minimum: one`, `enum: true`, `pattern: '['`: not JSON Schema
+            jsonschema.Draft202012Validator.check_schema(prop)
+        except jsonschema.SchemaError as exc:
+            where = json_path(["inputs", name, *exc.absolute_path])
+            raise BadInput(meta_file, where, "a valid JSON Schema keyword value",
+                           exc.instance, exc.message) from None  # fmt: skip
         errs = list(jsonschema.Draft202012Validator(prop).iter_errors(prop["default"]))
         if errs:
             raise BadInput(meta_file, f"$.inputs.{name}.default", errs[0].message, prop["default"])
@@ -139,7 +174,7 @@ def parse_script(folder: Path) -> Script:
     outputs = meta.get("outputs") or {}
     deps = [Dep(d["name"], d["tags"], d.get("inputs") or {}) for d in meta.get("deps") or []]
     for i, d in enumerate(deps):
-        unknown = _template_names(d.inputs) - set(inputs)
+        unknown = _template_names(d.inputs, meta_file, f"$.deps[{i}].inputs") - set(inputs)
         if unknown:
             raise BadInput(
                 meta_file,
@@ -147,7 +182,7 @@ def parse_script(folder: Path) -> Script:
                 f"templates naming inputs of this script {sorted(inputs)}",
                 sorted(unknown),
             )
-    unknown = _template_names(meta.get("resources") or {}) - set(inputs)
+    unknown = _template_names(meta.get("resources") or {}, meta_file, "$.resources") - set(inputs)
     if unknown:
         raise BadInput(
             meta_file,
@@ -174,11 +209,15 @@ def parse_script(folder: Path) -> Script:
     )
 
 
-def _template_names(inputs: dict[str, Any]) -> set[str]:
+def _template_names(inputs: dict[str, Any], file: Path, where: str) -> set[str]:
     names: set[str] = set()
-    for v in inputs.values():
+    for k, v in inputs.items():
         if isinstance(v, str):
-            names |= {f for _, f, _, _ in string.Formatter().parse(v) if f}
+            try:
+                names |= {f for _, f, _, _ in string.Formatter().parse(v) if f}
+            except ValueError as exc:  # "{n": a template with an unmatched brace
+                raise BadInput(file, f"{where}.{k}", "a template like '{name}' (or '{{' for a brace)",
+                               v, str(exc)) from None  # fmt: skip
     return names
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.core import layout
+from efflab.core.errors import BadInput
 from efflab.core.invocation import Invocation
 from efflab.core.specio import atomic_write_json, validate
 from efflab.plan.planner import Plan, Point
@@ -29,6 +30,47 @@ def runs_dir(repo: Path, experiment: str) -> Path:
     return layout.runs_dir(repo, experiment)
 
 
+REPAIR_HINT = "run `efflab results check {exp} --repair` to set bad files aside"
+
+
+def read_record(file: Path, experiment: str) -> dict[str, Any]:
+    """One run record, whole and schema-valid, or BadInput naming the file."""
+    hint = REPAIR_HINT.format(exp=experiment)
+    try:
+        rec = json.loads(file.read_bytes())
+    except ValueError as exc:
+        raise BadInput(
+            file, "$", "a complete JSON run record", f"corrupt JSON ({exc})", hint
+        ) from None
+    except OSError as exc:
+        raise BadInput(file, "$", "a readable run record", exc.strerror, hint) from None
+    # the fields every reader uses (the full schema check is `efflab results check`)
+    if not isinstance(rec, dict) or not isinstance(rec.get("metrics"), dict):
+        raise BadInput(file, "$.metrics", "a run record with metrics", type(rec).__name__, hint)
+    for name, kind in (("key", str), ("point", dict), ("status", str)):
+        if not isinstance(rec.get(name), kind):
+            raise BadInput(file, f"$.{name}", f"a {kind.__name__}", rec.get(name), hint)
+    key = file.name.removesuffix(".failed.json").removesuffix(".json")
+    if rec["key"] != key:
+        raise BadInput(file, "$.key", f"the file's key '{key}'", rec["key"], hint)
+    return rec
+
+
+def read_outputs(file: Path) -> dict[str, Any]:
+    """A finished invocation's outputs.json (the sweep before each run sets a corrupt one
+    aside; this only meets one written since)."""
+    try:
+        out = json.loads(file.read_bytes())
+        if isinstance(out, dict) and isinstance(out.get("metrics"), dict):
+            return out
+        found = "no metrics"
+    except (OSError, ValueError) as exc:
+        found = str(exc)
+    raise BadInput(
+        file, "$", "a complete outputs.json", found, "run the experiment again to rebuild it"
+    )
+
+
 def _first_failure(repo: Path, plan: Plan, inv: Invocation) -> tuple[Invocation, dict[str, Any]]:
     """The invocation that actually failed: itself, or the deepest failed dependency."""
     for ref in inv.deps.values():
@@ -37,7 +79,10 @@ def _first_failure(repo: Path, plan: Plan, inv: Invocation) -> tuple[Invocation,
             return _first_failure(repo, plan, dep)
     f = repo / inv.folder / "failure.json"
     if f.exists():
-        return inv, json.loads(f.read_text())
+        try:
+            return inv, json.loads(f.read_text())
+        except (OSError, ValueError):
+            pass  # a killed runner's half a failure: reported as not run
     return inv, {
         "error": "not run (cancelled, or Snakemake stopped before this job)",
         "failure_kind": "infrastructure",
@@ -116,9 +161,9 @@ def collect(
         outputs = repo / inv.folder / "outputs.json"
         if outputs.exists():
             if rec_file.exists():
-                res.ok.append(json.loads(rec_file.read_text()))
+                res.ok.append(read_record(rec_file, plan.experiment.name))
                 continue
-            rec = _record(plan, point, inv, run_id, prov, json.loads(outputs.read_text()))
+            rec = _record(plan, point, inv, run_id, prov, read_outputs(outputs))
             validate(rec, "run-record", rec_file)
             atomic_write_json(rec_file, rec)
             (out_dir / f"{inv.key}.failed.json").unlink(missing_ok=True)
@@ -156,5 +201,5 @@ def load(repo: Path, experiment: str, keys: set[str] | None = None) -> list[dict
             continue
         if keys is not None and f.stem not in keys:
             continue
-        recs.append(json.loads(f.read_bytes()))
+        recs.append(read_record(f, experiment))
     return recs

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from efflab.core.errors import BadInput
+from efflab.core.specio import file_mode, write_failed
 from efflab.results import render
 
 STAT_COLUMNS = [
@@ -132,8 +135,39 @@ def versions(repo: Path, experiment: str) -> list[int]:
     return render.numbers(tables_dir(repo, experiment), prefix="v")
 
 
+REPAIR_HINT = "run `efflab results check {exp} --repair` to set bad files aside"
+
+
 def manifest(repo: Path, experiment: str, version: int) -> dict[str, Any]:
-    return json.loads((tables_dir(repo, experiment) / f"v{version}" / "manifest.json").read_text())
+    f = tables_dir(repo, experiment) / f"v{version}" / "manifest.json"
+    hint = REPAIR_HINT.format(exp=experiment)
+    try:
+        data = json.loads(f.read_bytes())
+    except FileNotFoundError:
+        raise BadInput(f, "$", "a table manifest", "no such file", hint) from None
+    except (OSError, ValueError) as exc:
+        raise BadInput(f, "$", "a complete JSON manifest", f"corrupt ({exc})", hint) from None
+    for name in ("content_hash", "version", "created", "rows"):
+        if not isinstance(data, dict) or name not in data:
+            raise BadInput(f, f"$.{name}", "a manifest field", "it missing", hint)
+    return data
+
+
+def latest_manifest(repo: Path, experiment: str) -> dict[str, Any] | None:
+    """The latest version's manifest (BadInput when corrupt): checked before a run, so
+    a bad one is reported before hours of jobs rather than after."""
+    vs = versions(repo, experiment)
+    return manifest(repo, experiment, vs[-1]) if vs else None
+
+
+def read_table(file: Path, experiment: str) -> pd.DataFrame:
+    """A version's table.parquet, or BadInput naming it (truncated, missing)."""
+    try:
+        return pd.read_parquet(file)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        found = "no such file" if not file.exists() else f"unreadable Parquet ({exc})"
+        raise BadInput(file, "$", "a complete Parquet table", found,
+                       REPAIR_HINT.format(exp=experiment)) from None  # fmt: skip
 
 
 def save(
@@ -152,6 +186,7 @@ def save(
 
     def fill(tmp: Path, n: int) -> None:
         if not (tmp / "table.parquet").exists():
+            os.chmod(tmp, file_mode(0o777))  # mkdtemp makes 0700; versions read like the rest
             df.to_parquet(tmp / "table.parquet", index=False)
             for name, text in data.items():
                 (tmp / name).write_text(text)
@@ -168,7 +203,11 @@ def save(
         }
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
 
-    return render.write_numbered(tables_dir(repo, experiment), fill, prefix="v"), True
+    root = tables_dir(repo, experiment)
+    try:
+        return render.write_numbered(root, fill, prefix="v"), True
+    except OSError as exc:  # full or read-only disk: nothing half-written, one line
+        raise write_failed(root / "v?", exc) from None
 
 
 def load(repo: Path, experiment: str, version: int | None = None) -> tuple[pd.DataFrame, int]:
@@ -183,7 +222,7 @@ def load(repo: Path, experiment: str, version: int | None = None) -> tuple[pd.Da
     v = vs[-1] if version is None else version
     if v not in vs:
         raise BadInput(tables_dir(repo, experiment), "$.version", f"one of {vs}", v)
-    return pd.read_parquet(tables_dir(repo, experiment) / f"v{v}" / "table.parquet"), v
+    return read_table(tables_dir(repo, experiment) / f"v{v}" / "table.parquet", experiment), v
 
 
 def diff(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:

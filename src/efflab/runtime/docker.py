@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ import docker
 import requests
 from docker.types import Mount, Ulimit
 
+from efflab.core import lifeline
 from efflab.core.clock import now_iso
 from efflab.core.envspec import context_digest
 from efflab.core.errors import BadInput
@@ -74,6 +76,7 @@ def prepare_images(repo: Path, invocations: Iterable[Any]) -> dict[str, images.E
     client = images.connect() if names else None
     if client is not None:  # what a run that lost its engine left behind
         imagegc.sweep_containers(client, older_than_s=600)
+        imagegc.sweep_dead_runs(client)  # whatever their age: their run is gone
     return {n: images.ensure_built(repo, n, client, log) for n in names}
 
 
@@ -127,6 +130,9 @@ def container_config(repo: Path, inv: Invocation, folder: Path, image_id: str) -
         "labels": {
             LABEL_RUN: os.environ.get("EFFLAB_RUN_ID") or "none",
             LABEL_KEY: inv.key,
+            # the efflab process of the run: when it is gone, the next run sweeps this
+            imagegc.LABEL_OWNER: os.environ.get(lifeline.OWNER_ENV) or "none",
+            imagegc.LABEL_HOST: socket.gethostname(),
             "efflab.alias": inv.alias,
             "efflab.env": inv.env,
         },

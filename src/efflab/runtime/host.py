@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from efflab.core import lifeline
 from efflab.core.clock import now_iso
 from efflab.core.invocation import Invocation
 from efflab.runtime import contention, energy, sealed
@@ -78,11 +79,13 @@ def child_env(inv: Invocation, folder: Path) -> dict[str, str]:
     return env
 
 
-def child(inv: Invocation, folder: Path, deps: dict[str, Any]) -> None:
-    """Runs in the forked child; never returns."""
+def child(inv: Invocation, folder: Path, deps: dict[str, Any], parent: int | None = None) -> None:
+    """Runs in the forked child; never returns. Dies with its runner (`parent`), even
+    when the runner is killed with SIGKILL and cannot take the group down itself."""
     code = 1
     try:
         os.setpgid(0, 0)
+        lifeline.set_parent_death_signal(signal.SIGKILL, parent)
         env = child_env(inv, folder)
         fd_in = os.open(os.devnull, os.O_RDONLY)
         fd_out = os.open(folder / "stdout.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -179,9 +182,10 @@ def wait_child(pid: int, timeout: float | None) -> tuple[int | None, Any]:
 
 def fork_script(inv: Invocation, folder: Path, deps: dict[str, Any]) -> int:
     """Fork the script's child in its own group; signals to us take the group down."""
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        child(inv, folder, deps)
+        child(inv, folder, deps, parent)
     try:  # also set here: no window in which a kill of the group would miss the child
         os.setpgid(pid, pid)
     except OSError:

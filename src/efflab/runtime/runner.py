@@ -17,12 +17,14 @@ import sys
 import time
 from pathlib import Path
 
+from efflab.core import lifeline
 from efflab.core.clock import now_iso
 from efflab.core.invocation import Invocation
+from efflab.core.locks import FileLock
 from efflab.runtime import base
 from efflab.runtime.failure import INFRASTRUCTURE, SCRIPT, InvocationFailed
 from efflab.runtime.host import fork_script, wait_child
-from efflab.runtime.outputs import atomic_json, log_tail
+from efflab.runtime.outputs import DONE_COPY, atomic_json, completed_outputs, log_tail
 
 USAGE = (
     "usage: python -m efflab.runtime.runner [--runtime host|docker] ARTIFACT_FOLDER\n"
@@ -38,10 +40,34 @@ def prepare(folder: Path) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
+def _end_with_owner() -> None:
+    """The efflab run that owns this job died (even by kill -9): end as if cancelled,
+    so the runtime's handlers take the script's group and its container with it."""
+    owner = lifeline.owner_from_env()
+    if owner is not None:
+        lifeline.watch(owner, lambda: os.kill(os.getpid(), signal.SIGTERM))
+
+
 def run_invocation(folder: Path, runtime: str = "host") -> int:
     folder = folder.resolve()
     repo = folder.parents[2]
     inv = Invocation.load(folder)
+    _end_with_owner()
+    # one runner per invocation at a time: a second (another run, or the rerun after a
+    # kill that found the orphan still going) waits, then finds the outputs and stops
+    lock = FileLock(folder / ".lock", f"invocation {inv.alias} {inv.key}",
+                    os.environ.get("EFFLAB_RUN_ID", ""))  # fmt: skip
+    lock.acquire(on_wait=lambda h: print(
+        f"efflab: {inv.alias} {inv.key}: waiting for {h}, which runs it now", file=sys.stderr))  # fmt: skip
+    try:
+        if completed_outputs(folder, inv.key) is not None:
+            return 0  # done by the run we waited for (or restored from its copy)
+        return _execute(repo, inv, folder, runtime)
+    finally:
+        lock.release()
+
+
+def _execute(repo: Path, inv: Invocation, folder: Path, runtime: str) -> int:
     prepare(folder)
     started, t0 = now_iso(), time.perf_counter()
     try:
@@ -80,6 +106,10 @@ def run_invocation(folder: Path, runtime: str = "host") -> int:
     )
     (folder / ".script-outputs.json").unlink(missing_ok=True)
     atomic_json(folder / "outputs.json", out)
+    # a second name for the same file: Snakemake deletes a job's output before running
+    # it, so a concurrent run that scheduled this job finds the result here instead
+    (folder / DONE_COPY).unlink(missing_ok=True)
+    os.link(folder / "outputs.json", folder / DONE_COPY)
     return 0
 
 

@@ -28,6 +28,7 @@ class RunOptions:
     batch_seconds: float | None = None  # cluster profiles: batch short jobs (job groups)
     dry_run: bool = False
     quiet: bool = False
+    wait: bool = True  # another run holds the experiment: wait for it (False: exit 2)
 
     def but(self, **changes) -> RunOptions:
         return replace(self, **changes)

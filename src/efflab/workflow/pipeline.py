@@ -17,6 +17,7 @@ from efflab.core.errors import RunFailed
 from efflab.core.invocation import Invocation
 from efflab.plan.planner import Plan, plan_experiment
 from efflab.results import index, provenance, records, tables
+from efflab.workflow import housekeeping
 from efflab.workflow import snakemake_adapter as engine
 from efflab.workflow.options import RunOptions
 
@@ -87,8 +88,26 @@ def run_experiment(
     prepared: Plan | None = None,
 ) -> ExperimentResult:
     opts = opts or RunOptions()
+    p = prepared or plan_experiment(repo, name, opts.quick, overrides, salt)
+    # one run of an experiment at a time: the second waits, then finds it all cached
+    lock = housekeeping.experiment_lock(repo, p.experiment.name, run_id, opts.wait)
+    try:
+        if not opts.dry_run:
+            housekeeping.sweep(repo, p.experiment.name, p.invocations.values())
+            tables.latest_manifest(repo, p.experiment.name)  # a corrupt one: exit 2 now
+        return _run_locked(repo, p, opts, run_id, on_progress)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    repo: Path,
+    p: Plan,
+    opts: RunOptions,
+    run_id: str,
+    on_progress: Callable[[int, int], None] | None,
+) -> ExperimentResult:
     quick, dry_run, runtime = opts.quick, opts.dry_run, opts.runtime
-    p = prepared or plan_experiment(repo, name, quick, overrides, salt)
     if not dry_run:
         runtime.prepare(repo, p.invocations.values())
     engine.write_invocations(repo, p.invocations.values())
@@ -120,7 +139,7 @@ def run_experiment(
     keys = {pt.key for pt in p.points}
     recs = [r for r in res.collected.ok if r["key"] in keys]
     res.table = tables.aggregate(recs, p.param_names(), p.experiment.metrics)
-    if recs:
+    if recs and not res.collected.failed:  # a table version only from complete data
         res.version, res.new_version = tables.save(
             repo,
             p.experiment.name,
@@ -132,6 +151,7 @@ def run_experiment(
                 "keys": sorted(keys),
                 "git_dirty": prov["git"]["dirty"],
                 "quick": quick,
+                "overrides": p.experiment.overrides,
             },
         )
     for rec in res.collected.failed:

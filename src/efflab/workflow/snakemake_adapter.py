@@ -3,6 +3,9 @@
 Snakemake's Python API changes between minor releases, so efflab drives the pinned
 version through its command line, in its own session (process group): cancelling
 signals the whole group, so no job — and no container a job started — outlives it.
+When efflab dies without a chance to cancel (kill -9), Snakemake gets SIGTERM from the
+kernel (parent-death signal) and every runner ends itself (its lifeline watches the
+efflab process named in $EFFLAB_OWNER).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from efflab.core import lifeline
 from efflab.core.invocation import Invocation
 from efflab.core.specio import atomic_write_json, canonical_json
 from efflab.workflow import batching
@@ -96,8 +100,10 @@ def snakemake_cmd(
         "mtime",
         "--keep-going",
         "--rerun-incomplete",
-        # outputs are content-addressed and written atomically, so concurrent
-        # efflab runs (tournament submissions) may share the working directory
+        # Snakemake's directory lock refuses (never waits) and goes stale after a
+        # kill -9; efflab coordinates instead with flocks that die with their holder:
+        # one per experiment (pipeline) and one per invocation (runner), and the
+        # runner keeps a second name of outputs.json for a run that deleted it
         "--nolock",
         "--config",
         f"runtime={runtime}",
@@ -145,6 +151,7 @@ def run(
         repo, files, cores, dry_run, runtime, profile, extra, executor, batch_seconds
     )
     env = dict(os.environ, EFFLAB_RUN_ID=run_id)
+    env[lifeline.OWNER_ENV] = str(lifeline.Owner.of())  # runners end when we do
     env.pop("EFFLAB_RUNTIME", None)  # one way only: --config runtime=
     result = EngineResult(returncode=0, log_file=log_file)
     server = None if dry_run or executor != "local" else start_jobserver(repo, env)
@@ -157,9 +164,7 @@ def run(
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
-            # Snakemake cancels cluster jobs on SIGINT; a background efflab inherits it
-            # ignored, so give Snakemake the default back (it then raises KeyboardInterrupt)
-            preexec_fn=_default_sigint if profile is not None else None,
+            preexec_fn=_child_setup(os.getpid(), profile is not None),
         )
         cancelled: list[int] = []
 
@@ -183,6 +188,7 @@ def run(
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+            _end_stragglers(proc)
         if cancelled:
             result.cancelled = True
             if on_cancel is not None:
@@ -232,8 +238,29 @@ def _stopping(server: subprocess.Popen | None):
                 server.wait()
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _child_setup(parent: int, default_sigint: bool) -> Callable[[], None]:
+    """Snakemake's preexec: SIGTERM when efflab dies; for a cluster profile, SIGINT back
+    to its default (Snakemake cancels cluster jobs on SIGINT, and a background efflab
+    inherits it ignored)."""
+
+    def setup() -> None:
+        if default_sigint:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+        lifeline.set_parent_death_signal(signal.SIGTERM, parent)
+
+    return setup
+
+
+def _end_stragglers(proc: subprocess.Popen) -> None:
+    """Snakemake has exited (or was cancelled): a job still in its group is an orphan."""
+    if proc.poll() is None:
+        _kill_group(proc, signal.SIGTERM)
+        proc.wait()
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _kill_group(proc: subprocess.Popen, first: signal.Signals = signal.SIGTERM) -> None:
