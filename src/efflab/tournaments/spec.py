@@ -366,3 +366,20 @@ def _private(
                 alias,
             )
     return Private(p["input"], tuple(p["steps"]))
+
+
+def example_submission(t: Tournament) -> dict[str, Any]:
+    """A submission file a participant can start from (`efflab tournament show`)."""
+    props = t.inputs_schema.get("properties") or {}
+    inputs = {
+        k: v.get("default", t.input_defaults.get(k, (v.get("enum") or [None])[0]))
+        for k, v in props.items()
+    }
+    sk: dict[str, Any] = {"participant": "your-name", "entry": "my-entry", "inputs": inputs}
+    if t.objectives:
+        sk["claimed"] = {o.metric: 0.0 for o in t.objectives}
+    if t.identity == "keys":
+        sk["signature"] = "entry.yaml.sig"
+    if t.script:
+        sk["archive"] = f"my-{t.script.step}.tar.gz"
+    return sk
