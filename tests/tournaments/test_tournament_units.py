@@ -11,7 +11,6 @@ import io
 import json
 import os
 import tarfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -295,20 +294,23 @@ def test_claim_flags(tiny_repo: Path) -> None:
 # ---------------------------------------------------------------- sealed settings
 
 
+def _inv(tmp_path: Path, **over) -> Invocation:
+    data = {"alias": "x", "key": "k" * 20, "env": "base", "script_dir": str(tmp_path / "s"),
+            "run": "run.py", "inputs": {}, "include": [], "deps": {}, "env_digest": None,
+            "resources": {"cpus": 2, "mem_mb": 4000, "timeout_s": 10, "network": True}}  # fmt: skip
+    return Invocation.from_json({**data, **over})
+
+
 def test_sealed_settings_only_tighten(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    inv = Invocation.from_json(
-        {"alias": "x", "key": "k" * 20, "env": "base", "script_dir": str(tmp_path / "s"),
-         "include": [], "deps": {}, "run": "run.py", "inputs": {}, "env_digest": None,
-         "resources": {"cpus": 2, "mem_mb": 4000, "timeout_s": 10, "network": True}}
-    )  # fmt: skip
+    inv = _inv(tmp_path)
     assert sealed.tighten(inv) is inv  # not sealed: untouched
     monkeypatch.setenv(sealed.ENV_VAR, sealed.encode({"cpus": 1, "mem_mb": 500, "timeout_s": 60}))
     res = sealed.tighten(inv).resources
     assert res == {"cpus": 1, "mem_mb": 500, "timeout_s": 10, "network": False}
-    excl = sealed.tighten(replace(inv, resources={"exclusive": True})).resources
+    excl = sealed.tighten(_inv(tmp_path, resources={"exclusive": True})).resources
     assert excl["cpus"] == min(os.cpu_count() or 1, 1) and "exclusive" not in excl
     with pytest.raises(RuntimeError, match="never falls back to the host"):
-        sealed.tighten(replace(inv, env=None))
+        sealed.tighten(_inv(tmp_path, env=None))
     monkeypatch.setenv(sealed.ENV_VAR, '{"cpus": 1, "network": true}')
     with pytest.raises(RuntimeError, match="keys from"):
         sealed.tighten(inv)
@@ -319,21 +321,21 @@ def test_sealed_settings_only_tighten(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_sealed_mounts_only_own_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from docker.types import Mount
 
+    from efflab.runtime.docker import seal_config
+
     repo = tmp_path / "repo"
     for alias, key, deps in (("a", "1" * 20, {}), ("b", "2" * 20, {"x": {"alias": "a", "key": "1" * 20}})):  # fmt: skip
         (repo / "artifacts" / alias / key).mkdir(parents=True)
         (repo / "artifacts" / alias / key / "invocation.json").write_text(json.dumps({"deps": deps}))  # fmt: skip
     folder = repo / "artifacts/c" / ("3" * 20)
-    inv = Invocation.from_json(
-        {"script_dir": str(repo / "scripts/c"), "include": [str(repo / "scripts/_lib")],
-         "deps": {"y": {"alias": "b", "key": "2" * 20}}, "key": "3" * 20, "alias": "c",
-         "run": "run.py", "inputs": {}, "env": "base", "env_digest": None, "resources": {}}
-    )  # fmt: skip
+    inv = _inv(tmp_path, alias="c", script_dir=str(repo / "scripts/c"), include=[str(repo / "scripts/_lib")],
+               deps={"y": {"alias": "b", "key": "2" * 20}})  # fmt: skip
     cfg = {"mounts": [Mount(str(repo), str(repo), type="bind", read_only=True),
-                      Mount(str(folder), str(folder), type="bind")], "network_mode": "none"}  # fmt: skip
-    monkeypatch.setenv(sealed.ENV_VAR, sealed.encode({"own_files_only": True, "tmp_mb": 8, "file_mb": 1}))  # fmt: skip
-    from efflab.runtime.docker import seal_config
-
+                      Mount(str(folder), str(folder), type="bind")], "network_mode": "none",
+           "environment": {"EFFLAB_SEALED": "x", "EFFLAB_RUN_ID": "r", "EFFLAB_RUNTIME": "docker", "HOME": "/tmp"},
+           "user": "0:0"}  # fmt: skip
+    private = {"dir": str(tmp_path / "secret"), "steps": ["other"]}
+    monkeypatch.setenv(sealed.ENV_VAR, sealed.encode({"own_files_only": True, "tmp_mb": 8, "file_mb": 1, "private": private}))  # fmt: skip
     out = seal_config(cfg, repo, inv, folder)
     targets = {m["Target"]: m["ReadOnly"] for m in out["mounts"]}
     assert str(repo) not in targets
@@ -343,8 +345,18 @@ def test_sealed_mounts_only_own_files(monkeypatch: pytest.MonkeyPatch, tmp_path:
         str(repo / "scripts/_lib"): True,
         str(repo / "artifacts/a" / ("1" * 20)): True,  # transitive dep
         str(repo / "artifacts/b" / ("2" * 20)): True,
-    }
+    }  # the private folder is mounted only into the steps it names
     assert "size=8m" in out["tmpfs"]["/tmp"] and out["ulimits"][0]["Hard"] == 1 << 20
+    assert out["environment"] == {"EFFLAB_RUNTIME": "docker", "HOME": "/tmp"}  # no sealed settings
+    uid = int(out["user"].split(":")[0])
+    assert uid != 0 and (uid == os.getuid() or os.getuid() == 0)
+    inv2 = _inv(tmp_path, alias="other", script_dir=str(repo / "scripts/o"))
+    priv = [
+        m
+        for m in seal_config(cfg, repo, inv2, folder)["mounts"]
+        if m["Target"] == sealed.PRIVATE_MOUNT
+    ]
+    assert priv and priv[0]["ReadOnly"] and priv[0]["Source"] == private["dir"]
 
 
 # ---------------------------------------------------------------- shipped tournaments
@@ -369,31 +381,33 @@ def test_shipped_tournaments_and_examples_validate(tid: str) -> None:
 def test_rejections_before_running_are_recorded(
     tiny_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Window, schema and archive rejections never reach a container (so: no Docker here)."""
-    from efflab.tournaments import verification
-    from efflab.tournaments.ledger import verify
+    """Window, schema and archive rejections never reach a container (so: no Docker here).
 
-    monkeypatch.setattr(verification, "check_sandbox", lambda runtime: None)
+    `attempt` is the flow after the sandbox preflight (which needs an engine)."""
+    from efflab.tournaments import submit as flow
+    from efflab.tournaments.ledger import verify
+    from efflab.tournaments.submission import sha256_file
+
     add_tiny_tournament(tiny_repo, close="2021-01-01")
     f = tmp_path / "s.json"
     f.write_text(json.dumps({"participant": "ana", "entry": "e", "inputs": {"degree": 3}}))
-    v = verification.submit(tiny_repo, "tiny", f)
+    v = flow.attempt(tiny_repo, load_tournament(tiny_repo, "tiny"), f)
     assert not v.accepted and v.stage == "window" and "closed" in v.reason
     add_tiny_tournament(tiny_repo)
     f.write_text(json.dumps({"participant": "ana", "entry": "e", "inputs": {"degree": "3"}}))
-    v = verification.submit(tiny_repo, "tiny", f)
+    v = flow.attempt(tiny_repo, load_tournament(tiny_repo, "tiny"), f)
     assert v.stage == "schema" and "$.inputs.degree" in v.reason
     f.write_text(json.dumps({"participant": "ana", "entry": "e", "inputs": {"degree": 3}}))
     arc = tar_with(tmp_path / "a.tar.gz", (member("run.py"), b"x"), UNSAFE["dotdot"])
-    v = verification.submit(tiny_repo, "tiny", f, arc)
+    v = flow.attempt(tiny_repo, load_tournament(tiny_repo, "tiny"), f, arc)
     assert v.stage == "archive" and not (v.folder / "scripts").exists()
     f.write_text(json.dumps({"participant": "ana", "entry": "e", "inputs": {"degree": 3},
                              "archive": "missing.tar.gz"}))  # fmt: skip
-    v = verification.submit(tiny_repo, "tiny", f)
+    v = flow.attempt(tiny_repo, load_tournament(tiny_repo, "tiny"), f)
     assert v.stage == "archive" and "missing.tar.gz" in v.reason
     ledger = verify(tiny_repo / "results/tournaments/tiny/ledger.jsonl")
     assert ledger.ok and [e["stage"] for e in ledger.entries] == [
         "window", "schema", "archive", "archive"
     ]  # fmt: skip
     assert all(e["verdict"] == "rejected" and e["metrics"] == {} for e in ledger.entries)
-    assert ledger.entries[2]["submission"]["archive_sha256"] == verification.sha256_file(arc)
+    assert ledger.entries[2]["submission"]["archive_sha256"] == sha256_file(arc)

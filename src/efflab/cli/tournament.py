@@ -1,4 +1,5 @@
-"""`efflab tournament list | show | submit | leaderboard | verify-ledger`.
+"""`efflab tournament list | show | submit | leaderboard | verify-ledger | keygen | register |
+sign | retry | reverify | init-secret | self-check`.
 
 Exit codes follow the project convention: 0 success (an accepted submission, a ledger
 that verifies), 1 a failed check (a rejected submission — recorded in the ledger — or
@@ -46,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="a .tar.gz (or a folder) with the script folder replacing the tournament's step",
     )
+    sm.add_argument(
+        "--signature", type=Path, help="the detached signature (default: FILE.sig next to FILE)"
+    )
     sm.add_argument("--json", action="store_true", help="the ledger entry as JSON")
     sm.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sm.set_defaults(func=cmd_submit)
@@ -70,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     vl.add_argument("--json", action="store_true", help="machine-readable output")
     vl.set_defaults(func=cmd_verify_ledger)
+    _register_identity(ts)
+    _register_organiser(ts)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -126,25 +132,11 @@ def _describe_input(name: str, prop: dict[str, Any]) -> str:
     return f"{name}: {' '.join(bits)}"
 
 
-def _skeleton(t: Any) -> dict[str, Any]:
-    props = t.inputs_schema.get("properties") or {}
-    inputs = {
-        k: v.get("default", t.input_defaults.get(k, (v.get("enum") or [None])[0]))
-        for k, v in props.items()
-    }
-    sk: dict[str, Any] = {"participant": "your-name", "entry": "my-entry", "inputs": inputs}
-    if t.objectives:
-        sk["claimed"] = {o.metric: 0.0 for o in t.objectives}
-    if t.script:
-        sk["archive"] = f"my-{t.script.step}.tar.gz"
-    return sk
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     import yaml
 
     from efflab.tournaments.leaderboard import ranking_rule
-    from efflab.tournaments.spec import load_tournament
+    from efflab.tournaments.spec import example_submission, load_tournament
 
     repo = find_repo(args.repo)
     t = load_tournament(repo, args.tournament)
@@ -173,7 +165,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         },
         "ledger": b["ledger"] if b else "does not verify (run verify-ledger)",
         "file": str(t.file),
-        "example_submission": _skeleton(t),
+        "example_submission": example_submission(t),
     }
     if args.json:
         print_json(info)
@@ -206,55 +198,62 @@ def cmd_show(args: argparse.Namespace) -> int:
     if b:
         print(f"ledger:          {b['ledger']['entries']} entries, {len(b['entries'])} ranked")
     print("\nexample submission:\n")
-    print("  " + yaml.safe_dump(_skeleton(t), sort_keys=False).replace("\n", "\n  ").rstrip())
+    print(
+        "  " + yaml.safe_dump(example_submission(t), sort_keys=False).replace("\n", "\n  ").rstrip()
+    )
     return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from efflab.tournaments.leaderboard import build
     from efflab.tournaments.ledger import LedgerTampered
     from efflab.tournaments.spec import load_tournament
-    from efflab.tournaments.verification import submit
+    from efflab.tournaments.submit import submit
 
     repo = find_repo(args.repo)
     quiet = args.quiet or args.json
     t = load_tournament(repo, args.tournament)
     try:
         with Progress(f"verifying {args.file.name} for {t.id}", quiet) as bar:
-            v = submit(repo, t.id, args.file, args.archive, on_progress=bar.update)
+            v = submit(repo, t.id, args.file, args.archive, args.signature, on_progress=bar.update)
     except LedgerTampered as exc:
         print(f"efflab: the ledger does not verify, nothing recorded: {exc}", file=sys.stderr)
         return 1
+    return _report(repo, t, v, args.json)
+
+
+def _report(repo: Path, t: Any, v: Any, as_json: bool) -> int:
+    """Print one attempt's verdict; its exit code (0 accepted, 1 otherwise)."""
+    from efflab.tournaments.leaderboard import build
+
     e = v.entry
     position = None
     if v.accepted:
         b = build(repo, t)
         position = next((r["position"] for r in b["entries"] if r["seq"] == e["seq"]), None)
-    if args.json:
+    if as_json:
         print_json({**e, "position": position})
     else:
         sub = e["submission"]
         who = f"{sub.get('participant')}/{sub.get('entry')}"
         print(f"{e['verdict']}: {who} (submission {sub['id']}, ledger entry {e['seq']})")
-        for m in dict.fromkeys(
-            [o.metric for o in t.objectives] + [c.metric for c in t.constraints]
-        ):
+        for m in dict.fromkeys([o.metric for o in t.objectives] + [c.metric for c in t.constraints]):  # fmt: skip
             if m in v.metrics:
                 claimed = (sub.get("claimed") or {}).get(m)
                 extra = f"  (claimed {claimed:g})" if claimed is not None else ""
-                print(f"  {m:<24} {v.metrics[m]:.4g} {t.unit(m)}{extra}")
+                iv = (e.get("intervals") or {}).get(m)
+                span = f" [{iv['lo']:.4g}, {iv['hi']:.4g}] ({iv['coverage']:.0%})" if iv else ""
+                print(f"  {m:<24} {v.metrics[m]:.4g} {t.unit(m)}{span}{extra}")
         for f in v.flags:
             print(f"  ⚑ {f}")
         ver = e["verification"]
-        queued = (
-            f" after {ver['queued_s']:.0f} s in the queue" if ver.get("queued_s", 0) >= 1 else ""
-        )
-        print(
-            f"  verified in {ver['duration_s']:.1f} s{queued}: {ver['repetitions']} repetitions "
-            f"({ver['aggregate']}) in sealed containers"
-        )
+        if ver.get("keys"):  # something ran
+            queued = f" after {ver['queued_s']:.0f} s in the queue" if ver.get("queued_s", 0) >= 1 else ""  # fmt: skip
+            print(f"  verified in {ver['duration_s']:.1f} s{queued}: {ver['repetitions']} repetitions ({ver['aggregate']}) in sealed containers")  # fmt: skip
         if position is not None:
             print(f"  position {position} on the leaderboard")
+    if e["verdict"] == "infrastructure-error":
+        print(f"efflab: the verifier failed, not the entry: {v.reason}; recorded as infrastructure-error and re-queued (`efflab tournament retry {t.id}`)", file=sys.stderr)  # fmt: skip
+        return 1
     if not v.accepted:
         print(f"efflab: rejected ({v.stage}): {v.reason}", file=sys.stderr)
         return 1
@@ -262,8 +261,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from efflab.tournaments.leaderboard import build, write
+    from efflab.tournaments.leaderboard import build
     from efflab.tournaments.ledger import LedgerTampered
+    from efflab.tournaments.render import write
     from efflab.tournaments.spec import load_tournament
 
     repo = find_repo(args.repo)
@@ -285,13 +285,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_ledger(args: argparse.Namespace) -> int:
-    from efflab.tournaments.ledger import Ledger
+    from efflab.tournaments.ledger import Ledger, stored_file_problems
     from efflab.tournaments.spec import load_tournament
 
     repo = find_repo(args.repo)
     t = load_tournament(repo, args.tournament)
     res = Ledger(t.root(repo) / "ledger.jsonl").verify(args.expect_head)
-    files = _check_files(t.root(repo), res.entries) if res.ok else []
+    files = stored_file_problems(t.root(repo), res.entries) if res.ok else []
     out = {**res.to_json(), "files": files, "ok": res.ok and not files}
     if args.json:
         print_json(out)
@@ -309,20 +309,142 @@ def cmd_verify_ledger(args: argparse.Namespace) -> int:
     return 0 if out["ok"] else 1
 
 
-def _check_files(root: Path, entries: list[dict[str, Any]]) -> list[str]:
-    """Stored submission files that no longer match the digests their entry recorded."""
-    from efflab.tournaments.submission import sha256_file
+def _register_identity(ts: argparse._SubParsersAction) -> None:
+    kg = ts.add_parser("keygen", help="a participant's Ed25519 key pair (KEY and KEY.pub)")
+    kg.add_argument("key", type=Path, help="where to write the private key (KEY.pub: the public)")
+    kg.add_argument("--json", action="store_true", help="machine-readable output")
+    kg.set_defaults(func=cmd_keygen)
+    rg = ts.add_parser("register", help="organiser: register a participant's public key")
+    rg.add_argument("tournament")
+    rg.add_argument("participant")
+    rg.add_argument("public_key", type=Path, help="the participant's KEY.pub")
+    rg.add_argument("--replace", action="store_true", help="rotate a registered key")
+    rg.add_argument("--json", action="store_true", help="machine-readable output")
+    rg.set_defaults(func=cmd_register)
+    sg = ts.add_parser("sign", help="sign a submission (writes FILE.sig)")
+    sg.add_argument("tournament")
+    sg.add_argument("file", type=Path, help="the submission file")
+    sg.add_argument("--key", type=Path, required=True, help="your private key (from keygen)")
+    sg.add_argument("--archive", type=Path, help="the archive, when given on submit")
+    sg.add_argument("--json", action="store_true", help="machine-readable output")
+    sg.set_defaults(func=cmd_sign)
 
-    bad = []
-    for e in entries:
-        sub = e["submission"]
-        for name, digest in ((sub.get("file"), sub.get("sha256")),
-                             (sub.get("archive"), sub.get("archive_sha256"))):  # fmt: skip
-            if not name or not digest:
-                continue
-            f = root / name
-            if not f.is_file():
-                bad.append(f"entry {e['seq']}: stored {name} is missing")
-            elif sha256_file(f) != digest:
-                bad.append(f"entry {e['seq']}: stored {name} differs from its recorded sha256")
-    return bad
+
+def _register_organiser(ts: argparse._SubParsersAction) -> None:
+    for name, helptext, func in (
+        ("retry", "verify again submissions queued by an infrastructure-error", cmd_retry),
+        ("reverify", "measure stale entries again under the current spec", cmd_reverify),
+    ):
+        q = ts.add_parser(name, help=helptext)
+        q.add_argument("tournament")
+        q.add_argument("--json", action="store_true", help="the new ledger entries as JSON")
+        q.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+        q.set_defaults(func=func)
+    se = ts.add_parser("init-secret", help="organiser: create the secret scoring data derives from (outside the repo)")  # fmt: skip
+    se.add_argument("tournament")
+    se.add_argument("--force", action="store_true", help="rotate it (older entries become stale)")
+    se.set_defaults(func=cmd_init_secret)
+    sc = ts.add_parser("self-check", help="probe the sandbox: network, read-only root, caps, uid, quota")  # fmt: skip
+    sc.add_argument("tournament")
+    sc.add_argument("--json", action="store_true", help="machine-readable output")
+    sc.set_defaults(func=cmd_self_check)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from efflab.tournaments.identity import generate
+
+    k = generate(args.key)
+    if args.json:
+        print_json(
+            {"key": str(args.key), "public": f"{args.key}.pub", "fingerprint": k.fingerprint}
+        )
+    else:
+        print(f"wrote {args.key} (private, 0600) and {args.key}.pub; fingerprint {k.fingerprint}")
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from efflab.core.errors import BadInput
+    from efflab.tournaments.identity import Registry
+    from efflab.tournaments.spec import load_tournament
+    from efflab.tournaments.submit import participants_file
+
+    repo = find_repo(args.repo)
+    t = load_tournament(repo, args.tournament)
+    if not args.public_key.is_file():
+        raise BadInput(
+            args.public_key, "$", "a public key file (KEY.pub from keygen)", "no such file"
+        )
+    k = Registry(participants_file(repo, t)).register(args.participant, args.public_key.read_text(), args.replace)  # fmt: skip
+    if args.json:
+        print_json({"participant": args.participant, "fingerprint": k.fingerprint})
+    else:
+        print(f"registered {args.participant} for {t.id}: key {k.fingerprint}")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from efflab.tournaments.signing import sign_submission
+
+    repo = find_repo(args.repo)
+    out, fp = sign_submission(repo, args.tournament, args.file, args.key, args.archive)
+    if args.json:
+        print_json({"signature": str(out), "fingerprint": fp})
+    else:
+        print(f"wrote {out} (key {fp})")
+    return 0
+
+
+def _many(args: argparse.Namespace, what: str) -> int:
+    from efflab.tournaments import submit as flow
+    from efflab.tournaments.spec import load_tournament
+
+    repo = find_repo(args.repo)
+    t = load_tournament(repo, args.tournament)
+    fn = flow.retry if what == "retry" else flow.reverify
+    with Progress(f"{what} {t.id}", args.quiet or args.json) as bar:
+        vs = fn(repo, t.id, on_progress=bar.update)
+    if args.json:
+        print_json([v.entry for v in vs])
+    elif not vs:
+        print(f"nothing to {what} for {t.id}")
+    codes = [_report(repo, t, v, False) for v in vs] if not args.json else []
+    return 0 if all(v.accepted for v in vs) and not any(codes) else 1
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    return _many(args, "retry")
+
+
+def cmd_reverify(args: argparse.Namespace) -> int:
+    return _many(args, "reverify")
+
+
+def cmd_init_secret(args: argparse.Namespace) -> int:
+    from efflab.tournaments.private import init_secret
+    from efflab.tournaments.spec import load_tournament
+
+    repo = find_repo(args.repo)
+    t = load_tournament(repo, args.tournament)
+    f = init_secret(repo, t.id, args.force)
+    print(f"wrote the organiser's secret for {t.id} to {f} (0600; keep it out of the repo)")
+    return 0
+
+
+def cmd_self_check(args: argparse.Namespace) -> int:
+    from efflab.tournaments.sandbox import probe
+    from efflab.tournaments.spec import load_tournament
+    from efflab.tournaments.submit import sealed_settings
+
+    repo = find_repo(args.repo)
+    t = load_tournament(repo, args.tournament)
+    rep = probe(repo, t.env or "base", sealed_settings(t))
+    if args.json:
+        print_json(
+            {"ok": rep.ok, "problems": rep.problems, "facts": rep.facts, "seconds": rep.seconds}
+        )
+    else:
+        for k, v in rep.facts.items():
+            print(f"  {k:<12} {v}")
+        print(("sandbox ok" if rep.ok else "SANDBOX BROKEN: " + "; ".join(rep.problems)) + f" ({rep.seconds:.1f} s)")  # fmt: skip
+    return 0 if rep.ok else 1

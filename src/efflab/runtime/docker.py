@@ -19,6 +19,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -50,6 +51,7 @@ LABEL_RUN, LABEL_KEY = "efflab.run", "efflab.key"
 PKG_MOUNT = "/opt/efflab"  # efflab's package is mounted at PKG_MOUNT/efflab
 DEFAULT_PIDS = 4096
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+SEALED_ENV = ("EFFLAB_RUNTIME",)  # what a sealed container gets of efflab's variables
 
 
 def engine_available(timeout: float = 3.0) -> bool:
@@ -180,6 +182,29 @@ def seal_config(
     if s.get("file_mb"):
         n = int(s["file_mb"]) << 20
         cfg["ulimits"] = [Ulimit(name="fsize", soft=n, hard=n)]
+    uid, gid = sealed.sandbox_user(s)
+    cfg["user"] = f"{uid}:{gid}"
+    # none of the caller's EFFLAB_* settings (the sealed ones, a run id) reach an entry
+    cfg["environment"] = {
+        k: v
+        for k, v in cfg["environment"].items()
+        if not k.startswith("EFFLAB_") or k in SEALED_ENV
+    }
+    priv = s.get("private") or {}
+    if inv.alias in (priv.get("steps") or []):
+        cfg["mounts"] = [*cfg["mounts"], Mount(sealed.PRIVATE_MOUNT, str(priv["dir"]), type="bind", read_only=True)]  # fmt: skip
+    return cfg
+
+
+def writable_mount(config: dict[str, Any], folder: Path, source: Path) -> dict[str, Any]:
+    """The config with the invocation folder's rw mount backed by `source` (the quota)."""
+    cfg = dict(config)
+    cfg["mounts"] = [
+        Mount(str(folder), str(source), type="bind", read_only=False)
+        if Path(m["Target"]) == folder and not m.get("ReadOnly")
+        else m
+        for m in cfg["mounts"]
+    ]
     return cfg
 
 
@@ -268,10 +293,18 @@ def execute_docker(repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
     timeout = float(inv.resources.get("timeout_s", DEFAULT_TIMEOUT_S))
     config = container_config(repo, inv, folder, image_id)
     config = seal_config(config, repo, inv, folder)  # own-files mounts, tmpfs/file caps
+    settings = sealed.settings()
+    quota: contextlib.AbstractContextManager[Path] = contextlib.nullcontext(folder)
+    if settings is not None:
+        uid, gid = sealed.sandbox_user(settings)
+        if settings.get("disk_mb"):
+            quota = sealed.QuotaFolder(folder, settings["disk_mb"], uid, gid)
+        else:
+            sealed.chown_tree(folder, uid, gid)
     meter = energy.EnergyMeter()
     e0, t0, started = meter.read_rapl(), time.perf_counter(), now_iso()
     try:
-        with Sandbox(client, config) as box:
+        with quota as writable, Sandbox(client, writable_mount(config, folder, writable)) as box:
             try:
                 code = box.container.wait(timeout=timeout)["StatusCode"]
             except requests.exceptions.RequestException as exc:

@@ -24,6 +24,7 @@ from typing import Any
 from filelock import FileLock
 
 from efflab.core.specio import canonical_json
+from efflab.tournaments.submission import sha256_file
 
 GENESIS = "0" * 64
 LOCK_TIMEOUT_S = 600.0
@@ -169,3 +170,20 @@ class Ledger:
 def _tampered_message(v: Verification) -> str:
     assert v.first_bad is not None
     return f"{v.path}: entry {v.first_bad} (line {v.first_bad + 1}) does not verify: {v.reason}"
+
+
+def stored_file_problems(root: Path, entries: list[dict[str, Any]]) -> list[str]:
+    """Stored submission files that no longer match the digests their entry recorded."""
+    bad = []
+    for e in entries:
+        sub = e["submission"]
+        for name, digest in ((sub.get("file"), sub.get("sha256")),
+                             (sub.get("archive"), sub.get("archive_sha256"))):  # fmt: skip
+            if not name or not digest:
+                continue
+            f = root / name
+            if not f.is_file():
+                bad.append(f"entry {e['seq']}: stored {name} is missing")
+            elif sha256_file(f) != digest:
+                bad.append(f"entry {e['seq']}: stored {name} differs from its recorded sha256")
+    return bad

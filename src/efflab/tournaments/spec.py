@@ -24,7 +24,7 @@ from typing import Any
 import jsonschema
 
 from efflab.core.errors import BadInput, json_path
-from efflab.core.specio import load_yaml, validate
+from efflab.core.specio import canonical_json, load_yaml, validate
 from efflab.plan.planner import Planner, load_experiment
 from efflab.plan.registry import Registry, Script
 
@@ -35,7 +35,11 @@ DEFAULT_LIMITS: dict[str, Any] = {
     "timeout_s": 600,
     "tmp_mb": 256,
     "file_mb": 256,
+    "disk_mb": 512,  # quota of the writable output folder (efflab.runtime.sealed)
 }
+# what decides a score: a change here makes older ledger entries stale (the title,
+# description, window and ranking rule do not: they are applied when a board is built)
+SCORING_FIELDS = ("base", "submission", "objectives", "constraints", "verification", "private")
 OPS = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
@@ -79,6 +83,14 @@ class ScriptSlot:
     max_bytes: int = 5 << 20
 
 
+@dataclass(frozen=True)
+class Private:
+    """Organiser-only scoring data: a secret outside the repo, seen by `steps` only."""
+
+    input: str  # the measured step's input that receives the secret's sha256
+    steps: tuple[str, ...]
+
+
 @dataclass
 class Tournament:
     id: str
@@ -107,6 +119,12 @@ class Tournament:
     metrics: dict[str, dict[str, Any]]  # its declared metrics
     spec_sha256: str
     input_defaults: dict[str, Any] = field(default_factory=dict)  # the measured script's
+    scoring_sha256: str = ""  # canonical hash of SCORING_FIELDS: entries under another are stale
+    identity: str = "keys"  # keys | open
+    limit: int = 5  # attempts per participant per window
+    window_h: float = 24.0
+    confidence: float = 0.95
+    private: Private | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
     def root(self, repo: Path) -> Path:
@@ -273,6 +291,7 @@ def load_tournament(repo: Path, tid: str) -> Tournament:
                 else "every step to declare an env (submissions are verified only in containers)",
                 f"step '{alias}' in env {s.env!r} ({s.meta_file})",
             )
+    private = _private(raw, f, script, steps, slot, registry, fixed, sch)
     opened, closed = _when(raw.get("open"), f, "open"), _when(raw.get("close"), f, "close")
     if opened and closed and closed <= opened:
         raise BadInput(f, "$.close", f"a moment after open ({raw['open']})", raw["close"])
@@ -304,4 +323,63 @@ def load_tournament(repo: Path, tid: str) -> Tournament:
         spec_sha256=hashlib.sha256(f.read_bytes()).hexdigest(),
         input_defaults={**script.defaults(), **exp.inputs},
         raw=raw,
+        scoring_sha256=hashlib.sha256(
+            canonical_json({k: raw.get(k) for k in SCORING_FIELDS}).encode()
+        ).hexdigest(),
+        identity=(raw.get("identity") or {}).get("mode", "keys"),
+        limit=int((raw.get("submissions") or {}).get("limit", 5)),
+        window_h=float((raw.get("submissions") or {}).get("window_h", 24.0)),
+        confidence=float(ver.get("confidence", 0.95)),
+        private=private,
     )
+
+
+def _private(
+    raw: dict[str, Any],
+    f: Path,
+    script: Script,
+    steps: dict[str, Script],
+    slot: ScriptSlot | None,
+    registry: Registry,
+    fixed: dict[str, Any],
+    sch: dict[str, Any],
+) -> Private | None:
+    """Check `private:`: the secret never reaches the replaceable step or what it reads."""
+    p = raw.get("private")
+    if not p:
+        return None
+    if p["input"] not in script.inputs:
+        raise BadInput(f, "$.private.input", f"an input of '{script.alias}'", p["input"])
+    if p["input"] in fixed or p["input"] in (sch.get("properties") or {}):
+        raise BadInput(f, "$.private.input", "an input neither fixed nor set by submissions", p["input"])  # fmt: skip
+    reach = set(step_closure(registry, steps[slot.step])) if slot else set()
+    for i, alias in enumerate(p["steps"]):
+        if alias not in steps:
+            raise BadInput(f, f"$.private.steps[{i}]", f"a step of the measured closure ({', '.join(sorted(steps))})", alias)  # fmt: skip
+        if alias in reach:
+            raise BadInput(
+                f,
+                f"$.private.steps[{i}]",
+                f"an organiser step outside what the replaceable step '{slot.step}' runs or reads"
+                if slot
+                else "an organiser step",
+                alias,
+            )
+    return Private(p["input"], tuple(p["steps"]))
+
+
+def example_submission(t: Tournament) -> dict[str, Any]:
+    """A submission file a participant can start from (`efflab tournament show`)."""
+    props = t.inputs_schema.get("properties") or {}
+    inputs = {
+        k: v.get("default", t.input_defaults.get(k, (v.get("enum") or [None])[0]))
+        for k, v in props.items()
+    }
+    sk: dict[str, Any] = {"participant": "your-name", "entry": "my-entry", "inputs": inputs}
+    if t.objectives:
+        sk["claimed"] = {o.metric: 0.0 for o in t.objectives}
+    if t.identity == "keys":
+        sk["signature"] = "entry.yaml.sig"
+    if t.script:
+        sk["archive"] = f"my-{t.script.step}.tar.gz"
+    return sk

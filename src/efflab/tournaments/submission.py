@@ -55,6 +55,8 @@ class Submission:
     inputs: dict[str, Any]
     claimed: dict[str, float]
     file_sha256: str
+    archive: str | None = None  # as written in the file: resolved by efflab.tournaments.untrusted
+    signature: str | None = None
 
 
 def sha256_file(path: Path) -> str:
@@ -134,6 +136,8 @@ def load_submission(
         inputs=dict(data["inputs"]),
         claimed={k: float(v) for k, v in claimed.items()},
         file_sha256=sha256_file(file),
+        archive=data.get("archive"),
+        signature=data.get("signature"),
     )
 
 
