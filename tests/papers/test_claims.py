@@ -1,7 +1,7 @@
 """The claim condition language on hand-made tables: pass, fail, and every way to error.
 
-Tables are built by the real aggregation (efflab.results.tables.aggregate) from hand-written
-run records, so they have exactly the columns and types `efflab run` produces.
+Samples are built by efflab.papers.samples.from_records from hand-written run records
+(the shape efflab.results.records writes), so they are what `reproduce` evaluates.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from efflab.core.errors import BadInput
-from efflab.papers import claims
+from efflab.papers import claims, plancheck
 from efflab.papers.evaluate import evaluate
-from efflab.results import tables
+from efflab.papers.samples import Samples, from_records
 
 UNITS = {"tbt_p99_ms": ("ms", "lower"), "throughput_tok_s": ("tokens/s", "higher")}
 
@@ -27,6 +27,11 @@ def rec(point: dict[str, Any], **metrics: float) -> dict[str, Any]:
             for k, v in metrics.items()
         },
     }
+
+
+def samples(recs: list[dict[str, Any]], params: list[str], name: str) -> Samples:
+    """Per-repetition samples of hand-made records; every recorded point is planned."""
+    return from_records(name, recs, [r["point"] for r in recs], params)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,7 @@ def serving() -> dict[str, pd.DataFrame]:
                         throughput_tok_s=tput * scale,
                     )
                 )
-    return {"serving": tables.aggregate(recs, ["policy", "rate"])}
+    return {"serving": samples(recs, ["policy", "rate"], "serving")}
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +60,12 @@ def sweep() -> dict[str, pd.DataFrame]:
     ]
     # one parameter named like a statistics column: it becomes param_n in the table
     recs += [rec({"threshold": 0.5, "model": "d", "n": 4}, energy=1.0, latency=1.0, macs=1.0)]
-    return {"sweep": tables.aggregate(recs, ["threshold", "model", "n"])}
+    return {"sweep": samples(recs, ["threshold", "model", "n"], "sweep")}
 
 
-def cond(raw: dict[str, Any], exps: list[str], target: float | None = None) -> claims.Condition:
+def cond(
+    raw: dict[str, Any], exps: list[str], target: claims.Const | None = None
+) -> claims.Condition:
     from efflab.core.specio import validate
 
     validate({"x": raw}, _schema(), "spec.yaml")
@@ -76,6 +83,11 @@ def _schema() -> dict[str, Any]:
     }
 
 
+def T(value: float) -> dict[str, Any]:
+    """A threshold object, as every spec writes one (source: ours, with why)."""
+    return {"value": value, "source": "ours", "why": "test bar"}
+
+
 def sel(metric: str, **where: Any) -> dict[str, Any]:
     return {"metric": metric, "where": where}
 
@@ -89,7 +101,7 @@ RATIO = {
             ]
         },
         "op": ">=",
-        "right": 3,
+        "right": T(3),
     }
 }
 
@@ -106,9 +118,9 @@ def test_ratio_passes_and_renders_like_the_paper_sentence(serving) -> None:
 
 
 def test_ratio_fails_honestly_when_threshold_not_met(serving) -> None:
-    raw = {"compare": {**RATIO["compare"], "right": 5}}
+    raw = {"compare": {**RATIO["compare"], "right": T(5)}}
     out = evaluate(cond(raw, ["serving"]), serving)
-    assert out.status == claims.FAIL and "does not hold" in out.detail
+    assert out.status == claims.FAIL and out.high is not None and out.high < 5
 
 
 def test_difference_and_two_sided_compare(serving) -> None:
@@ -117,12 +129,12 @@ def test_difference_and_two_sided_compare(serving) -> None:
             "left": sel("throughput_tok_s", policy="chunked-256", rate="high"),
             "op": ">=",
             "right": {
-                "difference": [sel("throughput_tok_s", policy="prefill-first", rate="high"), 10]
+                "difference": [sel("throughput_tok_s", policy="prefill-first", rate="high"), T(10)]
             },
         }
     }
     out = evaluate(cond(little_cost, ["serving"]), serving)
-    assert out.status == claims.PASS and out.ours == "95 tokens/s vs 100 tokens/s - 10"
+    assert out.status == claims.PASS and out.ours == "95 tokens/s vs 90 tokens/s"
 
 
 def test_empty_selection_is_an_error_not_a_pass(serving) -> None:
@@ -130,11 +142,11 @@ def test_empty_selection_is_an_error_not_a_pass(serving) -> None:
         "compare": {
             "left": sel("tbt_p99_ms", policy="decode-first", rate="high"),
             "op": ">=",
-            "right": 0,
+            "right": T(0),
         }
     }
     out = evaluate(cond(raw, ["serving"]), serving)
-    assert out.status == claims.ERROR and "matches no row" in out.detail
+    assert out.status == claims.ERROR and "covers no planned point" in out.detail
 
 
 def test_wrong_metric_is_an_error(serving) -> None:
@@ -142,7 +154,7 @@ def test_wrong_metric_is_an_error(serving) -> None:
         "compare": {
             "left": sel("tbt_p999_ms", policy="chunked-256", rate="high"),
             "op": "<",
-            "right": 1e9,
+            "right": T(1e9),
         }
     }
     out = evaluate(cond(raw, ["serving"]), serving)
@@ -150,7 +162,7 @@ def test_wrong_metric_is_an_error(serving) -> None:
 
 
 def test_several_rows_need_agg(serving) -> None:
-    raw = {"compare": {"left": sel("tbt_p99_ms", policy="chunked-256"), "op": ">", "right": 0}}
+    raw = {"compare": {"left": sel("tbt_p99_ms", policy="chunked-256"), "op": ">", "right": T(0)}}
     assert evaluate(cond(raw, ["serving"]), serving).status == claims.ERROR
     raw["compare"]["left"]["agg"] = "max"
     out = evaluate(cond(raw, ["serving"]), serving)
@@ -163,11 +175,13 @@ def test_missing_experiment_table_and_nan_are_errors(serving) -> None:
         "compare": {
             "left": {**sel("tbt_p99_ms", policy="chunked-256", rate="high"), "stat": "std"},
             "op": ">",
-            "right": 0,
+            "right": T(0),
         }
     }
-    assert evaluate(cond(std_one, ["serving"]), serving).status == claims.PASS
-    one = tables.aggregate([rec({"p": 1}, tbt_p99_ms=1.0)], ["p"])
+    # spread of 30, 31, 32: some resamples repeat one value (std 0), so "std > 0" is
+    # not certain at 95% from three repetitions
+    assert evaluate(cond(std_one, ["serving"]), serving).status == claims.INCONCLUSIVE
+    one = samples([rec({"p": 1}, tbt_p99_ms=1.0)], ["p"], "x")
     out = evaluate(
         cond(
             {"compare": {**std_one["compare"], "left": {"metric": "tbt_p99_ms", "stat": "std"}}},
@@ -179,8 +193,8 @@ def test_missing_experiment_table_and_nan_are_errors(serving) -> None:
 
 
 def test_division_by_zero_is_an_error() -> None:
-    t = tables.aggregate([rec({"p": 1}, a=0.0), rec({"p": 2}, a=1.0)], ["p"])
-    raw = {"compare": {"left": {"ratio": [sel("a", p=2), sel("a", p=1)]}, "op": ">", "right": 1}}
+    t = samples([rec({"p": 1}, a=0.0), rec({"p": 2}, a=1.0)], ["p"], "x")
+    raw = {"compare": {"left": {"ratio": [sel("a", p=2), sel("a", p=1)]}, "op": ">", "right": T(1)}}
     assert evaluate(cond(raw, ["x"]), {"x": t}).status == claims.ERROR
 
 
@@ -195,7 +209,7 @@ def test_trend_monotone_along_a_numeric_parameter(sweep) -> None:
         }
     }
     out = evaluate(cond(raw, ["sweep"]), sweep)
-    assert out.status == claims.PASS and out.ours == "0.2 → 0.3 → 0.5 → 0.9"
+    assert out.status == claims.PASS and out.ours == "0.2 x → 0.3 x → 0.5 x → 0.9 x"
     raw["trend"]["direction"] = "decreasing"
     assert evaluate(cond(raw, ["sweep"]), sweep).status == claims.FAIL
     raw["trend"]["order"] = [0.99, 0.9, 0.8, 0.5]  # explicit order reverses the axis
@@ -226,15 +240,21 @@ def test_ranking_differ_and_same(sweep) -> None:
 
 
 def test_param_named_like_a_stat_column(sweep) -> None:
-    raw = {"compare": {"left": sel("energy", n=4), "op": "<=", "right": 1}}
+    raw = {"compare": {"left": sel("energy", n=4), "op": "<=", "right": T(1)}}
     out = evaluate(cond(raw, ["sweep"]), sweep)
     assert out.status == claims.PASS
 
 
 def test_within_paper_value_uses_claim_target(serving) -> None:
-    raw = {"within": {"value": RATIO["compare"]["left"], "rel_tol": 0.1}}
-    assert evaluate(cond(raw, ["serving"], target=4.0), serving).status == claims.PASS
-    assert evaluate(cond(raw, ["serving"], target=6.0), serving).status == claims.FAIL
+    raw = {"within": {"value": RATIO["compare"]["left"], "rel_tol": T(0.1)}}
+    assert (
+        evaluate(cond(raw, ["serving"], target=claims.Const(4.0, "paper", "t")), serving).status
+        == claims.PASS
+    )
+    assert (
+        evaluate(cond(raw, ["serving"], target=claims.Const(6.0, "paper", "t")), serving).status
+        == claims.FAIL
+    )
     with pytest.raises(BadInput) as e:
         cond(raw, ["serving"])  # no target and no paper value
     assert e.value.path == "$.check.within.target"
@@ -242,9 +262,9 @@ def test_within_paper_value_uses_claim_target(serving) -> None:
 
 def test_all_and_any_never_hide_an_error(serving) -> None:
     bad = {
-        "compare": {"left": sel("tbt_p99_ms", policy="nope", rate="high"), "op": ">", "right": 0}
+        "compare": {"left": sel("tbt_p99_ms", policy="nope", rate="high"), "op": ">", "right": T(0)}
     }
-    fail = {"compare": {**RATIO["compare"], "right": 100}}
+    fail = {"compare": {**RATIO["compare"], "right": T(100)}}
     assert evaluate(cond({"all": [RATIO, RATIO]}, ["serving"]), serving).status == claims.PASS
     assert evaluate(cond({"all": [RATIO, fail]}, ["serving"]), serving).status == claims.FAIL
     assert evaluate(cond({"any": [RATIO, fail]}, ["serving"]), serving).status == claims.PASS
@@ -254,8 +274,8 @@ def test_all_and_any_never_hide_an_error(serving) -> None:
 @pytest.mark.parametrize(
     "raw, path",
     [
-        ({"compare": {"left": 1, "op": "=>", "right": 2}}, "$.x.compare.op"),
-        ({"compare": {"left": 1, "op": ">"}}, "$.x.compare"),
+        ({"compare": {"left": T(1), "op": "=>", "right": T(2)}}, "$.x.compare.op"),
+        ({"compare": {"left": T(1), "op": ">"}}, "$.x.compare"),
         ({"compare": RATIO["compare"], "trend": {}}, "$.x"),
         ({"eval": "1 > 0"}, "$.x"),
         ({"trend": {"metric": "a", "along": "b", "direction": "up"}}, "$.x.trend.direction"),
@@ -270,7 +290,7 @@ def test_malformed_conditions_are_bad_input_with_a_path(raw, path) -> None:
 
 
 CAT = {
-    "serving": claims.Catalog(
+    "serving": plancheck.Catalog(
         "serving",
         ["tbt_p99_ms", "throughput_tok_s"],
         ["policy", "rate"],
@@ -284,7 +304,7 @@ CAT = {
 
 
 def test_plan_check_accepts_valid_claims() -> None:
-    claims.check(cond(RATIO, ["serving"]), CAT, "p.yaml")
+    plancheck.check(cond(RATIO, ["serving"]), CAT, "p.yaml")
     trend = {
         "trend": {
             "metric": "tbt_p99_ms",
@@ -294,7 +314,7 @@ def test_plan_check_accepts_valid_claims() -> None:
             "order": ["high", "moderate"],
         }
     }
-    claims.check(cond(trend, ["serving"]), CAT, "p.yaml")
+    plancheck.check(cond(trend, ["serving"]), CAT, "p.yaml")
 
 
 @pytest.mark.parametrize(
@@ -305,7 +325,7 @@ def test_plan_check_accepts_valid_claims() -> None:
                 "compare": {
                     "left": sel("tbt_p999_ms", policy="chunked-256", rate="high"),
                     "op": ">",
-                    "right": 0,
+                    "right": T(0),
                 }
             },
             "$.check.compare.left.metric",
@@ -316,7 +336,7 @@ def test_plan_check_accepts_valid_claims() -> None:
                 "compare": {
                     "left": sel("tbt_p99_ms", policy="chunked-512", rate="high"),
                     "op": ">",
-                    "right": 0,
+                    "right": T(0),
                 }
             },
             "$.check.compare.left.where.policy",
@@ -327,14 +347,20 @@ def test_plan_check_accepts_valid_claims() -> None:
                 "compare": {
                     "left": sel("tbt_p99_ms", policy="chunked-256", load="high"),
                     "op": ">",
-                    "right": 0,
+                    "right": T(0),
                 }
             },
             "$.check.compare.left.where.load",
             "load",
         ),
         (
-            {"compare": {"left": sel("tbt_p99_ms", policy="chunked-256"), "op": ">", "right": 0}},
+            {
+                "compare": {
+                    "left": sel("tbt_p99_ms", policy="chunked-256"),
+                    "op": ">",
+                    "right": T(0),
+                }
+            },
             "$.check.compare.left.where",
             None,
         ),
@@ -350,7 +376,7 @@ def test_plan_check_accepts_valid_claims() -> None:
                                 "experiment": "sim",
                             },
                             "op": ">",
-                            "right": 0,
+                            "right": T(0),
                         }
                     },
                 ]
@@ -387,7 +413,7 @@ def test_plan_check_accepts_valid_claims() -> None:
 )
 def test_plan_check_rejects_what_would_error(raw, path, found) -> None:
     with pytest.raises(BadInput) as e:
-        claims.check(cond(raw, ["serving"]), CAT, "p.yaml")
+        plancheck.check(cond(raw, ["serving"]), CAT, "p.yaml")
     assert e.value.path == path and e.value.file == "p.yaml"
     if found is not None:
         assert e.value.found == found

@@ -1,7 +1,8 @@
 """`efflab papers list|show` and `efflab reproduce`.
 
-Exit codes follow the project convention: 0 every claim reproduced, 1 any claim not
-reproduced (or an error verdict), 2 bad input — found before anything runs.
+Exit codes follow the project convention: 0 every counted claim reproduced, 1 any counted
+claim not reproduced, inconclusive or an error (sanity checks never decide), 2 bad
+input — found before anything runs.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Validate the papers' specs, run exactly the experiments they need "
         "(each once, cached invocations reused), evaluate every claim and write "
         "results/reproductions/<paper>/<n>/report.{md,html} with plots. "
-        "Exit 0: all claims reproduced; 1: some did not (or errored); 2: bad input.",
+        "Exit 0: every counted claim reproduced (whole 95%% interval); 1: some not reproduced, inconclusive or errored; 2: bad input.",
     )
     r.add_argument(
         "papers", nargs="*", metavar="PAPER", help="paper ids (see `efflab papers list`)"
@@ -68,7 +69,7 @@ def _paper_brief(p: Any) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from efflab.papers.reproduce import load_paper, paper_ids
+    from efflab.papers.spec import load_paper, paper_ids
 
     repo = find_repo(args.repo)
     papers = [load_paper(repo, pid) for pid in paper_ids(repo)]
@@ -85,7 +86,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from efflab.papers.claims import render
-    from efflab.papers.reproduce import load_paper
+    from efflab.papers.spec import load_paper
 
     repo = find_repo(args.repo)
     p = load_paper(repo, args.paper)
@@ -190,6 +191,26 @@ def print_verdicts(results: list[Any]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
+def headline_all(results: list[Any]) -> str:
+    """Counted claims over all papers; a claim cited by several papers counts once."""
+    seen: dict[str, str] = {}
+    n_sanity, remeasured = 0, 0
+    for res in results:
+        for c in res.results:
+            if not c.claim.counted:
+                n_sanity += 1
+                continue
+            seen.setdefault(c.claim.cites or f"{res.paper.id}/{c.claim.id}", c.verdict)
+        remeasured += sum(run.remeasured for run in res.runs.values())
+    good = sum(v == "reproduced" for v in seen.values())
+    inc = sum(v == "inconclusive" for v in seen.values())
+    text = f"{good} of {len(seen)} claims reproduced"
+    text += f" ({inc} inconclusive)" if inc else ""
+    text += f"; {n_sanity} sanity checks not counted" if n_sanity else ""
+    text += f"; {remeasured} contended timing runs re-measured" if remeasured else ""
+    return text
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from efflab.papers.report import summary
     from efflab.papers.reproduce import reproduce
@@ -228,18 +249,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     else:
         print()
         print_verdicts(results)
-        n = sum(len(r.results) for r in results)
-        good = sum(c.verdict == "reproduced" for r in results for c in r.results)
-        print(f"\n{good} of {n} claims reproduced in {wall:.0f} s; reports:")
+        print(f"\n{headline_all(results)} in {wall:.0f} s; reports:")
         for r in results:
             print(f"  {r.report_dir}/report.md")
     if not ok:
         bad = [
             f"{r.paper.id}/{c.claim.id}"
             for r in results
-            for c in r.results
+            for c in r.counted
             if c.verdict != "reproduced"
         ]
-        print(f"efflab: not reproduced or error: {', '.join(bad)}", file=sys.stderr)
+        print(f"efflab: not reproduced, inconclusive or error: {', '.join(bad)}", file=sys.stderr)
         return 1
     return 0

@@ -10,10 +10,13 @@ several rows without a stated aggregate — makes the claim an error, never a pa
     selection  {metric, where: {param: value | [values]}, stat: median|mean|min|max|std|
                 ci95_low|ci95_high (default median), agg: mean|median|min|max|sum
                 (needed when several points match), experiment (if the paper has 2+)}
-    expr       number | selection | {ratio: [expr, expr]} | {difference: [expr, expr]}
+    threshold  {value: number, source: paper, ref: "the sentence or table"} |
+               {value: number, source: ours, why: "why this bar, set before measuring"}
+    expr       threshold | selection | {ratio: [expr, expr]} | {difference: [expr, expr]}
     check      exactly one of
       compare  {left: expr, op: < <= > >=, right: expr}
-      within   {value: expr, rel_tol | abs_tol, target (default: the claim's paper.value)}
+      within   {value: expr, rel_tol | abs_tol: threshold, target: threshold (default:
+                the claim's paper.value, source paper)}
       trend    {metric, where, along: param, direction: increasing|decreasing,
                 strict: bool, order: [values]}      one point per value of `along`
       ranking  {param, where, first: {metric}, second: {metric}, expect: same|differ}
@@ -24,7 +27,10 @@ several rows without a stated aggregate — makes the claim an error, never a pa
         left: {ratio: [{metric: tbt_p99_ms, where: {policy: prefill-first}},
                        {metric: tbt_p99_ms, where: {policy: chunked-256}}]}
         op: ">="
-        right: 3
+        right: {value: 3, source: ours, why: "a stall costs many decode iterations"}
+
+A bare number where a threshold belongs is bad input (BadInput naming the file and
+JSON path): every bar a verdict rests on says whether the paper or we set it.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from efflab.results.tables import STAT_COLUMNS
 
 Scalar = str | int | float | bool
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-PASS, FAIL, ERROR = "pass", "fail", "error"
+PASS, FAIL, INCONCLUSIVE, ERROR = "pass", "fail", "inconclusive", "error"
+SOURCES = ("paper", "ours")
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,12 @@ class Select:
 
 @dataclass(frozen=True)
 class Const:
+    """A threshold or tolerance: its value, who set it (paper | ours) and the ref or why."""
+
     value: float
+    source: str = "ours"
+    basis: str = ""  # paper: the sentence or table; ours: why this bar
+    path: str = "$"
 
 
 @dataclass(frozen=True)
@@ -82,9 +94,9 @@ class Within:
     """Agreement with the paper's number: |ours - target| within rel_tol or abs_tol."""
 
     value: Expr
-    target: float
-    rel_tol: float | None
-    abs_tol: float | None
+    target: Const
+    rel_tol: Const | None
+    abs_tol: Const | None
     path: str
 
 
@@ -125,7 +137,11 @@ Condition = Compare | Within | Trend | Ranking | Combine
 
 
 def parse(
-    raw: dict[str, Any], path: str, experiments: list[str], file: Any, target: float | None = None
+    raw: dict[str, Any],
+    path: str,
+    experiments: list[str],
+    file: Any,
+    target: Const | None = None,
 ) -> Condition:
     """Schema-valid YAML -> Condition; `target` is the claim's paper value for `within`."""
     ((kind, body),) = raw.items()
@@ -141,11 +157,16 @@ def parse(
             p,
         )
     if kind == "within":
-        tgt = body.get("target", target)
+        tgt = threshold(body["target"], f"{p}.target") if "target" in body else target
         if tgt is None:
-            raise BadInput(file, f"{p}.target", "a target number or the claim's paper.value", None)
+            raise BadInput(
+                file, f"{p}.target", "a target threshold or the claim's paper.value", None
+            )
         val = _expr(body["value"], f"{p}.value", experiments, file)
-        return Within(val, float(tgt), body.get("rel_tol"), body.get("abs_tol"), p)
+        tols = [
+            threshold(body[t], f"{p}.{t}") if t in body else None for t in ("rel_tol", "abs_tol")
+        ]
+        return Within(val, tgt, tols[0], tols[1], p)
     if kind == "trend":
         order = tuple(body["order"]) if "order" in body else None
         sel = _select(body, p, experiments, file)
@@ -158,9 +179,60 @@ def parse(
     raise BadInput(file, path, "one of compare, within, trend, ranking, all, any", kind)
 
 
+def threshold(raw: dict[str, Any], path: str) -> Const:
+    """A schema-valid threshold object -> Const (source and its ref/why kept)."""
+    basis = raw.get("ref") if raw["source"] == "paper" else raw.get("why")
+    return Const(float(raw["value"]), raw["source"], str(basis or ""), path)
+
+
+THRESHOLD_EXPECTED = "a threshold object {value, source: paper, ref} or {value, source: ours, why}"
+
+
+def bare_numbers(raw: Any, path: str) -> list[tuple[str, Any]]:
+    """(JSON path, number) of every bare number where a threshold belongs in a raw check.
+
+    Run before schema validation so the error names the exact place (a oneOf failure
+    would not); tolerant of any other malformation, which the schema reports.
+    """
+    if not isinstance(raw, dict) or len(raw) != 1:
+        return []
+    ((kind, body),) = raw.items()
+    p = f"{path}.{kind}"
+    if kind in ("all", "any") and isinstance(body, list):
+        return [x for i, c in enumerate(body) for x in bare_numbers(c, f"{p}[{i}]")]
+    if not isinstance(body, dict):
+        return []
+    if kind == "compare":
+        return _bare_expr(body.get("left"), f"{p}.left") + _bare_expr(
+            body.get("right"), f"{p}.right"
+        )
+    if kind == "within":
+        out = _bare_expr(body.get("value"), f"{p}.value")
+        return out + [
+            (f"{p}.{k}", body[k]) for k in ("target", "rel_tol", "abs_tol") if _num(body.get(k))
+        ]
+    return []
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _bare_expr(raw: Any, path: str) -> list[tuple[str, Any]]:
+    if _num(raw):
+        return [(path, raw)]
+    if isinstance(raw, dict):
+        for op in ("ratio", "difference"):
+            if isinstance(raw.get(op), list):
+                return [
+                    x for i, e in enumerate(raw[op]) for x in _bare_expr(e, f"{path}.{op}[{i}]")
+                ]
+    return []
+
+
 def _expr(raw: Any, path: str, experiments: list[str], file: Any) -> Expr:
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return Const(float(raw))
+    if "source" in raw and "value" in raw:
+        return threshold(raw, path)
     for op in ("ratio", "difference"):
         if op in raw:
             a, b = raw[op]
@@ -184,6 +256,22 @@ def _select(raw: dict[str, Any], path: str, experiments: list[str], file: Any) -
         (k, tuple(v) if isinstance(v, list) else v) for k, v in (raw.get("where") or {}).items()
     )
     return Select(exp, raw["metric"], where, raw.get("stat", "median"), raw.get("agg"), path)
+
+
+def thresholds(cond: Condition | Expr) -> list[Const]:
+    """Every threshold and tolerance a condition uses, in spec order (for reports)."""
+    if isinstance(cond, Const):
+        return [cond]
+    if isinstance(cond, Select):
+        return []
+    if isinstance(cond, Arith | Compare):
+        return thresholds(cond.left) + thresholds(cond.right)
+    if isinstance(cond, Within):
+        tols = [t for t in (cond.rel_tol, cond.abs_tol) if t is not None]
+        return thresholds(cond.value) + [cond.target, *tols]
+    if isinstance(cond, Trend | Ranking):
+        return []
+    return [t for part in cond.parts for t in thresholds(part)]
 
 
 def selections(cond: Condition | Expr) -> list[Select]:
@@ -236,8 +324,8 @@ def render(c: Condition | Expr) -> str:
     if isinstance(c, Compare):
         return f"{render(c.left)} {c.op} {render(c.right)}"
     if isinstance(c, Within):
-        tol = f"±{c.rel_tol:.0%}" if c.rel_tol is not None else f"±{c.abs_tol:g}"
-        return f"{render(c.value)} within {tol} of {c.target:g}"
+        tol = f"±{c.rel_tol.value:.0%}" if c.rel_tol is not None else f"±{c.abs_tol.value:g}"
+        return f"{render(c.value)} within {tol} of {c.target.value:g}"
     if isinstance(c, Trend):
         strict = "strictly " if c.strict else ""
         return f"{render(c.sel)} {strict}{c.direction} along {c.along}"
@@ -270,120 +358,3 @@ def same_value(x: Any, want: Any) -> bool:
     if isinstance(x, float) and math.isnan(x):
         return False
     return bool(x == want) and (is_num(x) == is_num(want))
-
-
-# ---------------------------------------------------------------- plan-time checks
-
-
-@dataclass
-class Catalog:
-    """What an experiment's table can hold, known from its plan before anything runs."""
-
-    experiment: str
-    metrics: list[str]
-    params: list[str]
-    points: list[dict[str, Any]]  # distinct parameter combinations of the plan
-
-
-def _walk(cond: Condition) -> list[Condition]:
-    if isinstance(cond, Combine):
-        return [cond, *(c for p in cond.parts for c in _walk(p))]
-    return [cond]
-
-
-def check(cond: Condition, catalogs: dict[str, Catalog], file: Any) -> None:
-    """Raise BadInput for whatever would make the claim an error once the table exists.
-
-    Unknown experiment, metric or parameter; a value the grid never takes; a `where`
-    that matches no planned point, or several without `agg`; a trend or ranking axis
-    with fewer than two values.
-    """
-    for c in _walk(cond):
-        if isinstance(c, Trend):
-            _check_select(c.sel, catalogs, file, c.along, f"{c.path}.along")
-            if c.order is not None:
-                known = _values(catalogs[c.sel.experiment].points, c.along)
-                for i, o in enumerate(c.order):
-                    if not any(same_value(k, o) for k in known):
-                        raise BadInput(file, f"{c.path}.order[{i}]", f"one of {known}", o)
-        elif isinstance(c, Ranking):
-            for s in (c.first, c.second):
-                _check_select(s, catalogs, file, c.param, f"{c.path}.param")
-        elif not isinstance(c, Combine):
-            for s in selections(c):
-                _check_select(s, catalogs, file)
-
-
-def _values(points: list[dict[str, Any]], param: str) -> list[Any]:
-    out: list[Any] = []
-    for pt in points:
-        if param in pt and not any(same_value(pt[param], v) for v in out):
-            out.append(pt[param])
-    return out
-
-
-def _check_select(
-    s: Select, catalogs: dict[str, Catalog], file: Any, free: str | None = None, free_path: str = ""
-) -> None:
-    cat = catalogs.get(s.experiment)
-    if cat is None:
-        raise BadInput(
-            file,
-            f"{s.path}.experiment",
-            f"one of the paper's experiments {list(catalogs)}",
-            s.experiment,
-        )
-    if s.metric not in cat.metrics:
-        raise BadInput(
-            file,
-            f"{s.path}.metric",
-            f"a metric of experiment '{cat.experiment}' ({', '.join(cat.metrics)})",
-            s.metric,
-        )
-    for k, v in s.where:
-        if k not in cat.params or k == free:
-            expected = f"a parameter of '{cat.experiment}' ({', '.join(cat.params) or 'none'})"
-            if k == free:
-                expected = f"a parameter other than the compared axis '{free}'"
-            raise BadInput(file, f"{s.path}.where.{k}", expected, k)
-        known = _values(cat.points, k)
-        for i, want in enumerate(v if isinstance(v, tuple) else (v,)):
-            if not any(same_value(x, want) for x in known):
-                sub = f"[{i}]" if isinstance(v, tuple) else ""
-                raise BadInput(
-                    file, f"{s.path}.where.{k}{sub}", f"a value of {k} in the plan {known}", want
-                )
-    match = [
-        pt
-        for pt in cat.points
-        if all(
-            k in pt and any(same_value(pt[k], w) for w in (v if isinstance(v, tuple) else (v,)))
-            for k, v in s.where
-        )
-    ]
-    if not match:
-        raise BadInput(file, f"{s.path}.where", "a combination the plan contains", dict(s.where))
-    if free is not None:
-        if free not in cat.params:
-            raise BadInput(
-                file,
-                free_path,
-                f"a parameter of '{cat.experiment}' ({', '.join(cat.params)})",
-                free,
-            )
-        if len(_values(match, free)) < 2:
-            raise BadInput(file, free_path, f"2+ planned values of '{free}'", _values(match, free))
-    per: dict[str, list[dict[str, Any]]] = {}  # points per value of the free axis
-    for pt in match:
-        per.setdefault(repr(pt.get(free)) if free else "", []).append(pt)
-    crowded = [g for g in per.values() if len(g) > 1]
-    if crowded and s.agg is None:
-        varying = sorted(
-            {k for pt in crowded[0] for k in pt if k != free and pt[k] != crowded[0][0].get(k)}
-        )
-        raise BadInput(
-            file,
-            f"{s.path}.where",
-            f"parameters that fix one point (or `agg`); these vary: {', '.join(varying)}",
-            dict(s.where),
-        )

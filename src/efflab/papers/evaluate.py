@@ -1,15 +1,24 @@
-"""Evaluation of claim conditions (efflab.papers.claims) on tidy long tables, with pandas.
+"""Three-way verdicts of claim conditions, from intervals over repetitions.
 
 Why separate from the language: claims.py defines and checks what a spec may say
-before anything runs; this module is where measured data meets a claim. Nothing here
-passes by default: a selection with no rows, several rows without `agg`, a NaN or a
-division by zero is an `error` Outcome, never a `pass`.
+before anything runs; this module is where measured data meets a claim. Every
+statistic comes with its confidence interval (efflab.papers.intervals) and the
+verdict is decided on the whole interval:
+
+    pass          the whole interval satisfies the condition       -> "reproduced"
+    fail          the whole interval violates it                   -> "not reproduced"
+    inconclusive  it straddles, or a timing-sensitive point has
+                  fewer than 3 repetitions                         -> "inconclusive"
+    error         the data cannot decide (a covered point without a successful
+                  record, no rows, NaN, division by zero)
+
+Nothing passes by default. `rows` (summary-table rows of a selection) is kept for
+the report's plots.
 """
 
 from __future__ import annotations
 
-import math
-import operator
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +28,7 @@ import pandas as pd
 from efflab.papers.claims import (
     ERROR,
     FAIL,
+    INCONCLUSIVE,
     OPS,
     PASS,
     Arith,
@@ -26,40 +36,43 @@ from efflab.papers.claims import (
     Compare,
     Condition,
     Const,
-    Expr,
     Ranking,
     Select,
     Trend,
     Within,
-    fmt,
     is_num,
     param_column,
     render,
     same_value,
 )
+from efflab.papers.intervals import METHOD, Estimate, EvalError, Resolver, fmt_interval
+from efflab.papers.plancheck import values as planned_values
+from efflab.papers.samples import MIN_TIMING_REPS, Samples, planned
+
+__all__ = ["EvalError", "Outcome", "evaluate", "rows"]
 
 
 @dataclass
 class Outcome:
-    """Result of one condition: pass / fail / error, what we measured, and why."""
+    """Result of one condition: status, what we measured (with interval), and why."""
 
     status: str
     ours: str
     detail: str
     value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    n_min: int | None = None
+    method: str = METHOD
 
 
-class EvalError(Exception):
-    """The table cannot decide the claim (no rows, ambiguous rows, NaN, division by 0)."""
-
-
-def rows(sel: Select, tables: Mapping[str, pd.DataFrame], extra: tuple = ()) -> pd.DataFrame:
-    """Rows of the selection (where + extra conditions); empty is an error."""
+def rows(sel: Select, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Summary-table rows of a selection (for plots); empty is an error."""
     df = tables.get(sel.experiment)
     if df is None or df.empty:
         raise EvalError(f"experiment '{sel.experiment}' produced no table rows")
     mask = df["metric"] == sel.metric
-    for k, v in (*sel.where, *extra):
+    for k, v in sel.where:
         col = param_column(k)
         if col not in df.columns:
             raise EvalError(f"parameter '{k}' is not a column of the {sel.experiment} table")
@@ -71,141 +84,182 @@ def rows(sel: Select, tables: Mapping[str, pd.DataFrame], extra: tuple = ()) -> 
     return out
 
 
-def _value(sel: Select, tables: Mapping[str, pd.DataFrame]) -> tuple[float, str | None]:
-    r = rows(sel, tables)
-    if len(r) > 1 and sel.agg is None:
-        raise EvalError(
-            f"{render(sel)} matches {len(r)} rows; fix more parameters in `where` or set `agg`"
+def _three_way(ok, est: Estimate) -> str:
+    """pass / fail / inconclusive of a monotone condition `ok` on an interval."""
+    if est.timing and est.n_min < MIN_TIMING_REPS:
+        return INCONCLUSIVE
+    lo, hi = ok(est.low), ok(est.high)
+    if lo and hi:
+        return PASS
+    if not lo and not hi:
+        return FAIL
+    return INCONCLUSIVE
+
+
+def _few(est: Estimate) -> str:
+    if est.timing and est.n_min < MIN_TIMING_REPS:
+        return (
+            f"; only {est.n_min} repetition(s) of a timing-sensitive point (need {MIN_TIMING_REPS})"
         )
-    vals = r[sel.stat].astype(float)
-    v = float(getattr(vals, sel.agg or "median")())
-    if math.isnan(v):
-        raise EvalError(f"{render(sel)} is NaN (n={int(r['n'].min())})")
-    return v, str(r["unit"].iloc[0])
+    return f"; n={est.n_min} repetition(s) per point" if est.n_min else ""
 
 
-def value(e: Expr, tables: Mapping[str, pd.DataFrame]) -> tuple[float, str | None]:
-    """Number and unit of an expression; ratios are unitless ('x')."""
-    if isinstance(e, Const):
-        return e.value, None
-    if isinstance(e, Select):
-        return _value(e, tables)
-    a, ua = value(e.left, tables)
-    b, ub = value(e.right, tables)
-    if e.op == "ratio":
-        if b == 0:
-            raise EvalError(f"{render(e)}: division by zero")
-        return a / b, "x"
-    return a - b, ua or ub
-
-
-def shown(e: Expr, tables: Mapping[str, pd.DataFrame]) -> str:
-    """The measured side as a reader checks it: `0.94 - 0.01`, not a bare 0.93."""
-    if isinstance(e, Arith) and e.op == "difference" and isinstance(e.right, Const):
-        return f"{shown(e.left, tables)} - {e.right.value:g}"
-    return fmt(*value(e, tables))
-
-
-def evaluate(cond: Condition, tables: Mapping[str, pd.DataFrame]) -> Outcome:
-    """Decide a condition on the tables; errors come back as an `error` Outcome."""
+def evaluate(cond: Condition, samples: Mapping[str, Samples]) -> Outcome:
+    """Decide a condition on the samples; errors come back as an `error` Outcome."""
     try:
         if isinstance(cond, Combine):
-            return _combine(cond, tables)
-        return _EVAL[type(cond)](cond, tables)
+            return _combine(cond, samples)
+        return _EVAL[type(cond)](cond, samples)
     except EvalError as exc:
         return Outcome(ERROR, "—", str(exc))
 
 
-def _compare(c: Compare, tables: Mapping[str, pd.DataFrame]) -> Outcome:
-    a, ua = value(c.left, tables)
-    b, ub = value(c.right, tables)
-    ok = OPS[c.op](a, b)
-    ours = shown(c.left, tables)
+def _compare(c: Compare, samples: Mapping[str, Samples]) -> Outcome:
+    r = Resolver(samples)
+    left, right = r.bind(c.left), r.bind(c.right)
+    diff = r.bind(Arith("difference", c.left, c.right))
+    lu, ru = r.unit(c.left), r.unit(c.right)
+    est_l, est_r, est_d = r.estimate([left, right, diff], [lu, ru, lu or ru])
+    status = _three_way(lambda x: OPS[c.op](x, 0.0), est_d)
+    ours = fmt_interval(est_l)
     if not isinstance(c.right, Const):
-        ours += f" vs {shown(c.right, tables)}"
-    detail = f"{render(c.left)} = {fmt(a, ua)}; {c.op} {fmt(b, ub)}: {'holds' if ok else 'does not hold'}"
-    return Outcome(PASS if ok else FAIL, ours, detail, a)
-
-
-def _within(c: Within, tables: Mapping[str, pd.DataFrame]) -> Outcome:
-    v, unit = value(c.value, tables)
-    err = abs(v - c.target)
-    ok = (c.abs_tol is not None and err <= c.abs_tol) or (
-        c.rel_tol is not None and err <= c.rel_tol * abs(c.target)
+        ours += f" vs {fmt_interval(est_r)}"
+    detail = (
+        f"{render(c.left)} = {fmt_interval(est_l)}; {c.op} {fmt_interval(est_r)}; "
+        f"difference {fmt_interval(est_d)} (95% interval){_few(est_d)}"
     )
-    rel = f" ({err / abs(c.target):.0%} off)" if c.target else ""
-    detail = f"{render(c.value)} = {fmt(v, unit)} vs paper {c.target:g}{rel}"
-    return Outcome(PASS if ok else FAIL, fmt(v, unit), detail, v)
+    return Outcome(status, ours, detail, est_l.value, est_l.low, est_l.high, est_d.n_min)
 
 
-def _by_param(sel: Select, param: str, tables: Mapping[str, pd.DataFrame]) -> dict[Any, float]:
-    """One value per distinct `param` value among the selection's rows."""
-    r = rows(sel, tables)
-    col = param_column(param)
-    if col not in r.columns:
-        raise EvalError(f"parameter '{param}' is not a column of the {sel.experiment} table")
-    out: dict[Any, float] = {}
-    for key, g in r.groupby(col, sort=False, dropna=False):
-        if len(g) > 1 and sel.agg is None:
-            raise EvalError(
-                f"{render(sel)} has {len(g)} rows for {param}={key}; fix more parameters"
-            )
-        out[key] = float(getattr(g[sel.stat].astype(float), sel.agg or "median")())
-    if len(out) < 2:
-        raise EvalError(f"{render(sel)} has {len(out)} value(s) of {param}; a trend needs 2+")
-    return out
+def _within(c: Within, samples: Mapping[str, Samples]) -> Outcome:
+    r = Resolver(samples)
+    (est,) = r.estimate([r.bind(c.value)], [r.unit(c.value)])
+    tgt = c.target.value
+    tols = [c.abs_tol.value if c.abs_tol else 0.0, c.rel_tol.value * abs(tgt) if c.rel_tol else 0.0]
+    tol = max(tols)
+    lo_b, hi_b = tgt - tol, tgt + tol
+    status = _three_way(lambda x: lo_b <= x <= hi_b, est)
+    if status == INCONCLUSIVE and (est.high < lo_b or est.low > hi_b):
+        status = FAIL if not (est.timing and est.n_min < MIN_TIMING_REPS) else INCONCLUSIVE
+    elif status == FAIL and est.low < lo_b and est.high > hi_b:
+        status = INCONCLUSIVE  # the interval spans the whole band: cannot say it misses
+    off = f" ({abs(est.value - tgt) / abs(tgt):.0%} off)" if tgt else ""
+    detail = (
+        f"{render(c.value)} = {fmt_interval(est)} vs target {tgt:g} ± {tol:.4g} "
+        f"= [{lo_b:.4g}, {hi_b:.4g}]{off}{_few(est)}"
+    )
+    return Outcome(status, fmt_interval(est), detail, est.value, est.low, est.high, est.n_min)
+
+
+def _axis(sel: Select, param: str, samples: Mapping[str, Samples]) -> list[Any]:
+    s = samples.get(sel.experiment)
+    if s is None or s.reps.empty:
+        raise EvalError(f"experiment '{sel.experiment}' produced no successful records")
+    vals = planned_values(planned(s, sel), param)
+    if len(vals) < 2:
+        raise EvalError(f"{render(sel)} has {len(vals)} value(s) of {param}; 2+ needed")
+    return vals
 
 
 def _natural(keys: list[Any]) -> list[Any]:
     return sorted(keys, key=lambda k: (0, float(k), "") if is_num(k) else (1, 0.0, str(k)))
 
 
-def _trend(c: Trend, tables: Mapping[str, pd.DataFrame]) -> Outcome:
-    vals = _by_param(c.sel, c.along, tables)
+def _combine_statuses(statuses: list[str]) -> str:
+    if all(s == PASS for s in statuses):
+        return PASS
+    if any(s == FAIL for s in statuses):
+        return FAIL
+    return INCONCLUSIVE
+
+
+def _trend(c: Trend, samples: Mapping[str, Samples]) -> Outcome:
+    keys = _axis(c.sel, c.along, samples)
     if c.order is not None:
-        keys = []
-        for o in c.order:
-            match = [k for k in vals if same_value(k, o)]
-            if not match:
-                raise EvalError(f"{render(c.sel)} has no row for {c.along}={o}")
-            keys.append(match[0])
+        keys = [next((k for k in keys if same_value(k, o)), o) for o in c.order]
     else:
-        keys = _natural(list(vals))
-    seq = [vals[k] for k in keys]
-    cmp = {
-        ("increasing", True): operator.lt,
-        ("increasing", False): operator.le,
-        ("decreasing", True): operator.gt,
-        ("decreasing", False): operator.ge,
+        keys = _natural(keys)
+    r = Resolver(samples)
+    bound = [r.bind(c.sel, ((c.along, k),)) for k in keys]
+    unit = r.unit(c.sel)
+    ests = r.estimate(bound, [unit] * len(bound))
+    pair_bound = [Resolver.minus(b, a) for a, b in zip(bound, bound[1:], strict=False)]
+    d_ests = r.estimate(pair_bound, [unit] * len(pair_bound))
+    ok = {
+        ("increasing", True): lambda x: x > 0,
+        ("increasing", False): lambda x: x >= 0,
+        ("decreasing", True): lambda x: x < 0,
+        ("decreasing", False): lambda x: x <= 0,
     }[(c.direction, c.strict)]
-    ok = all(cmp(a, b) for a, b in zip(seq, seq[1:], strict=False))
-    ours = " → ".join(fmt(v) for v in seq)
-    detail = f"{c.along} = {' → '.join(map(str, keys))}: {ours}"
-    return Outcome(PASS if ok else FAIL, ours, detail)
+    status = _combine_statuses([_three_way(ok, d) for d in d_ests])
+    ours = " → ".join(fmt_interval(e) for e in ests)
+    steps = "; ".join(fmt_interval(d) for d in d_ests)
+    detail = f"{c.along} = {' → '.join(map(str, keys))}: {ours}; steps {steps}{_few(d_ests[0])}"
+    return Outcome(status, ours, detail, n_min=min(e.n_min for e in ests))
 
 
-def _ranking(c: Ranking, tables: Mapping[str, pd.DataFrame]) -> Outcome:
-    a = _by_param(c.first, c.param, tables)
-    b = _by_param(c.second, c.param, tables)
-    if set(map(str, a)) != set(map(str, b)):
-        raise EvalError(f"{c.param} values differ between {c.first.metric} and {c.second.metric}")
-    order_a = sorted(a, key=lambda k: a[k])
-    order_b = sorted(b, key=lambda k: b[k])
-    same = list(map(str, order_a)) == list(map(str, order_b))
-    ok = same if c.expect == "same" else not same
-    ours = f"by {c.first.metric}: {' < '.join(map(str, order_a))}; by {c.second.metric}: {' < '.join(map(str, order_b))}"
-    return Outcome(PASS if ok else FAIL, ours, ours)
+def _sign(e: Estimate) -> int | None:
+    """+1 / -1 when the whole interval is on one side of 0, 0 for an exact tie."""
+    if e.low > 0:
+        return 1
+    if e.high < 0:
+        return -1
+    if e.low == e.high == 0:
+        return 0
+    return None
 
 
-def _combine(c: Combine, tables: Mapping[str, pd.DataFrame]) -> Outcome:
-    outs = [evaluate(p, tables) for p in c.parts]
+def _ranking(c: Ranking, samples: Mapping[str, Samples]) -> Outcome:
+    items = _natural(_axis(c.first, c.param, samples))
+    r = Resolver(samples)
+    firsts = [r.bind(c.first, ((c.param, k),)) for k in items]
+    seconds = [r.bind(c.second, ((c.param, k),)) for k in items]
+    pairs = list(itertools.combinations(range(len(items)), 2))
+    d1 = r.estimate([Resolver.minus(firsts[i], firsts[j]) for i, j in pairs])
+    d2 = r.estimate([Resolver.minus(seconds[i], seconds[j]) for i, j in pairs])
+    point_a = r.estimate(firsts)
+    point_b = r.estimate(seconds)
+    few = d2[0].timing and min(e.n_min for e in d1 + d2) < MIN_TIMING_REPS
+    signs = [(_sign(a), _sign(b)) for a, b in zip(d1, d2, strict=True)]
+    certain = [s for s in signs if s[0] is not None and s[1] is not None]
+    disagree = [s for s in certain if s[0] != s[1]]
+    all_certain = len(certain) == len(signs)
+    if c.expect == "differ":
+        status = PASS if disagree else (FAIL if all_certain else INCONCLUSIVE)
+    else:
+        status = FAIL if disagree else (PASS if all_certain else INCONCLUSIVE)
+    if few:
+        status = INCONCLUSIVE
+    order_a = [items[i] for i in sorted(range(len(items)), key=lambda i: point_a[i].value)]
+    order_b = [items[i] for i in sorted(range(len(items)), key=lambda i: point_b[i].value)]
+    ours = (
+        f"by {c.first.metric}: {' < '.join(map(str, order_a))}; "
+        f"by {c.second.metric}: {' < '.join(map(str, order_b))}"
+    )
+    unsure = [
+        f"{items[i]} vs {items[j]}" for (i, j), s in zip(pairs, signs, strict=True) if None in s
+    ]
+    detail = (
+        f"{ours}; {len(disagree)} of {len(pairs)} pairs ordered oppositely with 95% confidence"
+        + (f"; undecided pairs: {', '.join(unsure)}" if unsure else "")
+        + _few(min(d1 + d2, key=lambda e: e.n_min))
+    )
+    return Outcome(status, ours, detail, n_min=min(e.n_min for e in d1 + d2))
+
+
+def _combine(c: Combine, samples: Mapping[str, Samples]) -> Outcome:
+    outs = [evaluate(p, samples) for p in c.parts]
     ours = "; ".join(dict.fromkeys(o.ours for o in outs))  # a range states its value once
     detail = "; ".join(f"[{o.status}] {o.detail}" for o in outs)
-    if any(o.status == ERROR for o in outs):  # a broken part never hides behind `any`
+    st = [o.status for o in outs]
+    if ERROR in st:  # a broken part never hides behind `any`
         return Outcome(ERROR, ours, detail)
-    hit = [o.status == PASS for o in outs]
-    ok = all(hit) if c.kind == "all" else any(hit)
-    return Outcome(PASS if ok else FAIL, ours, detail)
+    if c.kind == "all":
+        status = _combine_statuses(st)
+    else:
+        status = PASS if PASS in st else (FAIL if all(s == FAIL for s in st) else INCONCLUSIVE)
+    ns = [o.n_min for o in outs if o.n_min is not None]
+    return Outcome(status, ours, detail, n_min=min(ns) if ns else None)
 
 
 _EVAL = {Compare: _compare, Within: _within, Trend: _trend, Ranking: _ranking}

@@ -13,11 +13,17 @@ import pandas as pd
 
 from efflab.papers import claims
 from efflab.papers.evaluate import Outcome
+from efflab.papers.samples import Samples
 from efflab.papers.spec import Claim, Paper
 from efflab.plan.planner import Plan
 from efflab.workflow.pipeline import ExperimentResult
 
-VERDICTS = {claims.PASS: "reproduced", claims.FAIL: "not reproduced", claims.ERROR: "error"}
+VERDICTS = {
+    claims.PASS: "reproduced",
+    claims.FAIL: "not reproduced",
+    claims.INCONCLUSIVE: "inconclusive",
+    claims.ERROR: "error",
+}
 
 
 @dataclass
@@ -32,6 +38,9 @@ class ExperimentRun:
     error: str | None = None
     wall_s: float = 0.0
     runtime: str = "host"
+    samples: Samples | None = None  # per-repetition values the intervals come from
+    remeasured: int = 0  # contended timing invocations measured again
+    still_contended: int = 0  # contended after the last allowed re-measurement
 
     @property
     def table(self) -> pd.DataFrame | None:
@@ -58,8 +67,13 @@ class PaperResult:
     report_dir: Path | None = None
 
     @property
+    def counted(self) -> list[ClaimResult]:
+        """Claims that decide the verdict (sanity checks are shown, never counted)."""
+        return [r for r in self.results if r.claim.counted]
+
+    @property
     def ok(self) -> bool:
-        return all(r.outcome.status == claims.PASS for r in self.results)
+        return all(r.outcome.status == claims.PASS for r in self.counted)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {n: r.table for n, r in self.runs.items() if r.table is not None}

@@ -148,9 +148,25 @@ def _experiments(repo: Path, res: PaperResult) -> list[dict[str, Any]]:
                 "runtime": run.runtime,
                 "failures": [] if r is None else r.failures,
                 "error": run.error,
+                "timing": bool(run.samples and run.samples.timing),
+                "contended_records": 0 if run.samples is None else run.samples.contended,
+                "remeasured": run.remeasured,
+                "still_contended": run.still_contended,
             }
         )
     return out
+
+
+RULES = (
+    "reproduced: the whole 95% interval (percentile bootstrap over repetitions) satisfies "
+    "the condition; not reproduced: the whole interval violates it; inconclusive: it "
+    "straddles, or a timing-sensitive point has fewer than 3 repetitions. Sanity checks "
+    "are shown, never counted. Every threshold says whether the paper or we set it."
+)
+
+
+def _threshold_text(t: dict[str, Any]) -> str:
+    return f"{t['value']:g} ({t['source']}: {t['basis']})"
 
 
 def summary(res: PaperResult, repo: Path | None = None) -> dict[str, Any]:
@@ -162,6 +178,10 @@ def summary(res: PaperResult, repo: Path | None = None) -> dict[str, Any]:
         "quick": res.quick,
         "started": res.started,
         "reproduced": res.ok,
+        "scale": None if p.scale is None else {"paper": p.scale.paper, "ours": p.scale.ours},
+        "counted": len(res.counted),
+        "counted_reproduced": sum(r.outcome.status == claims.PASS for r in res.counted),
+        "rules": RULES,
         "report_dir": None if res.report_dir is None else str(res.report_dir),
         "claims": [
             {
@@ -172,7 +192,17 @@ def summary(res: PaperResult, repo: Path | None = None) -> dict[str, Any]:
                 "paper_value": None if r.claim.paper is None else r.claim.paper.value,
                 "ours": r.outcome.ours,
                 "value": r.outcome.value,
+                "low": r.outcome.low,
+                "high": r.outcome.high,
+                "n_min": r.outcome.n_min,
+                "interval_method": r.outcome.method,
                 "verdict": r.verdict,
+                "kind": r.claim.kind,
+                "cites": r.claim.cites,
+                "thresholds": [
+                    {"value": t.value, "source": t.source, "basis": t.basis, "path": t.path}
+                    for t in claims.thresholds(r.claim.condition)
+                ],
                 "detail": r.outcome.detail,
                 "note": r.claim.note,
             }
@@ -182,28 +212,65 @@ def summary(res: PaperResult, repo: Path | None = None) -> dict[str, Any]:
     }
 
 
+def headline(s: dict[str, Any]) -> str:
+    """`3 of 4 claims reproduced (1 inconclusive); 1 sanity check`."""
+    counted = [c for c in s["claims"] if c["kind"] == "claim"]
+    n_ok = sum(c["verdict"] == "reproduced" for c in counted)
+    text = f"{n_ok} of {len(counted)} claims reproduced"
+    inc = sum(c["verdict"] == "inconclusive" for c in counted)
+    if inc:
+        text += f" ({inc} inconclusive)"
+    n_s = len(s["claims"]) - len(counted)
+    if n_s:
+        text += f"; {n_s} sanity check{'s' if n_s > 1 else ''} (not counted)"
+    return text
+
+
+def _contended(e: dict[str, Any]) -> str:
+    if not e.get("timing"):
+        return "not timed"
+    text = f"{e['contended_records']} record(s)"
+    if e["remeasured"]:
+        text += f"; re-measured {e['remeasured']}"
+    if e["still_contended"]:
+        text += f"; {e['still_contended']} still contended"
+    return text
+
+
 def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
-    n_ok = sum(c["verdict"] == "reproduced" for c in s["claims"])
+    head = headline(s)
     lines = [
         f"# Reproduction: {paper.title}",
         "",
         f"{', '.join(paper.authors)} · {paper.venue} {paper.year} · <{paper.link}>",
         "",
-        f"Mode: {'quick' if s['quick'] else 'full'} · started {s['started']} · "
-        f"**{n_ok} of {len(s['claims'])} claims reproduced**",
+        f"Mode: {'quick' if s['quick'] else 'full'} · started {s['started']} · **{head}**",
         "",
     ]
     if paper.summary:
         lines += [paper.summary.strip(), ""]
-    lines += ["## Verdicts", "", "| claim | paper's value | ours | verdict |", "|---|---|---|---|"]
+    if s["scale"]:
+        lines += [f"- Paper's scale: {s['scale']['paper']}", f"- Ours: {s['scale']['ours']}", ""]
+    lines += [f"Verdict rules: {s['rules']}", ""]
+    lines += [
+        "## Verdicts",
+        "",
+        "| claim | kind | paper's value | ours [95% interval] | verdict |",
+        "|---|---|---|---|---|",
+    ]
     for c in s["claims"]:
         lines.append(
-            f"| {c['id']} | {_cell(c['paper'] or '—')} | {_cell(c['ours'])} | **{c['verdict']}** |"
+            f"| {c['id']} | {c['kind']} | {_cell(c['paper'] or '—')} | {_cell(c['ours'])} "
+            f"| **{c['verdict']}** |"
         )
     lines += ["", "## Claims", ""]
     for c in s["claims"]:
         lines += [f"### {c['id']} — {c['verdict']}", "", f"> {c['statement'].strip()}", ""]
         lines.append(f"- Condition: `{c['condition']}`")
+        if c["cites"]:
+            lines.append(f"- The same check as {c['cites']} (defined there, counted once)")
+        for t in c["thresholds"]:
+            lines.append(f"- Threshold {_threshold_text(t)}")
         if c["paper"]:
             lines.append(f"- Paper: {c['paper']}")
         lines += [f"- Ours: {c['ours']}", f"- Detail: {c['detail']}"]
@@ -215,8 +282,8 @@ def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
     lines += [
         "## Experiments",
         "",
-        "| experiment | overrides | table | jobs run | runtime | wall s | failures |",
-        "|---|---|---|---|---|---|---|",
+        "| experiment | overrides | table | jobs run | runtime | wall s | contended | failures |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in s["experiments"]:
         ver = f"v{e['table_version']}" if e["table_version"] else "none"
@@ -226,7 +293,7 @@ def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         ov = json.dumps(e["overrides"]) if e["overrides"] else "—"
         lines.append(
             f"| {e['experiment']} | `{ov}` | {ver} | {e['jobs_run']} | {e['runtime']} "
-            f"| {e['wall_s']} | {_cell(fails)} |"
+            f"| {e['wall_s']} | {_contended(e)} | {_cell(fails)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -235,15 +302,21 @@ CSS = (
     "body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em}"
     ".reproduced{color:#17672c;font-weight:bold}.not-reproduced{color:#a31515;font-weight:bold}"
-    ".error{color:#8a5300;font-weight:bold}code{background:#f4f4f4}img{max-width:100%}"
+    ".error{color:#8a5300;font-weight:bold}.inconclusive{color:#555;font-weight:bold}"
+    "code{background:#f4f4f4}img{max-width:100%}"
     "blockquote{border-left:3px solid #ccc;margin-left:0;padding-left:1em;color:#444}"
 )
 
 
 def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
     e = html.escape
-    n_ok = sum(c["verdict"] == "reproduced" for c in s["claims"])
-    cls = {"reproduced": "reproduced", "not reproduced": "not-reproduced", "error": "error"}
+    head = headline(s)
+    cls = {
+        "reproduced": "reproduced",
+        "not reproduced": "not-reproduced",
+        "inconclusive": "inconclusive",
+        "error": "error",
+    }
     out = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(paper.title)}</title>",
         f"<style>{CSS}</style></head><body>",
@@ -251,15 +324,21 @@ def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         f"<p>{e(', '.join(paper.authors))} · {e(paper.venue)} {paper.year} · "
         f"<a href='{e(paper.link)}'>{e(paper.link)}</a></p>",
         f"<p>Mode: {'quick' if s['quick'] else 'full'} · started {e(s['started'])} · "
-        f"<b>{n_ok} of {len(s['claims'])} claims reproduced</b></p>",
+        f"<b>{e(head)}</b></p>",
     ]
     if paper.summary:
         out.append(f"<p>{e(paper.summary.strip())}</p>")
-    out.append("<h2>Verdicts</h2><table><tr><th>claim</th><th>paper's value</th>")
-    out.append("<th>ours</th><th>verdict</th></tr>")
+    if s["scale"]:
+        out.append(
+            f"<p>Paper's scale: {e(s['scale']['paper'])}<br>Ours: {e(s['scale']['ours'])}</p>"
+        )
+    out.append(f"<p>Verdict rules: {e(s['rules'])}</p>")
+    out.append("<h2>Verdicts</h2><table><tr><th>claim</th><th>kind</th><th>paper's value</th>")
+    out.append("<th>ours [95% interval]</th><th>verdict</th></tr>")
     for c in s["claims"]:
         out.append(
-            f"<tr><td><a href='#{e(c['id'])}'>{e(c['id'])}</a></td><td>{e(c['paper'] or '—')}</td>"
+            f"<tr><td><a href='#{e(c['id'])}'>{e(c['id'])}</a></td><td>{e(c['kind'])}</td>"
+            f"<td>{e(c['paper'] or '—')}</td>"
             f"<td>{e(c['ours'])}</td><td class='{cls[c['verdict']]}'>{e(c['verdict'])}</td></tr>"
         )
     out.append("</table><h2>Claims</h2>")
@@ -270,6 +349,10 @@ def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
             f"<blockquote>{e(c['statement'].strip())}</blockquote><ul>"
             f"<li>Condition: <code>{e(c['condition'])}</code></li>"
         )
+        if c["cites"]:
+            out.append(f"<li>The same check as {e(c['cites'])} (defined there, counted once)</li>")
+        for t in c["thresholds"]:
+            out.append(f"<li>Threshold {e(_threshold_text(t))}</li>")
         if c["paper"]:
             out.append(f"<li>Paper: {e(c['paper'])}</li>")
         out.append(f"<li>Ours: {e(c['ours'])}</li><li>Detail: {e(c['detail'])}</li>")
@@ -280,7 +363,8 @@ def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
             out.append(f"<img src='{e(plots[c['id']])}' alt='{e(c['id'])}'>")
     out.append("<h2>Experiments</h2><table><tr><th>experiment</th><th>overrides</th>")
     out.append(
-        "<th>table</th><th>jobs run</th><th>runtime</th><th>wall s</th><th>failures</th></tr>"
+        "<th>table</th><th>jobs run</th><th>runtime</th><th>wall s</th><th>contended</th>"
+        "<th>failures</th></tr>"
     )
     for x in s["experiments"]:
         ver = f"v{x['table_version']}" if x["table_version"] else "none"
@@ -288,7 +372,7 @@ def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         out.append(
             f"<tr><td>{e(x['experiment'])}</td><td><code>{e(json.dumps(x['overrides']))}</code>"
             f"</td><td>{ver}</td><td>{x['jobs_run']}</td><td>{e(x['runtime'])}</td><td>{x['wall_s']}</td>"
-            f"<td>{e(fails)}</td></tr>"
+            f"<td>{e(_contended(x))}</td><td>{e(fails)}</td></tr>"
         )
     out.append("</table></body></html>")
     return "\n".join(out) + "\n"

@@ -44,10 +44,24 @@ class Claim:
     paper: PaperValue | None
     note: str
     path: str
+    kind: str = "claim"  # "sanity": shown, never counted, no say in the exit code
+    cites: str | None = None  # "<paper>/<claim>" whose check this claim reuses
+
+    @property
+    def counted(self) -> bool:
+        return self.kind == "claim"
 
     @property
     def experiments(self) -> list[str]:
         return sorted({s.experiment for s in claims.selections(self.condition)})
+
+
+@dataclass
+class Scale:
+    """What the paper measured (hardware, model, size) against what we measure here."""
+
+    paper: str
+    ours: str
 
 
 @dataclass
@@ -62,6 +76,7 @@ class Paper:
     experiments: list[Need]
     claims: list[Claim]
     file: Path
+    scale: Scale | None = None
 
 
 def papers_dir(repo: Path) -> Path:
@@ -86,6 +101,13 @@ def load_paper(repo: Path, pid: str) -> Paper:
     """Load + schema-validate one spec and parse its claims (no plan checks yet)."""
     f = paper_file(repo, pid)
     raw = load_yaml(f)
+    for i, c in enumerate(raw.get("claims") or [] if isinstance(raw, dict) else []):
+        found = claims.bare_numbers(
+            c.get("check") if isinstance(c, dict) else None, f"$.claims[{i}].check"
+        )
+        if found:
+            path, num = found[0]
+            raise BadInput(f, path, claims.THRESHOLD_EXPECTED, num, "say where the bar comes from")
     validate(raw, "paper", f)
     if raw["id"] != f.stem:
         raise BadInput(f, "$.id", f"the file name '{f.stem}'", raw["id"])
@@ -106,8 +128,25 @@ def load_paper(repo: Path, pid: str) -> Paper:
             raise BadInput(f, f"{path}.id", "a claim id unique in the paper", c["id"])
         pv = c.get("paper")
         paper = PaperValue(pv["text"], pv.get("value"), pv.get("unit")) if pv else None
-        cond = claims.parse(c["check"], f"{path}.check", names, f, paper.value if paper else None)
-        out.append(Claim(c["id"], c["statement"], cond, paper, c.get("note", ""), path))
+        target = None
+        if paper is not None and paper.value is not None:
+            target = claims.Const(paper.value, "paper", paper.text, f"{path}.paper.value")
+        if "cites" in c:
+            cond = cited_condition(repo, f, f"{path}.cites", c["cites"])
+        else:
+            cond = claims.parse(c["check"], f"{path}.check", names, f, target)
+        out.append(
+            Claim(
+                c["id"],
+                c["statement"],
+                cond,
+                paper,
+                c.get("note", ""),
+                path,
+                c.get("kind", "claim"),
+                c.get("cites"),
+            )
+        )
     return Paper(
         id=raw["id"],
         title=raw["title"],
@@ -119,7 +158,24 @@ def load_paper(repo: Path, pid: str) -> Paper:
         experiments=needs,
         claims=out,
         file=f,
+        scale=Scale(raw["scale"]["paper"], raw["scale"]["ours"]),
     )
+
+
+def cited_condition(repo: Path, file: Path, path: str, ref: str) -> claims.Condition:
+    """The condition of claim `<paper>/<claim>`; that claim must define its own check."""
+    pid, cid = ref.split("/", 1)
+    if pid not in paper_ids(repo) or pid == file.stem:
+        raise BadInput(file, path, "another paper's id / a claim id", ref)
+    other = load_paper(repo, pid)
+    for c in other.claims:
+        if c.id == cid:
+            if c.cites:
+                raise BadInput(
+                    file, path, "a claim that defines its own check", ref, f"it cites {c.cites}"
+                )
+            return c.condition
+    raise BadInput(file, path, f"a claim of {pid} ({', '.join(c.id for c in other.claims)})", cid)
 
 
 def load_papers(repo: Path, ids: list[str], all_papers: bool = False) -> list[Paper]:

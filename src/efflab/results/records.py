@@ -78,6 +78,9 @@ def _record(
         "started": (out or {}).get("started"),
         "ended": (out or {}).get("ended"),
         "duration_s": (out or {}).get("duration_s"),
+        # other work needed the invocation's own cores (efflab.runtime.contention)
+        "contended": ((out or {}).get("contention") or {}).get("contended"),
+        "contention": (out or {}).get("contention"),
         "provenance": {
             **prov,
             "runtime": (out or {}).get("runtime", "host"),

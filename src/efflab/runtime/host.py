@@ -22,7 +22,7 @@ from typing import Any
 
 from efflab.core.clock import now_iso
 from efflab.core.invocation import Invocation
-from efflab.runtime import energy, sealed
+from efflab.runtime import contention, energy, sealed
 from efflab.runtime.ctx import Context, DepOutputs
 from efflab.runtime.failure import OOM, SCRIPT, TIMEOUT, InvocationFailed
 from efflab.runtime.outputs import (
@@ -223,6 +223,7 @@ class HostRuntime:
         timeout = float(inv.resources.get("timeout_s", DEFAULT_TIMEOUT_S))
         meter = energy.EnergyMeter()
         e0, t0, started = meter.read_rapl(), time.perf_counter(), now_iso()
+        busy0 = contention.busy_seconds()
         old = {s: signal.getsignal(s) for s in CANCEL_SIGNALS}
         pid = fork_script(inv, folder, deps)
         try:
@@ -258,5 +259,6 @@ class HostRuntime:
             runtime="host",
             image=None,
             energy=invocation_energy(meter, e0, wall, cpu),
+            contention=contention.measure(busy0, wall, cpu, float(inv.resources.get("cpus", 1))),
         )
         return out

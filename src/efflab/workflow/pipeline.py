@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from efflab.core.errors import RunFailed
+from efflab.core.invocation import Invocation
 from efflab.plan.planner import Plan, plan_experiment
 from efflab.results import provenance, records, tables
 from efflab.workflow import snakemake_adapter as engine
@@ -30,6 +31,48 @@ class ExperimentResult:
     jobs_run: int = 0
     engine: engine.EngineResult | None = None
     failures: list[str] = field(default_factory=list)
+
+
+def waves(todo: list[Invocation]) -> list[list[Invocation]]:
+    """Targets grouped by repetition index, in order: repetition r of every point runs
+    before repetition r+1 of any, so slow drift in the machine's load hits every arm of
+    a comparison alike instead of biasing whichever arm Snakemake happened to run last."""
+    by_rep: dict[int, list[Invocation]] = {}
+    for inv in todo:
+        by_rep.setdefault(inv.repetition, []).append(inv)
+    return [by_rep[r] for r in sorted(by_rep)]
+
+
+def run_waves(
+    repo: Path,
+    todo: list[Invocation],
+    on_progress: Callable[[int, int], None] | None = None,
+    **kw: Any,
+) -> engine.EngineResult:
+    """One Snakemake run per wave (efflab.workflow.pipeline.waves); results summed."""
+    total: engine.EngineResult | None = None
+    done = 0
+    for wave in waves(todo):
+
+        def progress(d: int, t: int, base: int = done) -> None:
+            if on_progress:
+                on_progress(base + d, base + t)
+
+        r = engine.run(repo, wave, on_progress=progress, **kw)
+        done += r.jobs_done
+        if total is None:
+            total = r
+        else:
+            total.returncode = total.returncode or r.returncode
+            total.jobs_done += r.jobs_done
+            total.jobs_total += r.jobs_total
+            total.failed_outputs += r.failed_outputs
+            total.log_file = r.log_file
+        if r.cancelled:
+            total.cancelled = True
+            break
+    assert total is not None
+    return total
 
 
 def run_experiment(
@@ -52,7 +95,7 @@ def run_experiment(
     todo = [inv for inv in p.targets if not engine.is_done(repo, inv)]
     res = ExperimentResult(plan=p)
     if todo:
-        res.engine = engine.run(
+        res.engine = run_waves(
             repo,
             todo,
             cores=opts.cores,

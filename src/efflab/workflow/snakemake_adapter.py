@@ -123,7 +123,7 @@ def run(
     env = dict(os.environ, EFFLAB_RUN_ID=run_id)
     env.pop("EFFLAB_RUNTIME", None)  # one way only: --config runtime=
     result = EngineResult(returncode=0, log_file=log_file)
-    with open(log_file, "w") as log:
+    with open(log_file, "a") as log:  # one log per run id, across waves
         proc = subprocess.Popen(
             cmd,
             cwd=repo,

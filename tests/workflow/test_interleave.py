@@ -1,0 +1,41 @@
+"""Repetitions reach Snakemake interleaved: repetition r of every point before r+1.
+
+Real Snakemake on the tiny project (conftest.tiny_repo), with `square` made
+timing-sensitive (exclusive: one job at a time), so the order jobs start in is the
+order Snakemake was given them; the records' start times show it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import efflab, write
+
+from efflab.results import records
+from efflab.workflow.pipeline import waves
+
+
+def test_waves_group_targets_by_repetition(tiny_repo: Path) -> None:
+    from efflab.plan.planner import plan_experiment
+
+    p = plan_experiment(tiny_repo, "demo", False, None, "")
+    order = [inv.repetition for wave in waves(list(p.targets)) for inv in wave]
+    assert order == sorted(order) and set(order) == {0, 1}
+    assert [len(w) for w in waves(list(p.targets))] == [4, 4]
+
+
+def test_snakemake_runs_every_point_of_a_repetition_before_the_next(tiny_repo: Path) -> None:
+    meta = tiny_repo / "scripts/square/meta.yaml"
+    write(
+        meta, meta.read_text().replace("  timeout_s: 60\n", "  timeout_s: 60\n  exclusive: true\n")
+    )
+    exp = tiny_repo / "workflows/experiments/demo.yaml"
+    write(exp, exp.read_text().replace("repetitions: 2\n", "repetitions: 3\n"))
+    r = efflab(tiny_repo, "run", "demo", "--cores", "2", "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    recs = sorted(records.load(tiny_repo, "demo"), key=lambda x: x["started"])
+    assert len(recs) == 12
+    reps = [x["repetition"] for x in recs]
+    assert reps == sorted(reps), reps  # 0,0,0,0,1,1,1,1,2,2,2,2
+    # every timing record says whether the machine was contended while it ran
+    assert all(x["contention"] and "others_cores" in x["contention"] for x in recs)
