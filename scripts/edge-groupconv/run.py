@@ -19,7 +19,10 @@ from torch import nn
 def stack(channels: int, groups: int, depth: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for _ in range(depth):
-        layers += [nn.Conv2d(channels, channels, 3, padding=1, groups=groups, bias=False), nn.ReLU()]
+        layers += [
+            nn.Conv2d(channels, channels, 3, padding=1, groups=groups, bias=False),
+            nn.ReLU(),
+        ]
     return nn.Sequential(*layers).eval()
 
 

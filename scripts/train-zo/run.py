@@ -30,7 +30,9 @@ def perturb(model: nn.Module, seed: int, scale: float) -> None:
             p.add_(torch.randn(p.shape, generator=gen), alpha=scale)
 
 
-def zo_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float, eps: float, seed: int) -> None:
+def zo_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float, eps: float, seed: int
+) -> None:
     with torch.no_grad():
         perturb(model, seed, eps)
         lp = F.cross_entropy(model(x), y)
@@ -49,12 +51,18 @@ def run(ctx: Any) -> dict[str, Any]:
     model = mlp(64, int(inp["hidden"]), int(inp["layers"]), 10, seed)
     bs = int(inp["batch_size"])
     gen = torch.Generator().manual_seed(seed)
-    idx = [torch.randint(0, len(data.y_train), (bs,), generator=gen) for _ in range(int(inp["steps"]))]
+    idx = [
+        torch.randint(0, len(data.y_train), (bs,), generator=gen) for _ in range(int(inp["steps"]))
+    ]
     xs = [data.x_train[i] for i in idx]
     ys = [data.y_train[i] for i in idx]
     with torch.no_grad():
-        start = statistics.fmean(float(F.cross_entropy(model(x), y)) for x, y in zip(xs, ys, strict=True))
-    opt = torch.optim.SGD(model.parameters(), lr=float(inp["lr"])) if inp["method"] == "bp" else None
+        start = statistics.fmean(
+            float(F.cross_entropy(model(x), y)) for x, y in zip(xs, ys, strict=True)
+        )
+    opt = (
+        torch.optim.SGD(model.parameters(), lr=float(inp["lr"])) if inp["method"] == "bp" else None
+    )
     times = []
     with PeakAbove() as mem:
         for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
@@ -67,7 +75,9 @@ def run(ctx: Any) -> dict[str, Any]:
                 zo_step(model, x, y, float(inp["lr"]), float(inp["eps"]), seed * 100003 + i)
             times.append(time.perf_counter() - t0)
     with torch.no_grad():
-        end = statistics.fmean(float(F.cross_entropy(model(x), y)) for x, y in zip(xs, ys, strict=True))
+        end = statistics.fmean(
+            float(F.cross_entropy(model(x), y)) for x, y in zip(xs, ys, strict=True)
+        )
     params_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
     ctx.log.info(f"{inp['method']}: peak +{mem.mb:.1f} MB, loss {start:.3f} -> {end:.3f}")
     return {
