@@ -80,7 +80,9 @@ def test_zo_step_restores_weights_and_moves_along_z() -> None:
     before = [p.detach().clone() for p in net.parameters()]
     mod.perturb(net, 7, 0.5)
     mod.perturb(net, 7, -0.5)
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(before, net.parameters(), strict=True))
+    assert all(
+        torch.allclose(a, b, atol=1e-6) for a, b in zip(before, net.parameters(), strict=True)
+    )
     x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
     mod.zo_step(net, x, y, lr=0.1, eps=1e-3, seed=3)
     assert all(p.grad is None for p in net.parameters())  # no gradient buffers, ever
