@@ -79,3 +79,23 @@ def test_modulation_is_context_times_value() -> None:
         torch.nn.init.zeros_(blk.v.bias)
         assert torch.allclose(blk(x), x + blk.proj.bias.view(1, -1, 1, 1))  # v = 0 gates all
     assert want.shape == x.shape
+
+
+def test_server_overhead_stages_add_up_and_decode_is_lossless(tmp_path: Path) -> None:
+    import zlib
+
+    import numpy as np
+
+    mod = module("edge-server-overhead")
+    blob = mod.synthetic_image(96, 128, seed=1)
+    img = np.frombuffer(zlib.decompress(blob), dtype=np.uint8)
+    assert img.size == 96 * 128 * 3 and len(blob) < 0.95 * img.size  # really compressed
+    blob = mod.synthetic_image(12, 16, seed=1)
+    stages = mod.serve_one(blob, 12, 16, 8, mod.net(2, 0))
+    assert set(stages) == {"decode", "resize", "normalize", "model", "post"}
+    m = call(
+        "edge-server-overhead", tmp_path, width=2, image_h=24, image_w=32, input_size=16, requests=3
+    )
+    parts = sum(m[f"{k}_ms"] for k in stages)
+    assert 0 < m["non_model_share"] < 1 and m["model_gmacs"] > 0
+    assert parts == pytest.approx(m["total_ms"], rel=0.5)  # medians of parts vs of totals
