@@ -17,7 +17,7 @@ from efflab.cli.options import add_run_options, run_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("papers", help="paper-reproduction specs: list, show")
+    p = sub.add_parser("papers", help="paper-reproduction specs: list, show, coverage")
     psub = p.add_subparsers(dest="papers_command", metavar="ACTION")
     ls = psub.add_parser("list", help="the papers under workflows/papers/")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
@@ -26,6 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("paper")
     sh.add_argument("--json", action="store_true", help="machine-readable output")
     sh.set_defaults(func=cmd_show)
+    cv = psub.add_parser(
+        "coverage",
+        help="write workflows/papers/COVERAGE.md: every seed paper in one category",
+        description="Render the literature coverage map from workflows/papers/coverage/"
+        "papers.yaml over the seed file's papers. Exit 0: written (or current with "
+        "--check); 1: --check and COVERAGE.md is stale; 2: bad input.",
+    )
+    cv.add_argument("--check", action="store_true", help="only check COVERAGE.md is current")
+    cv.add_argument("--seed", default=None, help="seed file (default: the one the data names)")
+    cv.add_argument("--json", action="store_true", help="machine-readable output")
+    cv.set_defaults(func=cmd_coverage)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
     r = sub.add_parser(
@@ -119,6 +130,35 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  check: {c['condition']}")
         if c["note"]:
             print(f"  note:  {c['note'].strip()}")
+    return 0
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from efflab.papers import coverage
+
+    repo = find_repo(args.repo)
+    cov = coverage.load(repo, Path(args.seed) if args.seed else None)
+    current = coverage.is_current(repo, cov)
+    if not args.check and not current:
+        coverage.write(repo, cov)
+    out = coverage.output_file(repo)
+    if args.json:
+        entries = [
+            {"title": e.title, "category": e.category, "detail": e.detail, "why": e.why}
+            for e in cov.entries
+        ]
+        print_json(
+            {"file": str(out), "current": current, "counts": cov.counts(), "papers": entries}
+        )
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in cov.counts().items())
+        state = "current" if current else ("stale" if args.check else "written")
+        print(f"{out}: {state} ({len(cov.entries)} papers: {counts})")
+    if args.check and not current:
+        print(f"efflab: {out} is not current; run `efflab papers coverage`", file=sys.stderr)
+        return 1
     return 0
 
 

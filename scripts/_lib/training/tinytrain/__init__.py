@@ -1,0 +1,1 @@
+"""Shared helpers of the small CPU training scripts (digits, MLP, memory)."""
