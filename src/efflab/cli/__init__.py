@@ -9,7 +9,7 @@ import sys
 from efflab.core.errors import BadInput, RunFailed
 
 # Command groups, in --help order. Each module defines register(subparsers).
-MODULES = ["run", "results", "env", "doctor", "papers", "tournament", "nightly"]
+MODULES = ["run", "results", "env", "doctor", "papers", "tournament", "nightly", "optimize"]
 
 
 def build_parser() -> argparse.ArgumentParser:

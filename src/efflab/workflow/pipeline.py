@@ -42,7 +42,10 @@ def run_experiment(
     salt: str = "",
     on_progress: Callable[[int, int], None] | None = None,
     prepared: Plan | None = None,
+    save_table: bool = True,
 ) -> ExperimentResult:
+    """`save_table=False`: records only, no table version (a caller such as `optimize`
+    runs partial plans of the experiment and saves its own table)."""
     opts = opts or RunOptions()
     quick, dry_run, runtime = opts.quick, opts.dry_run, opts.runtime
     p = prepared or plan_experiment(repo, name, quick, overrides, salt)
@@ -75,7 +78,7 @@ def run_experiment(
     keys = {pt.key for pt in p.points}
     recs = [r for r in res.collected.ok if r["key"] in keys]
     res.table = tables.aggregate(recs, p.param_names(), p.experiment.metrics)
-    if recs:
+    if recs and save_table:
         res.version, res.new_version = tables.save(
             repo,
             p.experiment.name,
