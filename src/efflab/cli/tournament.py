@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.cli.common import Progress, find_repo, print_json
+from efflab.cli.tournament_baseline import register as register_baseline
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     vl.add_argument("--json", action="store_true", help="machine-readable output")
     vl.set_defaults(func=cmd_verify_ledger)
+    register_baseline(ts)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 

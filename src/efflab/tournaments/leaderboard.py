@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.core.specio import atomic_write_text
+from efflab.tournaments.baseline import is_baseline
 from efflab.tournaments.ledger import Ledger
 from efflab.tournaments.spec import Objective, Tournament
 
@@ -189,7 +190,10 @@ def _table(b: dict[str, Any], t: Tournament) -> tuple[list[str], list[list[str]]
     head += ["inputs", "flags", "submitted"]
     rows = []
     for r in b["entries"]:
-        cells = [str(r["position"]), r["participant"], r["entry"], str(r["front"])]
+        who = r["participant"] + (
+            " (baseline)" if is_baseline(r["participant"], r["entry"]) else ""
+        )
+        cells = [str(r["position"]), who, r["entry"], str(r["front"])]
         if b["ranking"] == "weighted":
             cells.append(f"{r['score']:.3f}")
         cells += [_fmt(r["metrics"].get(m, "")) for m in b["metrics"]]
