@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.cli.common import Progress, find_repo, print_json
+from efflab.cli.tournament_baseline import register as register_baseline
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     vl.set_defaults(func=cmd_verify_ledger)
     _register_identity(ts)
     _register_organiser(ts)
+    register_baseline(ts)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 

@@ -86,7 +86,10 @@ def run_experiment(
     salt: str = "",
     on_progress: Callable[[int, int], None] | None = None,
     prepared: Plan | None = None,
+    save_table: bool = True,
 ) -> ExperimentResult:
+    """`save_table=False`: records only, no table version (a caller such as `optimize`
+    runs partial plans of the experiment and saves its own table)."""
     opts = opts or RunOptions()
     p = prepared or plan_experiment(repo, name, opts.quick, overrides, salt)
     # one run of an experiment at a time: the second waits, then finds it all cached
@@ -95,7 +98,7 @@ def run_experiment(
         if not opts.dry_run:
             housekeeping.sweep(repo, p.experiment.name, p.invocations.values())
             tables.latest_manifest(repo, p.experiment.name)  # a corrupt one: exit 2 now
-        return _run_locked(repo, p, opts, run_id, on_progress)
+        return _run_locked(repo, p, opts, run_id, on_progress, save_table)
     finally:
         lock.release()
 
@@ -106,6 +109,7 @@ def _run_locked(
     opts: RunOptions,
     run_id: str,
     on_progress: Callable[[int, int], None] | None,
+    save_table: bool = True,
 ) -> ExperimentResult:
     quick, dry_run, runtime = opts.quick, opts.dry_run, opts.runtime
     if not dry_run:
@@ -139,7 +143,7 @@ def _run_locked(
     keys = {pt.key for pt in p.points}
     recs = [r for r in res.collected.ok if r["key"] in keys]
     res.table = tables.aggregate(recs, p.param_names(), p.experiment.metrics)
-    if recs and not res.collected.failed:  # a table version only from complete data
+    if recs and save_table and not res.collected.failed:  # only complete data, when asked
         res.version, res.new_version = tables.save(
             repo,
             p.experiment.name,

@@ -1,0 +1,195 @@
+"""Evaluating trials: each is one point of the experiment, planned, keyed and run
+through the normal pipeline (Snakemake, the runtime, run records).
+
+A batch of trials is one plan with explicit points and one Snakemake call, so trials
+run in parallel up to `--cores` and share deps (datasets, trained models). A trial
+whose invocations were measured before is a cache hit: nothing runs. Its objective
+is the median over the experiment's repetitions, with a distribution-free interval
+for the median (order statistics, the binomial rule) recorded beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from scipy.stats import binom
+
+from efflab.core import layout
+from efflab.core.errors import BadInput
+from efflab.optimize.request import Request
+from efflab.plan.planner import Experiment, Plan, Planner
+from efflab.workflow.options import RunOptions
+from efflab.workflow.pipeline import run_experiment
+
+CONTENDED_SHARE = 0.5  # cpu_s / wall_s below this: a contended run
+TIME_UNITS = {"s", "ms", "us", "ns"}
+
+
+def is_timing(unit: str) -> bool:
+    """Wall-clock metrics (latency in s/ms/us, rates per second) move with machine load."""
+    return unit in TIME_UNITS or unit.endswith("/s")
+
+
+@dataclass
+class Estimate:
+    """A metric of one trial over its repetitions."""
+
+    median: float
+    low: float  # interval for the median
+    high: float
+    coverage: float  # the interval's confidence (order statistics: 0.75 for n = 3)
+    n: int
+    values: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "median": self.median,
+            "low": self.low,
+            "high": self.high,
+            "coverage": round(self.coverage, 4),
+            "n": self.n,
+            "values": self.values,
+        }
+
+
+@dataclass
+class Outcome:
+    params: dict[str, Any]
+    ok: bool
+    metrics: dict[str, Estimate] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)
+    cached: bool = False  # every repetition was measured before: nothing ran
+    contended: bool = False  # some repetition ran with a low CPU share
+    error: str = ""
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    outcomes: list[Outcome]
+    jobs_run: int
+
+
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Distribution-free interval for the median: [x_(k), x_(n-k+1)] with the largest k
+    such that P(Binom(n, 1/2) < k) <= (1 - level) / 2; with too few values, [min, max]
+    and its (lower) coverage."""
+    xs = sorted(values)
+    n = len(xs)
+    if n == 1:
+        return xs[0], xs[0], 0.0
+    k = 1
+    while k + 1 <= n // 2 and binom.cdf(k, n, 0.5) <= (1 - level) / 2:
+        k += 1
+    coverage = 1 - 2 * binom.cdf(k - 1, n, 0.5)
+    return xs[k - 1], xs[n - k], float(coverage)
+
+
+def estimate(values: list[float]) -> Estimate:
+    low, high, cov = median_interval(values)
+    return Estimate(float(statistics.median(values)), low, high, cov, len(values), values)
+
+
+def _trial_experiment(exp: Experiment, points: list[dict[str, Any]]) -> Experiment:
+    return replace(exp, grid={}, points=[dict(p) for p in points])
+
+
+def _plan_points(
+    repo: Path, exp: Experiment, params: list[dict[str, Any]]
+) -> tuple[Plan | None, dict[int, str]]:
+    """One plan for the batch; a point the planner refuses (a cross-field rule of the
+    script's check.py) fails as a trial instead of stopping the search."""
+    try:
+        return Planner(repo).plan(_trial_experiment(exp, params)), {}
+    except BadInput:
+        pass
+    bad: dict[int, str] = {}
+    good: list[dict[str, Any]] = []
+    for i, p in enumerate(params):
+        try:
+            Planner(repo).plan(_trial_experiment(exp, [p]))
+            good.append(p)
+        except BadInput as e:
+            bad[i] = f"not a valid configuration: {e.expected}, found {e.found!r} ({e.path})"
+    plan = Planner(repo).plan(_trial_experiment(exp, good)) if good else None
+    return plan, bad
+
+
+def _canon(params: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def evaluate(
+    repo: Path,
+    req: Request,
+    exp: Experiment,
+    params: list[dict[str, Any]],
+    opts: RunOptions,
+    run_id: str,
+    on_progress=None,
+) -> Batch:
+    """Run one batch of trials (one Snakemake call) and estimate their metrics."""
+    unique = list({_canon(p): p for p in params}.values())
+    plan, bad = _plan_points(repo, exp, unique)
+    refused = {_canon(unique[i]): msg for i, msg in bad.items()}
+    by_params: dict[tuple, list[str]] = {}
+    before: dict[str, bool] = {}
+    jobs = 0
+    recs: dict[str, dict[str, Any]] = {}
+    failed: dict[str, dict[str, Any]] = {}
+    if plan is not None:
+        for pt in plan.points:
+            by_params.setdefault(_canon(pt.params), []).append(pt.key)
+            inv = plan.invocations[pt.key]
+            before[pt.key] = (
+                layout.invocation_dir(repo, inv.alias, inv.key) / "outputs.json"
+            ).exists()
+        res = run_experiment(
+            repo,
+            exp.name,
+            opts,
+            overrides=req.fixed,
+            run_id=run_id,
+            on_progress=on_progress,
+            prepared=plan,
+            save_table=False,
+        )
+        jobs = res.jobs_run
+        recs = {r["key"]: r for r in res.collected.ok} if res.collected else {}
+        failed = {r["key"]: r for r in res.collected.failed} if res.collected else {}
+    out = []
+    for p in params:
+        c = _canon(p)
+        if c in refused:
+            out.append(Outcome(params=p, ok=False, error=refused[c]))
+            continue
+        keys = by_params.get(c, [])
+        got = [recs[k] for k in keys if k in recs]
+        o = Outcome(params=p, ok=len(got) == len(keys) and bool(keys), keys=keys, records=got)
+        o.cached = bool(keys) and all(before.get(k, False) for k in keys)
+        if not o.ok:
+            errs = [failed[k].get("error") or "failed" for k in keys if k in failed]
+            o.error = errs[0] if errs else "no run record"
+            out.append(o)
+            continue
+        names = set.intersection(*(set(r["metrics"]) for r in got))
+        for m in sorted(names):
+            vals = [float(r["metrics"][m]["value"]) for r in got]
+            if all(math.isfinite(v) for v in vals):
+                o.metrics[m] = estimate(vals)
+        timed = [
+            m for m in [*(x.metric for x in req.objectives), *(c.metric for c in req.constraints)]
+            if is_timing(str(req.metrics.get(m, {}).get("unit", "")))
+        ]  # fmt: skip
+        o.contended = bool(timed) and any(_contended(r) for r in got)
+        out.append(o)
+    return Batch(out, jobs)
+
+
+def _contended(rec: dict[str, Any]) -> bool:
+    share = (rec.get("provenance") or {}).get("cpu_share")
+    return share is not None and share < CONTENDED_SHARE
