@@ -30,6 +30,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("training-repo")
     for src in sorted((REPO / "scripts").glob("train-*")):
         shutil.copytree(src, root / "scripts" / src.name)
+    shutil.copytree(REPO / "scripts" / "_lib", root / "scripts" / "_lib")  # includes
     (root / "workflows" / "experiments").mkdir(parents=True)
     for f in (REPO / "workflows" / "experiments").glob("training-*.yaml"):
         shutil.copy(f, root / "workflows" / "experiments" / f.name)
@@ -58,7 +59,7 @@ def test_precision_grid_with_repetitions(repo: Path) -> None:
 
 def test_quick_mode_is_smaller(repo: Path) -> None:
     full, quick = plan(repo), plan(repo, quick=True)
-    assert len(quick.points) == 4
+    assert len(quick.points) == 4 * 3  # 4 points; timing claims keep 3 repetitions in quick
     a, b = next(iter(full.invocations.values())), next(iter(quick.invocations.values()))
     work = ("d_model", "layers", "seq_len", "batch_size", "steps")
     assert all(b.inputs[k] <= a.inputs[k] for k in work)
