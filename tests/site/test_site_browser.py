@@ -261,7 +261,9 @@ def test_serve_rebuilds_when_results_change(playground: dict) -> None:
         ][0]
         bad = repo / f"results/edge-digits/runs/{key}.json"
         good = bad.read_bytes()
-        bad.write_text("{not json")
+        tmp = bad.with_suffix(".tmp")  # replaced as efflab writes files: temp + rename
+        tmp.write_text("{not json")
+        tmp.replace(bad)
         try:
             for _ in range(100):
                 if any("rebuilt" in m for m in logs):
@@ -270,7 +272,8 @@ def test_serve_rebuilds_when_results_change(playground: dict) -> None:
             page = urllib.request.urlopen(url, timeout=10).read().decode()
             assert "Skipped" in page and bad.name in page
         finally:
-            bad.write_bytes(good)
+            tmp.write_bytes(good)
+            tmp.replace(bad)
     finally:
         stop.set()
         t.join(30)

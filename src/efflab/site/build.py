@@ -70,6 +70,8 @@ def build(
     boards = load_boards(repo, skipped)
     step("nightly")
     nightly = load_nightly(repo, skipped)
+    seen: set[str] = set()  # a file read by two pages is named once
+    skipped[:] = [s for s in skipped if not (s.file in seen or seen.add(s.file))]
     ms = machines(exps)
     me = next((s.host for e in exps for s in e.sources if not s.imported), host_info()["hostname"])
     step("pages")

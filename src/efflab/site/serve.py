@@ -73,8 +73,10 @@ def serve(
     stop = stop or threading.Event()
     log(f"serving http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C stops)")
 
+    first = fingerprint(repo, out)  # before `ready`: a change right after it is seen
+
     def watch() -> None:
-        last = fingerprint(repo, out)
+        last = first
         while not stop.wait(interval):
             now = fingerprint(repo, out)
             if now != last:
