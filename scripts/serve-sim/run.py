@@ -81,6 +81,12 @@ def run(ctx: Any) -> dict[str, Any]:
         energy_per_token_j=res.energy_j / max(m["output_tokens"], 1.0),
         gpus=float(res.devices),
         sim_wall_s=wall,
+        # saturation evidence: the busiest instance's share of the span, and how much
+        # longer than the arrival window the cluster needed (>> 1: a queue built up)
+        busy_frac_max=max(i.busy_s for i in res.instances) / res.span_s,
+        drain_ratio=res.span_s / max(r.arrival for r in res.requests)
+        if len(res.requests) > 1
+        else 1.0,
     )
     return {
         "metrics": metrics,

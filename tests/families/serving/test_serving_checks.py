@@ -19,7 +19,7 @@ except ImportError:
     sys.path.insert(0, str(REPO / "src"))
     from efflab.plan.registry import parse_script
 
-SCRIPTS = ["serve-engine", "serve-loadgen", "serve-sim", "serve-fit"]
+SCRIPTS = ["serve-engine", "serve-loadgen", "serve-sim", "serve-fit", "serve-calibrate"]
 
 
 def _problems(alias: str, **inputs) -> list[str]:
