@@ -24,6 +24,7 @@ from efflab.papers.outcome import ClaimResult, ExperimentRun, PaperResult
 from efflab.papers.report import write_report
 from efflab.papers.spec import Paper, load_papers
 from efflab.plan.planner import Plan, Planner, load_experiment
+from efflab.runtime.outputs import DONE_COPY
 from efflab.workflow.options import RunOptions
 from efflab.workflow.pipeline import run_experiment
 
@@ -103,6 +104,8 @@ def set_aside(repo: Path, run: ExperimentRun, keys: list[str], round_: int) -> N
         f = repo / run.plan.invocations[k].folder / "outputs.json"
         if f.exists():
             f.rename(f.with_name(f"outputs.contended-{round_}.json"))
+            # the runner's second name for a finished output would bring it back unmeasured
+            (f.parent / DONE_COPY).unlink(missing_ok=True)
 
 
 def judge(paper: Paper, runs: dict[str, ExperimentRun]) -> list[ClaimResult]:
