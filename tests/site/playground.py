@@ -123,6 +123,7 @@ def ledger_from_runs(repo: Path) -> list[dict]:
             "time": now_iso(),
             "tournament": t.id,
             "tournament_sha256": t.spec_sha256,
+            "scoring_sha256": t.scoring_sha256,  # scored under the current spec: not stale
             "submission": {
                 "id": f"test-{f.stem}",
                 "participant": sub.participant,
