@@ -41,6 +41,7 @@ from efflab.tournaments.submission import (
     Submission,
     check_script_folder,
     load_submission,
+    peek,
     safe_extract,
     sha256_file,
 )
@@ -125,6 +126,8 @@ def _intake(
     try:
         sub = load_submission(it.stored, t.id, t.inputs_schema, t.metrics)
     except Rejected as exc:
+        known = peek(it.stored)  # names that match the schema's patterns, nothing else
+        it.participant, it.entry = _safe_name(known.get("participant")), _safe_name(known.get("entry"))  # fmt: skip
         it.stored.unlink()  # the ledger keeps the digest and our message, not the bytes
         it.stored = None
         reason = _scrub(exc.reason).replace(str(folder / "submission.yaml"), str(file))
