@@ -126,12 +126,8 @@ def _intake(
     try:
         sub = load_submission(it.stored, t.id, t.inputs_schema, t.metrics)
     except Rejected as exc:
-        # who tried is on record (a well-formed name only), so every attempt counts
-        known = peek(it.stored)
-        it.participant, it.entry = (
-            _safe_name(known.get("participant")),
-            _safe_name(known.get("entry")),
-        )
+        known = peek(it.stored)  # names that match the schema's patterns, nothing else
+        it.participant, it.entry = _safe_name(known.get("participant")), _safe_name(known.get("entry"))  # fmt: skip
         it.stored.unlink()  # the ledger keeps the digest and our message, not the bytes
         it.stored = None
         reason = _scrub(exc.reason).replace(str(folder / "submission.yaml"), str(file))

@@ -66,11 +66,20 @@ def _open_dir_chain(base: int, parts: list[str], shown: str) -> int:
         try:
             nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
         except OSError as exc:
+            link = _is_link(part, fd)
             os.close(fd)
-            raise Rejected("archive", f"{shown}: {_why(exc, part)}") from None
+            why = f"'{part}' is a symbolic link (links are never followed)" if link else _why(exc, part)  # fmt: skip
+            raise Rejected("archive", f"{shown}: {why}") from None
         os.close(fd)
         fd = nxt
     return fd
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _why(exc: OSError, part: str) -> str:
