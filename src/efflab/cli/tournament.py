@@ -16,6 +16,7 @@ from typing import Any
 
 from efflab.cli.common import Progress, find_repo, print_json
 from efflab.cli.tournament_baseline import register as register_baseline
+from efflab.cli.tournament_identity import register as register_identity
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     vl.add_argument("--json", action="store_true", help="machine-readable output")
     vl.set_defaults(func=cmd_verify_ledger)
-    _register_identity(ts)
+    register_identity(ts)
     _register_organiser(ts)
     register_baseline(ts)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
@@ -311,27 +312,6 @@ def cmd_verify_ledger(args: argparse.Namespace) -> int:
     return 0 if out["ok"] else 1
 
 
-def _register_identity(ts: argparse._SubParsersAction) -> None:
-    kg = ts.add_parser("keygen", help="a participant's Ed25519 key pair (KEY and KEY.pub)")
-    kg.add_argument("key", type=Path, help="where to write the private key (KEY.pub: the public)")
-    kg.add_argument("--json", action="store_true", help="machine-readable output")
-    kg.set_defaults(func=cmd_keygen)
-    rg = ts.add_parser("register", help="organiser: register a participant's public key")
-    rg.add_argument("tournament")
-    rg.add_argument("participant")
-    rg.add_argument("public_key", type=Path, help="the participant's KEY.pub")
-    rg.add_argument("--replace", action="store_true", help="rotate a registered key")
-    rg.add_argument("--json", action="store_true", help="machine-readable output")
-    rg.set_defaults(func=cmd_register)
-    sg = ts.add_parser("sign", help="sign a submission (writes FILE.sig)")
-    sg.add_argument("tournament")
-    sg.add_argument("file", type=Path, help="the submission file")
-    sg.add_argument("--key", type=Path, required=True, help="your private key (from keygen)")
-    sg.add_argument("--archive", type=Path, help="the archive, when given on submit")
-    sg.add_argument("--json", action="store_true", help="machine-readable output")
-    sg.set_defaults(func=cmd_sign)
-
-
 def _register_organiser(ts: argparse._SubParsersAction) -> None:
     for name, helptext, func in (
         ("retry", "verify again submissions queued by an infrastructure-error", cmd_retry),
@@ -350,51 +330,6 @@ def _register_organiser(ts: argparse._SubParsersAction) -> None:
     sc.add_argument("tournament")
     sc.add_argument("--json", action="store_true", help="machine-readable output")
     sc.set_defaults(func=cmd_self_check)
-
-
-def cmd_keygen(args: argparse.Namespace) -> int:
-    from efflab.tournaments.identity import generate
-
-    k = generate(args.key)
-    if args.json:
-        print_json(
-            {"key": str(args.key), "public": f"{args.key}.pub", "fingerprint": k.fingerprint}
-        )
-    else:
-        print(f"wrote {args.key} (private, 0600) and {args.key}.pub; fingerprint {k.fingerprint}")
-    return 0
-
-
-def cmd_register(args: argparse.Namespace) -> int:
-    from efflab.core.errors import BadInput
-    from efflab.tournaments.identity import Registry
-    from efflab.tournaments.spec import load_tournament
-    from efflab.tournaments.submit import participants_file
-
-    repo = find_repo(args.repo)
-    t = load_tournament(repo, args.tournament)
-    if not args.public_key.is_file():
-        raise BadInput(
-            args.public_key, "$", "a public key file (KEY.pub from keygen)", "no such file"
-        )
-    k = Registry(participants_file(repo, t)).register(args.participant, args.public_key.read_text(), args.replace)  # fmt: skip
-    if args.json:
-        print_json({"participant": args.participant, "fingerprint": k.fingerprint})
-    else:
-        print(f"registered {args.participant} for {t.id}: key {k.fingerprint}")
-    return 0
-
-
-def cmd_sign(args: argparse.Namespace) -> int:
-    from efflab.tournaments.signing import sign_submission
-
-    repo = find_repo(args.repo)
-    out, fp = sign_submission(repo, args.tournament, args.file, args.key, args.archive)
-    if args.json:
-        print_json({"signature": str(out), "fingerprint": fp})
-    else:
-        print(f"wrote {out} (key {fp})")
-    return 0
 
 
 def _many(args: argparse.Namespace, what: str) -> int:

@@ -1,0 +1,71 @@
+"""`efflab tournament keygen | register | sign`: participants' Ed25519 identities
+(efflab.tournaments.identity / signing), apart from the submit and ranking commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from efflab.cli.common import find_repo, print_json
+from efflab.core.errors import BadInput
+from efflab.tournaments.identity import Registry, generate
+from efflab.tournaments.signing import sign_submission
+from efflab.tournaments.spec import load_tournament
+from efflab.tournaments.submit import participants_file
+
+
+def register(ts: argparse._SubParsersAction) -> None:
+    kg = ts.add_parser("keygen", help="a participant's Ed25519 key pair (KEY and KEY.pub)")
+    kg.add_argument("key", type=Path, help="where to write the private key (KEY.pub: the public)")
+    kg.add_argument("--json", action="store_true", help="machine-readable output")
+    kg.set_defaults(func=cmd_keygen)
+    rg = ts.add_parser("register", help="organiser: register a participant's public key")
+    rg.add_argument("tournament")
+    rg.add_argument("participant")
+    rg.add_argument("public_key", type=Path, help="the participant's KEY.pub")
+    rg.add_argument("--replace", action="store_true", help="rotate a registered key")
+    rg.add_argument("--json", action="store_true", help="machine-readable output")
+    rg.set_defaults(func=cmd_register)
+    sg = ts.add_parser("sign", help="sign a submission (writes FILE.sig)")
+    sg.add_argument("tournament")
+    sg.add_argument("file", type=Path, help="the submission file")
+    sg.add_argument("--key", type=Path, required=True, help="your private key (from keygen)")
+    sg.add_argument("--archive", type=Path, help="the archive, when given on submit")
+    sg.add_argument("--json", action="store_true", help="machine-readable output")
+    sg.set_defaults(func=cmd_sign)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    k = generate(args.key)
+    if args.json:
+        print_json(
+            {"key": str(args.key), "public": f"{args.key}.pub", "fingerprint": k.fingerprint}
+        )
+    else:
+        print(f"wrote {args.key} (private, 0600) and {args.key}.pub; fingerprint {k.fingerprint}")
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    repo = find_repo(args.repo)
+    t = load_tournament(repo, args.tournament)
+    if not args.public_key.is_file():
+        raise BadInput(
+            args.public_key, "$", "a public key file (KEY.pub from keygen)", "no such file"
+        )
+    k = Registry(participants_file(repo, t)).register(args.participant, args.public_key.read_text(), args.replace)  # fmt: skip
+    if args.json:
+        print_json({"participant": args.participant, "fingerprint": k.fingerprint})
+    else:
+        print(f"registered {args.participant} for {t.id}: key {k.fingerprint}")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    repo = find_repo(args.repo)
+    out, fp = sign_submission(repo, args.tournament, args.file, args.key, args.archive)
+    if args.json:
+        print_json({"signature": str(out), "fingerprint": fp})
+    else:
+        print(f"wrote {out} (key {fp})")
+    return 0
