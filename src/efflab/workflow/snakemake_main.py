@@ -13,15 +13,28 @@ which hides every other executor plugin from discovery and then runs Snakemake's
 `__main__` exactly as `python -m snakemake` does. This drives the pinned CLI, not
 Snakemake's Python API: nothing of Snakemake is imported here before its own main.
 Plugin modules imported directly by a kept plugin still import normally.
+
+It also bounds Snakemake's life after its owner's: the kernel sends it SIGTERM when
+efflab dies (parent-death signal), and a local Snakemake then shuts down gracefully —
+which under load can take many seconds. If it is still alive ORPHAN_GRACE_S after the
+owner died, it gets SIGKILL; its jobs end by their own lifelines (a runner removes
+its container first, so the session is not killed with it). Cluster runs are left to
+SIGTERM/SIGINT alone: a SIGKILL would orphan the submitted jobs.
 """
 
 from __future__ import annotations
 
+import os
 import pkgutil
 import runpy
+import signal
 import sys
+import threading
+
+from efflab.core import lifeline
 
 EXECUTOR_PREFIX = "snakemake_executor_plugin_"
+ORPHAN_GRACE_S = 3.0
 USAGE = "usage: python -m efflab.workflow.snakemake_main --executors A,B -- SNAKEMAKE_ARGS..."
 
 
@@ -45,12 +58,27 @@ def hide_executor_plugins(executors: set[str]) -> None:
     pkgutil.iter_modules = iter_modules
 
 
+def end_with_owner(executors: set[str]) -> None:
+    """A local run's Snakemake ends at most ORPHAN_GRACE_S after its owner: gracefully
+    on the kernel's SIGTERM, forced after that."""
+    owner = lifeline.owner_from_env()
+    if owner is None or executors != {"local"} or os.getsid(0) != os.getpid():
+        return  # no owner, a cluster run, or not our own session: never kill others
+
+    def force() -> None:
+        threading.Event().wait(ORPHAN_GRACE_S)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    lifeline.watch(owner, lambda: threading.Thread(target=force, daemon=True).start())
+
+
 def main(argv: list[str]) -> None:
     if len(argv) < 3 or argv[0] != "--executors" or argv[2] != "--":
         print(USAGE, file=sys.stderr)
         sys.exit(2)
     executors = {e.strip().replace("-", "_") for e in argv[1].split(",") if e.strip()}
     hide_executor_plugins(executors)
+    end_with_owner(executors)
     sys.argv = ["snakemake", *argv[3:]]
     runpy.run_module("snakemake", run_name="__main__", alter_sys=True)
 
