@@ -280,12 +280,51 @@ def _image(repo: Path, name: str, inv: Invocation) -> tuple[Any, str, str]:
         ) from None
 
 
+REPORT = {"exit_code": int, "signal": (str, type(None)), "wall_s": (int, float), "cpu_s": (int, float), "max_rss_mb": (int, float)}  # fmt: skip
+
+
+def _inside_report(folder: Path, code: int) -> dict[str, Any] | None:
+    """The in-container runner's report (None when it wrote none), trusted only when
+    well formed and agreeing with the exit status the engine reports: the script can
+    write its folder, so one that forged the report and killed its runner (leaving 137,
+    not the forged code) fails as the script's fault, never as the verifier's."""
+    f = folder / ".inside.json"
+    if not os.path.lexists(f):
+        return None
+    try:
+        data = json.loads(f.read_bytes()) if f.is_file() and not f.is_symlink() else None
+    except (OSError, ValueError):
+        data = None
+    finally:
+        sealed.remove_path(f)
+    well_formed = isinstance(data, dict) and all(
+        isinstance(data.get(k), t) and not isinstance(data.get(k), bool) for k, t in REPORT.items()
+    )
+    if not well_formed or data["exit_code"] != code:
+        raise InvocationFailed(
+            SCRIPT,
+            f"container exited with code {code} and a report its runner did not write "
+            "(the script overwrote .inside.json or killed its runner)",
+        )
+    return data
+
+
 def execute_docker(repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
     """Run in the env's image; returns the outputs.json payload or raises InvocationFailed."""
     inv = sealed.tighten(inv)  # $EFFLAB_SEALED: caller-imposed limits (efflab.runtime.sealed)
     name = inv.env
     if not name:  # no image to run in: the record says runtime host
         return HostRuntime().execute(repo, inv, folder)
+    before = set(os.listdir(folder))
+    try:
+        return _execute(repo, inv, folder, name)
+    except InvocationFailed:
+        if sealed.settings() is not None:  # a failed entry keeps nothing it wrote but its logs
+            sealed.discard_written(folder, before)
+        raise
+
+
+def _execute(repo: Path, inv: Invocation, folder: Path, name: str) -> dict[str, Any]:
     client, image_id, image_tag = _image(repo, name, inv)
     deps = load_deps(repo, inv)
     (folder / ".deps.json").write_text(json.dumps(deps))
@@ -326,9 +365,7 @@ def execute_docker(repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
     overhead_t = time.perf_counter() - t0
     if logs.strip():
         (folder / "container.log").write_text(logs)
-    inside_file = folder / ".inside.json"
-    inside = json.loads(inside_file.read_text()) if inside_file.exists() else None
-    inside_file.unlink(missing_ok=True)
+    inside = _inside_report(folder, code)
     oom = bool(state.get("State", {}).get("OOMKilled"))
     mem = inv.resources.get("mem_mb")
     if oom or (inside and inside["signal"] == "SIGKILL" and mem):
@@ -339,9 +376,10 @@ def execute_docker(repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
         )
     if inside is None:
         last = (logs.strip().splitlines() or ["no output"])[-1]
-        # the runner inside never reported: the entry may have killed it, so not ours
+        # the runner inside never reported: the entry may have killed it or filled its
+        # disk quota (no room for the report), so not ours
         raise InvocationFailed(
-            SCRIPT, f"container exited with code {code} before the script ran: {last}"
+            SCRIPT, f"container exited with code {code} without its runner's report: {last}"
         )
     if inside["signal"]:
         raise InvocationFailed(SCRIPT, f"script killed by {inside['signal']}")
@@ -349,7 +387,10 @@ def execute_docker(repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
         raise InvocationFailed(
             SCRIPT, f"script exited with code {inside['exit_code']}" + last_error_line(folder)
         )
-    out = read_script_outputs(inv, folder)
+    try:
+        out = read_script_outputs(inv, folder)
+    except OSError as exc:  # what the script left where its outputs should be
+        raise InvocationFailed(SCRIPT, f"script outputs could not be read: {exc}") from None
     wall, cpu = inside["wall_s"], inside["cpu_s"]
     out.update(
         started=started,

@@ -79,6 +79,9 @@ def check_outputs(declared: dict[str, Any], result: dict[str, Any], folder: Path
     Returns the clean outputs."""
     declared = declared or {}
     dmetrics, dfiles = declared.get("metrics", {}), declared.get("files", {})
+    for part, kind in (("metrics", dict), ("files", dict), ("values", dict), ("timings", dict), ("energy_spans", list)):  # fmt: skip
+        if result.get(part) is not None and not isinstance(result[part], kind):
+            raise ValueError(f"outputs '{part}' must be a JSON {'object' if kind is dict else 'array'}, got {type(result[part]).__name__}")  # fmt: skip
     metrics = result.get("metrics") or {}
     for name in metrics:
         if name not in dmetrics:
@@ -99,6 +102,10 @@ def check_outputs(declared: dict[str, Any], result: dict[str, Any], folder: Path
     for name, rel in (result.get("files") or {}).items():
         if name not in dfiles:
             raise ValueError(f"file output '{name}' is not declared in meta.yaml outputs.files")
+        if not isinstance(rel, str):
+            raise ValueError(
+                f"file output '{name}' must be a path string, got {type(rel).__name__}"
+            )
         p = (folder / "out" / rel).resolve()
         if not p.is_relative_to((folder / "out").resolve()) or not p.exists():
             raise ValueError(

@@ -164,6 +164,39 @@ class QuotaFolder:
             self.staging.rmdir()
 
 
+KEPT_ON_FAILURE = ("stdout.log", "stderr.log", "container.log", ".deps.json", "invocation.json")
+LOG_TAIL_BYTES = 256 << 10
+
+
+def remove_path(p: Path) -> None:
+    """Remove a file, link or folder (never following a link)."""
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def discard_written(folder: Path, before: set[str]) -> None:
+    """A failed sealed run keeps nothing it wrote (up to disk_mb of it, else): its
+    output folder is emptied and every new entry of its invocation folder removed; its
+    logs stay, cut to their last LOG_TAIL_BYTES (what the failure reason quotes)."""
+    for name in os.listdir(folder):
+        p = folder / name
+        if name == "out" and p.is_dir() and not p.is_symlink():
+            for child in os.listdir(p):
+                remove_path(p / child)
+        elif name in KEPT_ON_FAILURE and name.endswith(".log"):
+            if p.is_symlink() or not p.is_file():
+                remove_path(p)
+            elif p.stat().st_size > LOG_TAIL_BYTES:
+                with open(p, "rb") as fh:
+                    fh.seek(-LOG_TAIL_BYTES, os.SEEK_END)
+                    tail = fh.read()
+                p.write_bytes(tail)
+        elif name not in before and name not in KEPT_ON_FAILURE:
+            remove_path(p)
+
+
 def _copy_back(src: Path, dst: Path) -> None:
     """Regular files and folders only, never following a link the script planted."""
     for root, dirs, files in os.walk(src):

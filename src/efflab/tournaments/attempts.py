@@ -4,7 +4,8 @@ Why: every attempt is a ledger line (accepted, rejected or `infrastructure-error
 so the policies that keep noise from being farmed read the ledger, not a counter
 that could drift from it:
 
-- limit: at most `limit` attempts per participant per `window_h` hours. Attempts are
+- limit: at most `limit` attempts per participant per `window_h` hours (checked under
+  the participant's lock, held until the attempt's line is written). Attempts are
   counted per identity that verified (in a keyed tournament, unsigned or badly signed
   lines do not count, so nobody can use up someone else's quota by forging their
   name); `infrastructure-error` lines never count (the verifier's fault);
@@ -18,8 +19,10 @@ that could drift from it:
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from efflab.core.locks import FileLock
 from efflab.tournaments.spec import Tournament
 
 ACCEPTED, REJECTED, INFRA = "accepted", "rejected", "infrastructure-error"
@@ -48,6 +51,13 @@ def attempts_in_window(
         if when >= since:
             out.append(e)
     return out
+
+
+def participant_lock(root: Path, participant: str) -> FileLock:
+    """Held from the limit check until the attempt's ledger line is written: attempts of
+    one participant are counted one after another (a burst waits, then sees the lines).
+    `participant` passed the submission schema's name pattern (a safe file name)."""
+    return FileLock(root / "locks" / f"{participant}.lock", f"attempt of {participant}")
 
 
 def limit_reason(entries: list[dict[str, Any]], t: Tournament, participant: str, now: datetime) -> str:  # fmt: skip

@@ -16,6 +16,7 @@ submission's stored record holds our message, never the file's content.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -239,65 +240,69 @@ def attempt(
     verdict, reason, stage = attempts.ACCEPTED, "", ""
     t0 = time.monotonic()
     when = now or datetime.now(UTC)
-    try:
-        if again is None:
-            assert file is not None
-            status = t.status(when)
-            if status != "open":
-                moment = t.open if status == "upcoming" else t.close
-                raise Rejected("window", f"the tournament is {status} ({moment:%Y-%m-%d %H:%M} UTC)")  # fmt: skip
-            sub = _intake(repo, t, file, archive, signature, folder, it)
-            who = sub.participant
-            reason_limit = attempts.limit_reason(ledger.entries(), t, who, when)
-            if reason_limit:
-                raise Rejected("limit", reason_limit)
-        else:
-            _restore(again, root, folder, it)
-            sub = _stored_sub(t, folder)
-        m, flags = _run(repo, t, sid, folder, it, sub, digest, details, on_progress)
-    except Rejected as r:
-        verdict, reason, stage = attempts.REJECTED, r.reason, r.stage
-        m = Measured(dict(r.metrics), m.repetitions, m.intervals)
-    except VerifierFailed as exc:
-        verdict, reason, stage = attempts.INFRA, str(exc), "run"
-    body = {
-        "time": now_iso(),
-        "tournament": t.id,
-        "tournament_sha256": t.spec_sha256,
-        "scoring_sha256": t.scoring_sha256,
-        "submission": {
-            "id": sid,
-            "participant": it.participant,
-            "entry": it.entry,
-            "key": it.key,
-            "file": str(it.stored.relative_to(root)) if it.stored else None,
-            "sha256": it.sub_sha256,
-            "archive": str(it.packed.relative_to(root)) if it.packed else None,
-            "archive_sha256": it.archive_sha256,
-            "inputs": sub.inputs if sub else None,
-            "claimed": sub.claimed if sub else None,
-        },
-        "verdict": verdict,
-        "stage": stage or None,
-        "reason": reason or None,
-        "metrics": m.metrics,
-        "repetitions": m.repetitions,
-        "intervals": m.intervals,
-        "flags": flags,
-        "verification": {
-            "runtime": "docker",
-            "repetitions": t.repetitions,
-            "aggregate": t.aggregate,
-            "confidence": t.confidence,
-            "limits": t.limits,
-            "images": details.get("images", []),
-            "keys": details.get("keys", []),
-            "queued_s": details.get("queued_s", 0.0),
-            "duration_s": round(time.monotonic() - t0 - details.get("queued_s", 0.0), 3),
-        },
-        **({k: again[k] for k in ("retry_of", "reverify_of") if again and k in again}),
-    }
-    entry = ledger.append(body)
+    # the limit check and this attempt's line are one step per participant: a burst
+    # of parallel submissions cannot all pass the check before any of them is recorded
+    with contextlib.ExitStack() as hold:
+        try:
+            if again is None:
+                assert file is not None
+                status = t.status(when)
+                if status != "open":
+                    moment = t.open if status == "upcoming" else t.close
+                    raise Rejected("window", f"the tournament is {status} ({moment:%Y-%m-%d %H:%M} UTC)")  # fmt: skip
+                sub = _intake(repo, t, file, archive, signature, folder, it)
+                who = sub.participant
+                hold.enter_context(attempts.participant_lock(root, who))
+                reason_limit = attempts.limit_reason(ledger.entries(), t, who, when)
+                if reason_limit:
+                    raise Rejected("limit", reason_limit)
+            else:
+                _restore(again, root, folder, it)
+                sub = _stored_sub(t, folder)
+            m, flags = _run(repo, t, sid, folder, it, sub, digest, details, on_progress)
+        except Rejected as r:
+            verdict, reason, stage = attempts.REJECTED, r.reason, r.stage
+            m = Measured(dict(r.metrics), m.repetitions, m.intervals)
+        except VerifierFailed as exc:
+            verdict, reason, stage = attempts.INFRA, str(exc), "run"
+        body = {
+            "time": now_iso(),
+            "tournament": t.id,
+            "tournament_sha256": t.spec_sha256,
+            "scoring_sha256": t.scoring_sha256,
+            "submission": {
+                "id": sid,
+                "participant": it.participant,
+                "entry": it.entry,
+                "key": it.key,
+                "file": str(it.stored.relative_to(root)) if it.stored else None,
+                "sha256": it.sub_sha256,
+                "archive": str(it.packed.relative_to(root)) if it.packed else None,
+                "archive_sha256": it.archive_sha256,
+                "inputs": sub.inputs if sub else None,
+                "claimed": sub.claimed if sub else None,
+            },
+            "verdict": verdict,
+            "stage": stage or None,
+            "reason": reason or None,
+            "metrics": m.metrics,
+            "repetitions": m.repetitions,
+            "intervals": m.intervals,
+            "flags": flags,
+            "verification": {
+                "runtime": "docker",
+                "repetitions": t.repetitions,
+                "aggregate": t.aggregate,
+                "confidence": t.confidence,
+                "limits": t.limits,
+                "images": details.get("images", []),
+                "keys": details.get("keys", []),
+                "queued_s": details.get("queued_s", 0.0),
+                "duration_s": round(time.monotonic() - t0 - details.get("queued_s", 0.0), 3),
+            },
+            **({k: again[k] for k in ("retry_of", "reverify_of") if again and k in again}),
+        }
+        entry = ledger.append(body)
     atomic_write_json(folder / "verification.json", {**details, "ledger_entry": entry})
     if verdict == attempts.INFRA:  # re-queued: `efflab tournament retry` runs it again
         atomic_write_json(root / "queue" / f"{sid}.json", {"seq": entry["seq"], "submission": sid})  # fmt: skip
