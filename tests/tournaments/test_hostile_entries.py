@@ -442,6 +442,8 @@ def test_spec_drift_marks_stale_and_reverify_reranks(arena: Path, tmp_path: Path
     assert ranked == {("cy", "deg6"), ("bo", "deg5")}
     assert ("ana", "deg3") not in ranked
     assert b["attempts"]["bo"]["attempts"] == 1  # the organiser's re-run is not bo's attempt
+    r = cli(arena, "tournament", "reverify", "tiny")  # ana's was measured under this spec
+    assert r.returncode == 0 and "nothing to reverify" in r.stdout, r.stderr
 
 
 # ---------------------------------------------------------------- 6. infrastructure

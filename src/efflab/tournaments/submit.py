@@ -378,7 +378,9 @@ def reverify(repo: Path, tid: str, on_progress: Callable[[int, int], None] | Non
         if e["verdict"] == attempts.ACCEPTED:
             s = e["submission"]
             latest[(s["participant"], s["entry"], s.get("key"))] = e
-    stale = [e for e in latest.values() if attempts.is_stale(e, t)]
+    # measured again under this spec already (ranked again, or rejected): not again
+    done = {e["reverify_of"] for e in entries if e.get("reverify_of") is not None and not attempts.is_stale(e, t)}  # fmt: skip
+    stale = [e for e in latest.values() if attempts.is_stale(e, t) and e["seq"] not in done]
     if not stale:
         return []
     digest = preflight(repo, t)
