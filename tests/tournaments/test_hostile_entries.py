@@ -337,13 +337,16 @@ def test_disk_filler_is_stopped_at_the_quota(arena: Path, tmp_path: Path) -> Non
     assert seen["folder"]["err"] == "ENOSPC" and seen["tmp"]["err"] == "ENOSPC", seen
     assert seen["folder"]["size_mb"] == lim["disk_mb"] and seen["folder"]["mb"] <= lim["disk_mb"]
     assert seen["tmp"]["size_mb"] == lim["tmp_mb"] and seen["tmp"]["mb"] <= lim["tmp_mb"]
-    # the host disk: a broken quota would have lost ~2 GB here (other helpers share the
-    # disk, so the bound has slack); the fill data is not kept on it
-    assert free0 - free1 < 256 << 20, (free0 - free1) >> 20
+    # the host disk: a broken quota would have lost the 2 x 2 GB the entry tried to write
+    # (other processes share this disk, so the bound has slack); none of it is kept
+    assert free0 - free1 < 1 << 30, (free0 - free1) >> 20
     (new,) = set(arena.glob("artifacts/tiny-fit/*")) - fits
     assert not list(new.rglob("fill*")), sorted(p.name for p in new.rglob("*"))
     assert _used_under(new) < 1 << 20
-    assert not [ln for ln in Path("/proc/mounts").read_text().splitlines() if "efflab-quota-" in ln]
+    for ln in Path("/proc/mounts").read_text().splitlines():  # its quota tmpfs is gone
+        if "efflab-quota-" in ln:  # (another project's verification may hold one now)
+            inv = Path(ln.split()[1]) / "invocation.json"
+            assert not inv.exists() or json.loads(inv.read_text()).get("key") != new.name
     assert_one_more_line(arena, before, entry)
 
 
