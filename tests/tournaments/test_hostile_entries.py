@@ -567,7 +567,7 @@ def test_proc_mount_and_environment_prober_sees_only_its_own(arena: Path, tmp_pa
     assert set(seen["writes"].values()) <= {"EROFS", "EACCES"}, seen["writes"]
     assert seen["writes"]["/pwned"] == seen["writes"]["/usr/pwned"] == "EROFS"
     # mounts: the image's root, the kernel's pseudo-filesystems, and its own folders only
-    own = {str(folder), str(script_dir), "/opt/efflab/efflab", "/tmp"}
+    own = {str(folder), str(script_dir), "/opt/efflab/efflab", "/tmp", "/usr/sbin/docker-init"}
     pseudo = ("/proc", "/dev", "/sys", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
     targets = {ln.split()[4] for ln in seen["mountinfo"].splitlines()}
     extra = {m for m in targets - own - {"/"} if not m.startswith(pseudo)}
