@@ -94,3 +94,20 @@ def test_one_participant_counts_attempts_one_at_a_time(tmp_path: Path) -> None:
             FileLock(tmp_path / "locks/cy.lock").acquire(wait=False)
         FileLock(tmp_path / "locks/bo.lock").acquire(wait=False).release()  # others go on
     FileLock(tmp_path / "locks/cy.lock").acquire(wait=False).release()
+
+
+def test_copy_back_never_takes_the_hosts_own_names(tmp_path: Path) -> None:
+    src, dst = tmp_path / "staging", tmp_path / "inv"
+    (src / "out").mkdir(parents=True)
+    dst.mkdir()
+    (dst / "invocation.json").write_text('{"key": "k"}')
+    (src / "invocation.json").write_text('{"deps": {"x": {"alias": "../../etc", "key": ""}}}')
+    for name in ("outputs.json", "failure.json", ".outputs.done.json"):
+        (src / name).mkdir()
+    (src / ".lock").write_text("forged")
+    (src / "out/coeffs.json").write_text("[1]")
+    (src / ".inside.json").write_text("{}")
+    sealed._copy_back(src, dst)
+    assert (dst / "invocation.json").read_text() == '{"key": "k"}'
+    assert sorted(os.listdir(dst)) == [".inside.json", "invocation.json", "out"]
+    assert (dst / "out/coeffs.json").read_text() == "[1]"

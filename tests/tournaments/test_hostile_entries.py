@@ -593,3 +593,41 @@ def test_proc_mount_and_environment_prober_sees_only_its_own(arena: Path, tmp_pa
     blob = json.dumps(seen)
     assert CANARY not in blob and "EFFLAB_HOSTILE_CANARY" not in blob
     assert "EFFLAB_SEALED" not in blob and "own_files_only" not in blob
+
+
+# ------------------------------------------- 1b. the host's own files, planted
+
+PLANTER = """\
+import json
+import os
+
+import numpy as np
+
+
+def run(ctx):
+    folder = ctx.out_dir.parent
+    for name in ("outputs.json", "failure.json", ".outputs.done.json"):
+        os.makedirs(folder / name / "x", exist_ok=True)  # the runner's own write would fail
+    inv = json.loads((folder / "invocation.json").read_text())
+    inv["deps"] = {"loot": {"alias": "../results", "key": "tournaments"}}
+    (folder / "invocation.json").write_text(json.dumps(inv))
+    x = np.linspace(0, np.pi, 200)
+    (ctx.out_dir / "coeffs.json").write_text(json.dumps(np.polyfit(x, np.sin(x), ctx.inputs["degree"]).tolist()))
+    return {"files": {"coeffs": "coeffs.json"}}
+"""
+
+
+def test_runtime_files_planted_by_an_entry_are_not_taken(arena: Path, tmp_path: Path) -> None:
+    before = ledger(arena)
+    fits = set(arena.glob("artifacts/tiny-fit/*"))
+    arc = script_archive(tmp_path, "planter", PLANTER)
+    f = submission(tmp_path, "planter", 4, participant="cy")
+    sign(arena, f, "cy", arc)
+    r, entry = submit(arena, f, "--archive", str(arc))
+    # not an infrastructure-error (that would be re-queued and not counted): contained
+    assert r.returncode == 0 and entry["verdict"] == "accepted", (r.stderr, entry.get("reason"))
+    assert queue(arena) == []
+    (folder,) = set(arena.glob("artifacts/tiny-fit/*")) - fits
+    assert (folder / "outputs.json").is_file() and (folder / "failure.json").exists() is False
+    assert "loot" not in (folder / "invocation.json").read_text()
+    assert_one_more_line(arena, before, entry)

@@ -197,11 +197,20 @@ def discard_written(folder: Path, before: set[str]) -> None:
             remove_path(p)
 
 
+# the host's own files of an invocation folder: what the script left under these names
+# is never copied back (a folder named outputs.json or failure.json would make the
+# runner's own write fail, and so the run look like the verifier's failure)
+HOST_OWNED = frozenset({"invocation.json", "outputs.json", ".outputs.done.json", "failure.json", ".lock"})  # fmt: skip
+
+
 def _copy_back(src: Path, dst: Path) -> None:
     """Regular files and folders only, never following a link the script planted."""
     for root, dirs, files in os.walk(src):
         rel = Path(root).relative_to(src)
         (dst / rel).mkdir(parents=True, exist_ok=True)
+        if rel == Path("."):
+            dirs[:] = [d for d in dirs if d not in HOST_OWNED]
+            files = [f for f in files if f not in HOST_OWNED]
         for name in files:
             p = Path(root) / name
             if stat.S_ISREG(os.lstat(p).st_mode):
