@@ -362,6 +362,8 @@ def execute_docker(repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
         image_tag=image_tag,
         container_s=overhead_t,
         energy=invocation_energy(meter, e0, wall, cpu),
+        # measured inside, around the script (runner.run_inside), same rule as the host
+        contention=inside.get("contention"),
     )
     return out
 
