@@ -74,6 +74,13 @@ def main() -> int:
         "| paper | experiment | jobs run | runtime | wall s | contended records | re-measured | still contended | failures |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    details = [
+        f"- {p['paper']}/{c['id']} ({c['verdict']}): {c.get('detail') or '—'}"
+        for p in data["papers"]
+        for c in p["claims"]
+        if c["verdict"] != "reproduced"
+    ]
+    tail = ["", "## Why not reproduced", "", *details] if details else []
     for p in data["papers"]:
         for e in p.get("experiments") or []:
             lines.append(
@@ -81,7 +88,7 @@ def main() -> int:
                 f"| {e['wall_s']} | {e['contended_records']} | {e['remeasured']} "
                 f"| {e['still_contended']} | {len(e.get('failures') or [])} |"
             )
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(lines + tail) + "\n")
     return 0
 
 
