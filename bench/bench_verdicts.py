@@ -3,7 +3,10 @@ checkout — idle, idle again, and with a CPU hog busy on one core — printing 
 claim's three verdicts and intervals and how many flip between reproduced and not
 reproduced (goal: none; inconclusive under the hog is acceptable).
 
-    python bench/bench_verdicts.py [--cores 2] [--json out.json] [--keep DIR]
+    python bench/bench_verdicts.py [--cores 2] [--papers ID ...] [--json out.json] [--keep DIR]
+
+`--papers` runs only those papers (default: --all), for a smaller honest run when
+three full reproductions do not fit; the printout names the papers it covered.
 
 Each run is a fresh `git clone` of HEAD (so no cached invocation carries over between
 runs: every run measures); the clones use this interpreter's environment, so run
@@ -37,7 +40,7 @@ def start_hog() -> subprocess.Popen:
     return subprocess.Popen(cmd, start_new_session=True)
 
 
-def reproduce(clone: Path, cores: int) -> tuple[dict, float, int]:
+def reproduce(clone: Path, cores: int, papers: list[str]) -> tuple[dict, float, int]:
     env = dict(os.environ, PYTHONPATH=str(clone / "src"))
     t0 = time.monotonic()
     r = subprocess.run(
@@ -48,7 +51,7 @@ def reproduce(clone: Path, cores: int) -> tuple[dict, float, int]:
             "--repo",
             str(clone),
             "reproduce",
-            "--all",
+            *(papers or ["--all"]),
             "--quick",
             "--cores",
             str(cores),
@@ -90,6 +93,7 @@ def fresh_clone(root: Path, name: str) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--papers", nargs="+", default=[], help="paper ids (default: --all)")
     ap.add_argument("--json", type=Path, help="write all verdicts here")
     ap.add_argument("--keep", type=Path, help="clone into this folder and keep it")
     a = ap.parse_args()
@@ -98,21 +102,25 @@ def main() -> int:
     runs: dict[str, dict] = {}
     for arm in ARMS:
         clone = fresh_clone(root, arm)
+        load0 = os.getloadavg()[0]
         hog = start_hog() if arm.startswith("hog") else None
         try:
-            data, wall, rc = reproduce(clone, a.cores)
+            data, wall, rc = reproduce(clone, a.cores, a.papers)
         finally:
             if hog is not None:
                 os.killpg(hog.pid, signal.SIGTERM)
                 hog.wait()
         load = os.getloadavg()[0]
         runs[arm] = {
+            "load_1m_before": load0,
             "wall_s": round(wall, 1),
             "exit": rc,
             "load_1m_after": load,
             "claims": verdicts(data),
         }
-        print(f"{arm}: exit {rc}, {wall:.0f} s, load(1m) after {load:.2f}", flush=True)
+        print(f"{arm}: exit {rc}, {wall:.0f} s, load(1m) before {load0:.2f} after {load:.2f}",
+              flush=True)  # fmt: skip
+    print(f"papers: {' '.join(a.papers) if a.papers else 'all'}; cores {a.cores}")
     ids = sorted(set().union(*(r["claims"] for r in runs.values())))
     flips = 0
     print(f"\n{'claim':<58} " + "  ".join(f"{arm:<34}" for arm in ARMS))

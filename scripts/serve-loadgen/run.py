@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 from llmserve import build
+from llmserve.calibrate import arrival_rate
 from llmserve.engine import write_iterations_csv
 from llmserve.loadgen_sut import LoadGenConfig, parse_detail, parse_summary, run_loadgen
 from llmserve.metrics import pct, summarize, tpot_ms
@@ -20,6 +21,9 @@ def _ms(detail: dict[str, Any], key: str) -> float:
 def run(ctx: Any) -> dict[str, Any]:
     inp = ctx.inputs
     eng = build.engine(inp)
+    cap = ctx.deps["capacity"].metrics
+    if inp["load"] > 0:  # load relative to this machine's measured capacity, as serve-engine
+        inp = {**inp, "rate": "custom", "rate_rps": arrival_rate(inp["load"], cap["capacity_rps"])}
     spec = build.workload(inp)
     samples = [(r.prompt_len, r.output_len) for r in generate(spec)]
     cfg = LoadGenConfig(
@@ -66,6 +70,7 @@ def run(ctx: Any) -> dict[str, Any]:
         "engine_tpot_p50_ms": pct([tpot_ms(r) for r in sut.requests if r.finish], 50),
         "engine_tbt_p99_ms": own["tbt_p99_ms"],
         "energy_per_token_mj": e.joules * 1e3 / max(own["output_tokens"], 1.0),
+        "utilisation": spec.rate_rps / cap["capacity_rps"],
     }
     if "result_perf_constraints_met" in d:
         metrics["perf_constraints_met"] = 1.0 if d["result_perf_constraints_met"] else 0.0
@@ -81,6 +86,9 @@ def run(ctx: Any) -> dict[str, Any]:
         },
         "values": {
             "target_qps": spec.rate_rps,
+            "load": inp["load"],
+            "capacity_rps": cap["capacity_rps"],
+            "capacity_tok_s": cap["capacity_tok_s"],
             "result": summary.get("Result is"),
             "invalid_reason": d.get("result_invalid_reason"),
             "energy_method": e.method,

@@ -382,3 +382,69 @@ def test_engine_lost_mid_run_is_a_failed_record(proj: Path, tmp_path: Path) -> N
     finally:  # the engine is back: the next docker run sweeps what the lost one left
         for c in running:
             c.remove(force=True)
+
+
+CONTENDED_PAPER = """\
+id: squares
+title: Sums of squares scale linearly
+authors: [A. Tester]
+year: 2024
+link: https://example.org/squares
+scale: {paper: "toy", ours: "the demo experiment"}
+experiments:
+  - name: demo
+    inputs: {sleep_s: 0.6}
+claims:
+  - id: scale-doubles
+    statement: "Doubling the scale doubles the sum of squares."
+    paper: {value: 2, unit: x, text: "exactly 2x"}
+    check:
+      within:
+        value:
+          ratio:
+            - {metric: sumsq, where: {n: 3, scale: 2.0}}
+            - {metric: sumsq, where: {n: 3, scale: 1.0}}
+        rel_tol: {value: 0.01, source: ours, why: "exact arithmetic"}
+"""
+
+
+def test_contended_docker_record_is_re_measured(proj: Path, run_efflab) -> None:
+    """A docker record carries the job side's contention measurement, and a timing
+    record measured while a CPU hog held every core is re-measured by `reproduce`,
+    exactly as a host record is (tests/papers/test_reproduce.py)."""
+    meta = proj / "scripts/square/meta.yaml"
+    meta.write_text(meta.read_text().replace("  timeout_s: 60\n", "  timeout_s: 60\n  exclusive: true\n"))  # fmt: skip
+    write(proj / "workflows/papers/squares.yaml", CONTENDED_PAPER)
+    ncpu = os.cpu_count() or 1
+    # one busy loop per core: while `square` sleeps 0.6 s, others use ~every core,
+    # more than the ncpu - 1 it leaves free
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(ncpu)
+    ]
+    try:
+        time.sleep(0.5)  # the hogs are up before anything is measured
+        r = run_efflab(proj, "reproduce", "squares", "--quick", "--runtime", "docker",
+                       "--cores", "2", "--json")  # fmt: skip
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    (exp,) = json.loads(r.stdout)["papers"][0]["experiments"]
+    recs = records(proj, "demo")
+    squares = [x for x in recs if x["alias"] == "square"]
+    assert squares and all(x["provenance"]["runtime"] == "docker" for x in squares)
+    for x in squares:
+        c = x["contention"]
+        assert c["others_cores"] is not None and c["cpus_given"] == 1.0 and c["ncpu"] == ncpu
+        assert c["others_cores"] > ncpu - 1 + 0.25 and x["contended"] is True, c
+    assert exp["timing"] and exp["remeasured"] >= 1, exp
+    aside = list(proj.glob("artifacts/square/*/outputs.contended-*.json"))
+    assert aside and all(
+        json.loads(f.read_text())["contention"]["contended"] is True for f in aside
+    )
+    assert exp["still_contended"] >= 1  # the hog never stopped: still contended, said so
+    # measured again, in a container again
+    for f in proj.glob("artifacts/square/*/outputs.json"):
+        assert json.loads(f.read_text())["runtime"] == "docker"

@@ -403,6 +403,8 @@ def _execute(repo: Path, inv: Invocation, folder: Path, name: str) -> dict[str, 
         image_tag=image_tag,
         container_s=overhead_t,
         energy=invocation_energy(meter, e0, wall, cpu),
+        # measured inside, around the script (runner.run_inside), same rule as the host
+        contention=inside.get("contention"),
     )
     return out
 

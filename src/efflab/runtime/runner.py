@@ -21,7 +21,7 @@ from efflab.core import lifeline
 from efflab.core.clock import now_iso
 from efflab.core.invocation import Invocation
 from efflab.core.locks import FileLock
-from efflab.runtime import base
+from efflab.runtime import base, contention
 from efflab.runtime.failure import INFRASTRUCTURE, SCRIPT, InvocationFailed
 from efflab.runtime.host import fork_script, wait_child
 from efflab.runtime.outputs import DONE_COPY, atomic_json, completed_outputs, log_tail
@@ -115,13 +115,18 @@ def _execute(repo: Path, inv: Invocation, folder: Path, runtime: str) -> int:
 
 def run_inside(folder: Path) -> int:
     """Container side of the docker runtime: fork/exec the script exactly as the host
-    runtime does and report exit status and rusage in `.inside.json`. The timeout is
-    the host's job (it kills the container); SIGTERM here takes the script down."""
+    runtime does and report exit status, rusage and contention in `.inside.json`. The
+    timeout is the host's job (it kills the container); SIGTERM here takes the script
+    down. Contention is measured here, around the script alone, as the host runtime
+    does: a container sees the machine's /proc/stat and load, and container start-up
+    (dockerd, runc) stays out of the window."""
     inv = Invocation.load(folder)
     deps = json.loads((folder / ".deps.json").read_text())
+    busy0 = contention.busy_seconds()
     t0 = time.perf_counter()
     pid = fork_script(inv, folder, deps)
     status, ru = wait_child(pid, None)
+    wall, cpu = time.perf_counter() - t0, ru.ru_utime + ru.ru_stime
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     code = 128 + sig if sig else os.waitstatus_to_exitcode(status)
     atomic_json(
@@ -129,9 +134,10 @@ def run_inside(folder: Path) -> int:
         {
             "exit_code": code,
             "signal": signal.Signals(sig).name if sig else None,
-            "wall_s": time.perf_counter() - t0,
-            "cpu_s": ru.ru_utime + ru.ru_stime,
+            "wall_s": wall,
+            "cpu_s": cpu,
             "max_rss_mb": ru.ru_maxrss / 1024.0,
+            "contention": contention.measure(busy0, wall, cpu, float(inv.resources.get("cpus", 1))),
         },
     )
     return code

@@ -3,12 +3,17 @@ folder is created, and LoadGen's parsed TTFT/TPOT match the engine's own clocks.
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("mlperf_loadgen")
-from conftest import add_family_lib  # noqa: E402
+from conftest import REPO, add_family_lib, efflab  # noqa: E402
 
 add_family_lib("serving")
 
@@ -61,3 +66,83 @@ def test_offline_run_completes(tmp_path):
     assert int(d["result_query_count"]) == 1  # Offline: one query holding every sample
     assert len(sut.requests) == 12 and all(r.finish is not None for r in sut.requests)
     assert d["result_samples_per_second"] > 0
+
+
+TINY = {  # a model and request mix small enough for a few-second run
+    "n_requests": 6,
+    "calibration_requests": 4,
+    "d_model": 32,
+    "layers": 1,
+    "heads": 2,
+    "vocab": 128,
+    "prompt_len_min": 8,
+    "prompt_len_max": 32,
+    "output_len_min": 2,
+    "output_len_max": 6,
+    "max_context": 128,
+}
+
+
+def _serving_project(root: Path) -> Path:
+    """A throwaway project with the real serve-loadgen, serve-calibrate and their lib."""
+    root.mkdir(parents=True)
+    shutil.copy(REPO / "Snakefile", root / "Snakefile")
+    shutil.copytree(REPO / "workflows/rules", root / "workflows/rules")
+    for alias in ("serve-loadgen", "serve-calibrate", "_lib/serving"):
+        shutil.copytree(REPO / "scripts" / alias, root / "scripts" / alias)
+    shutil.copytree(REPO / "envs", root / "envs", ignore=shutil.ignore_patterns("wheels"))
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return root
+
+
+def _outputs(repo: Path, alias: str, key: str) -> dict:
+    return json.loads((repo / "artifacts" / alias / key / "outputs.json").read_text())
+
+
+def test_load_is_a_fraction_of_the_calibrated_capacity(tmp_path):
+    """`load` sets LoadGen's target QPS to load x the capacity serve-calibrate measured
+    (a real calibration, then a real LoadGen Server run, host runtime); load 0 (the
+    default) keeps the named rate, so existing specs mean what they meant."""
+    repo = _serving_project(tmp_path / "proj")
+    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+
+    def run(load: float) -> dict:
+        r = efflab(repo, "script", "run", "serving,loadgen", "--runtime", "host", "--json",
+                   "-q", *sets, "--set", f"load={load}", timeout=600)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        got = json.loads(r.stdout)
+        assert got["status"] == "ok", got
+        return _outputs(repo, "serve-loadgen", got["key"])
+
+    hot = run(1.2)
+    inv = json.loads(
+        (repo / "artifacts/serve-loadgen" / hot["key"] / "invocation.json").read_text()
+    )
+    cal_key = inv["deps"]["capacity"]["key"]
+    cap = _outputs(repo, "serve-calibrate", cal_key)["metrics"]["capacity_rps"]
+    assert cap > 0
+    assert hot["values"]["target_qps"] == pytest.approx(1.2 * cap)
+    assert hot["values"]["capacity_rps"] == pytest.approx(cap)
+    assert hot["metrics"]["utilisation"] == pytest.approx(1.2)
+    assert hot["metrics"]["queries"] == TINY["n_requests"]
+
+    default = run(0)  # the named rate (moderate: 8 QPS), same calibration reused
+    assert default["values"]["target_qps"] == pytest.approx(8.0)
+    assert default["metrics"]["utilisation"] == pytest.approx(8.0 / cap)
+    assert len(list((repo / "artifacts/serve-calibrate").iterdir())) == 1
+
+
+def test_serving_loadgen_plans_one_shared_calibration():
+    from efflab.plan.planner import load_experiment, plan_experiment
+
+    exp = load_experiment(REPO, "serving-loadgen")
+    plan = plan_experiment(REPO, "serving-loadgen")
+    runs = [i for i in plan.invocations.values() if i.alias == "serve-loadgen"]
+    assert (
+        runs and {i.inputs["load"] for i in runs} == {exp.inputs["load"]} and exp.inputs["load"] > 0
+    )
+    (key,) = {i.deps["capacity"]["key"] for i in runs}  # every policy and scenario: one
+    cal = plan.invocations[key]
+    assert cal.alias == "serve-calibrate"
+    for k in ("prompt_len_min", "prompt_len_max", "d_model", "layers", "max_batch", "seed"):
+        assert cal.inputs[k] == runs[0].inputs[k], k
