@@ -30,6 +30,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, o: Outcome, req: Request) ->
     trial.set_user_attr("keys", o.keys)
     trial.set_user_attr("cached", o.cached)
     trial.set_user_attr("contended", o.contended)
+    trial.set_user_attr("remeasured", o.remeasured)
     if not o.ok:
         trial.set_user_attr("error", o.error[:500])
         trial.set_user_attr(OUTCOME, "failed")
