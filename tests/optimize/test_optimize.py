@@ -218,6 +218,7 @@ def test_contended_timing_trial_is_remeasured_before_optuna_hears(quad: Path):
     s = _summary(efflab(quad, "optimize", "quad", "--objective", "wall_ms:min", *one))
     (t,) = s["trials"]
     assert t["remeasured"] >= 1 and s["trials_remeasured"] == 1 and s["jobs_run_now"] >= 1
+    assert not t["cached"]
     aside = sorted(outs[0].parent.glob("outputs.contended-*.json"))
     assert 1 <= len(aside) <= 2  # bounded rounds
     assert json.loads(aside[0].read_text())["metrics"]["wall_ms"] == 1e9

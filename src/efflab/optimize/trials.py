@@ -135,8 +135,10 @@ def evaluate(
     opts: RunOptions,
     run_id: str,
     on_progress=None,
+    rounds: int = remeasure.MAX_ROUNDS,
 ) -> Batch:
-    """Run one batch of trials (one Snakemake call) and estimate their metrics."""
+    """Run one batch of trials (one Snakemake call) and estimate their metrics;
+    contended timing repetitions are measured again up to `rounds` times."""
     unique = list({_canon(p): p for p in params}.values())
     plan, bad = _plan_points(repo, exp, unique)
     refused = {_canon(unique[i]): msg for i, msg in bad.items()}
@@ -154,7 +156,7 @@ def evaluate(
                 layout.invocation_dir(repo, inv.alias, inv.key) / "outputs.json"
             ).exists()
         timed = bool(timing_goals(req))
-        for round_ in range(remeasure.MAX_ROUNDS + 1):
+        for round_ in range(rounds + 1):
             res = run_experiment(
                 repo,
                 exp.name,
@@ -171,7 +173,7 @@ def evaluate(
             # a timing objective from a contended record is measured again before Optuna
             # hears of it (bounded; what is still contended after the last round says so)
             again = [k for k, r in recs.items() if timed and r.get("contended")]
-            if opts.dry_run or not again or round_ == remeasure.MAX_ROUNDS:
+            if opts.dry_run or not again or round_ == rounds:
                 break
             remeasure.set_aside(repo, plan, again, round_ + 1)
             for k in again:
@@ -197,6 +199,7 @@ def evaluate(
             if all(math.isfinite(v) for v in vals):
                 o.metrics[m] = estimate(vals)
         o.remeasured = sum(remeasured.get(k, 0) for k in keys)
+        o.cached = o.cached and not o.remeasured  # measured again: not served from cache
         o.contended = bool(timing_goals(req)) and any(r.get("contended") for r in got)
         out.append(o)
     return Batch(out, jobs)
