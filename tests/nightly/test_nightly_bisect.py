@@ -97,6 +97,19 @@ def test_bisect_without_a_difference_exits_1(history_repo: tuple[Path, list[str]
     assert "does not differ significantly" in r.stdout
 
 
+def test_bisect_repetitions_replace_the_suites(history_repo: tuple[Path, list[str]]) -> None:
+    repo, shas = history_repo
+    r = efflab(
+        repo, "nightly", "bisect", "demo", "--metric", "wall_s", "--point", "n=2", "scale=1.0",
+        "--good", shas[3], "--bad", shas[4], "--runtime", "host", "--repetitions", "4", "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    assert res["first_bad"]["commit"] == shas[4]
+    (bad,) = res["tested"]  # one commit in range: bad only
+    assert len(bad["values"]) == len(bad["good_values"]) == 4  # the suite says 5
+
+
 @pytest.mark.parametrize(
     ("args", "option"),
     [
@@ -107,6 +120,11 @@ def test_bisect_without_a_difference_exits_1(history_repo: tuple[Path, list[str]
         (["--good", "HEAD~7", "--bad", "HEAD", "--point", "n=99"], "--point"),
         (["--good", "HEAD~7", "--bad", "HEAD", "--point", "size=1"], "--point"),
         (["--good", "HEAD~7", "--bad", "HEAD", "--point", "n=2"], "--point"),  # 2 points match
+        (["--good", "HEAD~7", "--bad", "HEAD", "--repetitions", "x"], "--repetitions"),
+        (["--good", "HEAD~7", "--bad", "HEAD", "--repetitions", "0"], "--repetitions"),
+        (["--good", "HEAD~7", "--bad", "HEAD", "--repetitions", "101"], "--repetitions"),
+        # 7 commits: alpha 0.05 / 4 tests; 3 vs 3 repetitions reach p >= 0.05 at best
+        (["--good", "HEAD~7", "--bad", "HEAD", "--repetitions", "3"], "--repetitions"),
     ],
 )
 def test_bisect_bad_options_exit_2_naming_the_option(

@@ -75,3 +75,21 @@ def test_diff_reports_change_and_missing_points() -> None:
 def test_load_unknown_experiment(tmp_path: Path) -> None:
     with pytest.raises(BadInput):
         tables.load(tmp_path, "nothing")
+
+
+def test_diff_across_versions_with_different_parameter_columns() -> None:
+    a = tables.aggregate(RECS, ["model", "bs"])
+    b = tables.aggregate(
+        [rec({"model": "a", "seed": 1}, lat=2.0), rec({"model": "a", "seed": 2}, lat=4.0)],
+        ["model", "seed"],
+    )
+    d = tables.diff(a, b)  # bs only in A, seed only in B: no KeyError, no false match
+    assert {"model", "bs", "seed"} <= set(d.columns)
+    assert (d.status == "both").sum() == 0
+    only_b = d[d.status == "only in B"]
+    assert set(only_b.seed) == {"1", "2"} and set(only_b.bs) == {tables.NOT_A_PARAMETER}
+    assert set(d[d.status == "only in A"].seed) == {tables.NOT_A_PARAMETER}
+    # a parameter added in B (constant 1): A's rows are not silently matched to it
+    b2 = tables.aggregate(RECS, ["model", "bs"]).drop(columns="bs")
+    d2 = tables.diff(b2, b2.assign(extra=1))
+    assert (d2.status == "both").sum() == 0 and len(d2) == 2 * len(b2)

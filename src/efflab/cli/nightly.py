@@ -75,6 +75,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--suite", default=None, metavar="FILE", help="suite file (default: workflows/nightly.yaml)"
     )
+    b.add_argument(
+        "--repetitions",
+        default=None,
+        metavar="N",
+        help="repetitions per tested commit and per interleaved good run (default: the "
+        "suite's); refused when too few for the test to reach its alpha",
+    )
     add_run_options(b, quick=False, profile=False)
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.set_defaults(func=cmd_bisect)
@@ -181,7 +188,15 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         raise BadInput("--point", exc.path, exc.expected, exc.found) from None
     file = Path(args.suite).resolve() if args.suite else suite_mod.default_file(repo)
     suite = suite_mod.load(file)
-    req = bisect.prepare(repo, suite, args.experiment, args.metric, point, args.good, args.bad)
+    reps = None
+    if args.repetitions is not None:
+        try:
+            reps = int(args.repetitions)
+        except ValueError:
+            raise BadInput("--repetitions", "$", "a whole number >= 1", args.repetitions) from None
+    req = bisect.prepare(
+        repo, suite, args.experiment, args.metric, point, args.good, args.bad, reps
+    )
     opts = run_options(args, repo)
     out = sys.stderr if args.json else sys.stdout
     print(

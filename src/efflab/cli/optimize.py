@@ -140,10 +140,11 @@ def _print(res, s: dict) -> None:
         print("\nrun the best configuration" + ("s" if len(res.set_lines) > 1 else "") + ":")
         for line in res.set_lines:
             print(f"  {line}")
-    if s["trials_contended"]:
+    if s["trials_remeasured"] or s["trials_contended"]:
         print(
-            f"\nnote: {s['trials_contended']} trial(s) ran with a low CPU share (contended "
-            "machine); their timings are suspect (see trials.csv)",
+            f"\nnote: {s['trials_remeasured']} trial(s) had timings measured on a contended "
+            f"machine and measured again; {s['trials_contended']} still contended after "
+            "the last round: their timings are suspect (see trials.csv)",
             file=sys.stderr,
         )
 

@@ -3,13 +3,16 @@
 Runs `optimize` over the tournament's space (its submission schema, the base
 experiment at the tournament's fixed inputs, its objectives and constraints), then
 enters the front's best entry (tie-break order) as an ordinary submission by
-`organiser` — verified sealed, recorded in the ledger, marked on the leaderboard.
+`organiser` — signed with the organiser's key in a keyed tournament (--key, or the
+tournament's kept key, see efflab.tournaments.baseline.organiser_key), verified sealed,
+recorded in the ledger, marked on the leaderboard.
 Exit 0 accepted, 1 rejected or nothing feasible found, 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from efflab.cli.common import find_repo, new_run_id, print_json
 from efflab.cli.options import add_run_options, positive_int, run_options
@@ -31,6 +34,13 @@ def register(ts: argparse._SubParsersAction) -> None:
     b.add_argument("--sampler", choices=["tpe", "nsga2", "random"], default=None)
     b.add_argument("--seed", type=int, default=None, help="sampler seed (default 0)")
     b.add_argument("--resume", action="store_true", help="continue the latest matching study")
+    b.add_argument(
+        "--key",
+        type=Path,
+        default=None,
+        help="keyed tournaments: the organiser's private key (default: one kept for the "
+        "tournament in .efflab/keys/, made and registered as 'organiser' on first use)",
+    )
     add_run_options(b, quick=False)
     b.add_argument("--json", action="store_true", help="the study summary and ledger entry as JSON")
     b.set_defaults(func=cmd_baseline)
@@ -44,11 +54,18 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from efflab.optimize.search import optimize
     from efflab.optimize.space import Source
     from efflab.tournaments import baseline
+    from efflab.tournaments.signing import sign_submission
     from efflab.tournaments.spec import load_tournament
-    from efflab.tournaments.verification import submit
+    from efflab.tournaments.submit import participants_file, preflight, submit
 
     repo = find_repo(args.repo)
     t = load_tournament(repo, args.tournament)
+    key = None
+    if t.identity == "keys":  # fail before the search, not after it
+        key, note = baseline.organiser_key(repo, t, participants_file(repo, t), args.key)
+        if note:
+            print(f"efflab: baseline {t.id}: {note}", file=sys.stderr)
+    preflight(repo, t)  # the verifier must work before trials are spent
     schemas, search = baseline.space(repo, t)
     objectives, constraints = baseline.goals(t)
     cli = Options(
@@ -84,6 +101,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         print(
             f"efflab: submitting trial {best['trial']} {best['params']} to {t.id}", file=sys.stderr
         )
+    if key is not None:
+        sign_submission(repo, t.id, file, key)  # FILE.sig, found by submit
     v = submit(repo, t.id, file)
     if args.json:
         print_json({"optimize": summary, "ledger_entry": v.entry})

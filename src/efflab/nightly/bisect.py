@@ -46,6 +46,7 @@ from efflab.workflow.options import RunOptions
 from efflab.workflow.pipeline import run_experiment
 
 GOOD, BAD, SKIP = "good", "bad", "skip"
+MAX_REPETITIONS = 100  # per commit and per interleaved good
 
 
 @dataclass
@@ -131,8 +132,13 @@ def prepare(
     point: dict[str, Any],
     good: str,
     bad: str,
+    repetitions: int | None = None,
 ) -> Request:
-    """Check every option against the repository and the current tree (exit 2 early)."""
+    """Check every option against the repository and the current tree (exit 2 early).
+
+    `repetitions` (--repetitions) replaces the suite's for this bisection: each tested
+    commit and its interleaved good runs get that many.
+    """
     try:
         r = git.Repo(repo)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -146,6 +152,10 @@ def prepare(
     if entry is None:
         names = ", ".join(e.name for e in suite.entries)
         raise BadInput("EXP", "$", f"an experiment of the suite {suite.file} ({names})", experiment)
+    if repetitions is not None:
+        if repetitions < 1 or repetitions > MAX_REPETITIONS:
+            raise BadInput("--repetitions", "$", f"a whole number in 1..{MAX_REPETITIONS}", repetitions)  # fmt: skip
+        entry = replace(entry, repetitions=repetitions)
     p = _plan(repo, entry, entry.overrides, "")
     metrics = suite_mod.compared_metrics(entry, p)
     if metric not in metrics:
@@ -177,6 +187,21 @@ def prepare(
     commits = [c.hexsha for c in r.iter_commits(f"{g.hexsha}..{b.hexsha}", first_parent=True)]
     commits.reverse()
     meta = p.script.metrics[metric]
+    policy = suite.policy(entry, metric, p.script.metrics)
+    if repetitions is not None and not policy.noiseless:
+        alpha = policy.alpha / tests_needed(len(commits))
+        if regress.min_p_value(repetitions, repetitions) > alpha:
+            need = next(
+                r for r in range(2, MAX_REPETITIONS + 1) if regress.min_p_value(r, r) <= alpha
+            )
+            raise BadInput(
+                "--repetitions",
+                "$",
+                f"at least {need}: with fewer, no one-sided test of {metric} can reach "
+                f"alpha {alpha:.3g} (the suite's {policy.alpha:g} over "
+                f"{tests_needed(len(commits))} measurement(s))",
+                repetitions,
+            )
     return Request(
         repo=repo,
         suite=suite,
@@ -187,7 +212,7 @@ def prepare(
         bad=b.hexsha,
         commits=commits,
         better=meta["better"],
-        policy=suite.policy(entry, metric, p.script.metrics),
+        policy=policy,
     )
 
 

@@ -28,10 +28,11 @@ class TrialRow:
     objectives: dict[str, dict[str, Any]]  # metric -> median, low, high, coverage, n
     constraints: dict[str, dict[str, Any]]  # "M>=X" -> median, holds
     cached: bool
-    contended: bool
+    contended: bool  # still contended after the re-measurements
     keys: list[str]
     error: str = ""
     front: bool = False
+    remeasured: int = 0  # contended repetitions measured again before Optuna was told
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class TrialRow:
             "constraints": self.constraints,
             "cached": self.cached,
             "contended": self.contended,
+            "remeasured": self.remeasured,
             "keys": self.keys,
             "error": self.error,
         }
@@ -87,6 +89,7 @@ def rows_of(req: Request, opened: Opened) -> list[TrialRow]:
                 constraints=cons,
                 cached=bool(t.user_attrs.get("cached")),
                 contended=bool(t.user_attrs.get("contended")),
+                remeasured=int(t.user_attrs.get("remeasured") or 0),
                 keys=list(t.user_attrs.get("keys") or []),
                 error=t.user_attrs.get("error", ""),
             )
@@ -200,7 +203,8 @@ def trials_frame(req: Request, rows: list[TrialRow]) -> pd.DataFrame:
         for c in req.constraints:
             row[c.text()] = (r.constraints.get(c.text()) or {}).get("median")
         row |= {"feasible": r.feasible, "front": r.front, "cached": r.cached,
-                "contended": r.contended, "error": r.error}  # fmt: skip
+                "contended": r.contended, "remeasured": r.remeasured,
+                "error": r.error}  # fmt: skip
         out.append(row)
     return pd.DataFrame(out)
 
@@ -220,6 +224,7 @@ def summary(res: Result) -> dict[str, Any]:
         "trials_failed": sum(not r.ok for r in rows),
         "trials_infeasible": sum(r.ok and not r.feasible for r in rows),
         "trials_contended": sum(r.contended for r in rows),
+        "trials_remeasured": sum(r.remeasured > 0 for r in rows),
         "space_size": _finite(res.request.space.size()),
         "front": [r.to_json() for r in res.front],
         "best_runs": res.set_lines,

@@ -17,6 +17,7 @@ from efflab.optimize.request import Request
 from efflab.optimize.study import OUTCOME, finished, open_study
 from efflab.optimize.trials import Outcome, evaluate
 from efflab.plan.planner import Experiment
+from efflab.workflow import remeasure
 from efflab.workflow.options import RunOptions
 
 
@@ -30,6 +31,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, o: Outcome, req: Request) ->
     trial.set_user_attr("keys", o.keys)
     trial.set_user_attr("cached", o.cached)
     trial.set_user_attr("contended", o.contended)
+    trial.set_user_attr("remeasured", o.remeasured)
     if not o.ok:
         trial.set_user_attr("error", o.error[:500])
         trial.set_user_attr(OUTCOME, "failed")
@@ -52,9 +54,13 @@ def optimize(
     batch: int | None = None,
     run_id: str = "",
     on_trials: Callable[[int, int], None] | None = None,
+    remeasure_rounds: int | None = None,
 ) -> Result:
-    """Run (or resume) the study until `req.trials` trials are finished."""
+    """Run (or resume) the study until `req.trials` trials are finished. Contended
+    timing repetitions are measured again up to `remeasure_rounds` times (default
+    workflow.remeasure.MAX_ROUNDS; 0 takes the records as they are)."""
     batch = max(1, batch or opts.cores)
+    rounds = remeasure.MAX_ROUNDS if remeasure_rounds is None else remeasure_rounds
     opened = open_study(repo, req, resume, batch)
     study = opened.study
     dists = req.space.distributions()
@@ -66,7 +72,7 @@ def optimize(
         size = min(batch, req.trials - done)
         asked = [study.ask(fixed_distributions=dists) for _ in range(size)]
         params = [{n: t.params[n] for n in req.space.names()} for t in asked]
-        b = evaluate(repo, req, exp, params, opts, run_id)
+        b = evaluate(repo, req, exp, params, opts, run_id, rounds=rounds)
         for t, o in zip(asked, b.outcomes, strict=True):
             _tell(study, t, o, req)
         jobs += b.jobs_run

@@ -24,7 +24,7 @@ from efflab.papers.outcome import ClaimResult, ExperimentRun, PaperResult
 from efflab.papers.report import write_report
 from efflab.papers.spec import Paper, load_papers
 from efflab.plan.planner import Plan, Planner, load_experiment
-from efflab.runtime.outputs import DONE_COPY
+from efflab.workflow import remeasure
 from efflab.workflow.options import RunOptions
 from efflab.workflow.pipeline import run_experiment
 
@@ -81,7 +81,7 @@ def prepare(
     return list(runs.values()), per_paper
 
 
-MAX_REMEASURE = 2  # rounds of re-measuring contended timing invocations
+MAX_REMEASURE = remeasure.MAX_ROUNDS
 
 
 def contended_timing(repo: Path, run: ExperimentRun) -> list[str]:
@@ -100,12 +100,7 @@ def contended_timing(repo: Path, run: ExperimentRun) -> list[str]:
 
 def set_aside(repo: Path, run: ExperimentRun, keys: list[str], round_: int) -> None:
     """Move a contended invocation's outputs.json aside, so the engine measures it again."""
-    for k in keys:
-        f = repo / run.plan.invocations[k].folder / "outputs.json"
-        if f.exists():
-            f.rename(f.with_name(f"outputs.contended-{round_}.json"))
-            # the runner's second name for a finished output would bring it back unmeasured
-            (f.parent / DONE_COPY).unlink(missing_ok=True)
+    remeasure.set_aside(repo, run.plan, keys, round_)
 
 
 def judge(paper: Paper, runs: dict[str, ExperimentRun]) -> list[ClaimResult]:

@@ -225,11 +225,25 @@ def load(repo: Path, experiment: str, version: int | None = None) -> tuple[pd.Da
     return read_table(tables_dir(repo, experiment) / f"v{v}" / "table.parquet", experiment), v
 
 
+NOT_A_PARAMETER = "(not a parameter)"
+
+
 def diff(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Median per (point, metric) in A and B with the relative change."""
-    keys = [c for c in a.columns if c not in STAT_COLUMNS] + ["metric", "unit", "better"]
-    ka = a[keys + ["median"]].astype({k: str for k in keys})
-    kb = b[keys + ["median"]].astype({k: str for k in keys})
+    """Median per (point, metric) in A and B with the relative change.
+
+    The versions may have different parameter columns (a parameter added to or dropped
+    from the grid): a column one version lacks reads NOT_A_PARAMETER there, so its rows
+    match only rows where the other version lacks it too (else "only in A/B").
+    """
+    params = [c for c in a.columns if c not in STAT_COLUMNS]
+    params += [c for c in b.columns if c not in STAT_COLUMNS and c not in params]
+    keys = params + ["metric", "unit", "better"]
+
+    def side(t: pd.DataFrame) -> pd.DataFrame:
+        t = t.assign(**{c: NOT_A_PARAMETER for c in params if c not in t.columns})
+        return t[keys + ["median"]].astype({k: str for k in keys})
+
+    ka, kb = side(a), side(b)
     m = ka.merge(kb, on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
     m["change_pct"] = (m["median_b"] - m["median_a"]) / m["median_a"].abs() * 100.0
     m["status"] = (

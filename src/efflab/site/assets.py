@@ -157,6 +157,39 @@ JS = r"""
       ticktext: t.ticks.map(function (k) { return "#" + k.night + " v" + k.version + "<br>" + k.commit; })}}, conf);
     div.dataset.traces = String(traces.length);
   }
+  function drawOptimize(div) {
+    // every trial (feasible, infeasible, failed) and the front from the versioned table;
+    // two objectives: objective plane; one: the objective per trial number
+    var o = page.objectives, two = o.length > 1;
+    function xy(obj, n) { return two ? [obj[o[0].metric], obj[o[1].metric]] : [n, obj[o[0].metric]]; }
+    var groups = [["feasible trials", "feasible", "#1f77b4", "circle"],
+                  ["infeasible trials", "infeasible", "#d62728", "x"]];
+    var traces = [];
+    groups.forEach(function (g) {
+      var ts = page.trials.filter(function (t) { return t.status === g[1]; });
+      var pts = ts.map(function (t) { return xy(t.obj, t.trial); }).filter(function (p) { return p[0] !== null && p[1] !== null; });
+      if (!pts.length) return;
+      traces.push({type: "scatter", mode: "markers", name: g[0], x: pts.map(function (p) { return p[0]; }),
+        y: pts.map(function (p) { return p[1]; }), marker: {size: 9, color: g[2], symbol: g[3], opacity: 0.7},
+        text: ts.map(function (t) { return "trial " + t.trial + ": " + t.label + (t.cached ? " (cache hit)" : "") +
+          (t.remeasured ? " (re-measured " + t.remeasured + "x)" : ""); }), hovertemplate: "%{text}<br>%{x}, %{y}<extra></extra>"});
+    });
+    var f = page.front.map(function (t) { return {p: xy(t.obj, t.trial), t: t}; })
+      .filter(function (e) { return e.p[0] !== null && e.p[1] !== null; })
+      .sort(function (a, b) { return a.p[0] - b.p[0]; });
+    if (f.length) {
+      traces.push({type: "scatter", mode: two && f.length > 1 ? "lines+markers" : "markers",
+        name: two ? "Pareto front" : "best trial", line: {shape: "hv", color: "#2a9d3a"},
+        x: f.map(function (e) { return e.p[0]; }), y: f.map(function (e) { return e.p[1]; }),
+        marker: {size: 13, color: "#2a9d3a", symbol: "star", line: {width: 1, color: "#000"}},
+        text: f.map(function (e) { return "trial " + e.t.trial + ": " + e.t.label; }),
+        hovertemplate: "%{text}<br>%{x}, %{y}<extra>front</extra>"});
+    }
+    function ax(g) { return g.metric + " [" + g.unit + "] (" + g.direction + ")"; }
+    Plotly.react(div, traces, {height: 460, margin: {t: 30},
+      xaxis: {title: {text: two ? ax(o[0]) : "trial"}}, yaxis: {title: {text: two ? ax(o[1]) : ax(o[0])}}}, conf);
+    div.dataset.traces = String(traces.length);
+  }
   function apply() {
     document.querySelectorAll("[data-host]").forEach(function (el) {
       el.classList.toggle("hidden", !!host && el.dataset.host !== host);
@@ -176,6 +209,7 @@ JS = r"""
       if (div.dataset.kind === "points") drawPoints(div, f);
       else if (div.dataset.kind === "pareto") drawPareto(div);
       else if (div.dataset.kind === "trend") drawTrend(div);
+      else if (div.dataset.kind === "optimize") drawOptimize(div);
     });
     document.body.dataset.drawn = "1";
   }

@@ -23,6 +23,7 @@ from efflab.site.experiment_page import experiment_pages
 from efflab.site.experiments import Skipped, experiment_names, load_experiment
 from efflab.site.html import Page
 from efflab.site.nightly_page import load_nightly, nightly_page
+from efflab.site.optimize_page import load_studies, study_cards, study_page
 from efflab.site.overview_pages import home_page, machines, machines_page
 from efflab.site.paper_page import copy_reports, load_papers, paper_page
 from efflab.site.tournament_page import board_pages, load_boards
@@ -70,6 +71,8 @@ def build(
     boards = load_boards(repo, skipped)
     step("nightly")
     nightly = load_nightly(repo, skipped)
+    step("optimize")
+    studies = load_studies(repo, skipped)
     seen: set[str] = set()  # a file read by two pages is named once
     skipped[:] = [s for s in skipped if not (s.file in seen or seen.add(s.file))]
     ms = machines(exps)
@@ -81,10 +84,11 @@ def build(
     pages += [paper_page(p) for p in papers]
     for b in boards:
         pages += board_pages(b)
+    pages += [study_page(s) for s in studies]
     if nightly:
         pages.append(nightly_page(nightly, me))
     pages.append(machines_page(ms))
-    pages.insert(0, home_page(exps, papers, boards, nightly, ms, skipped))
+    pages.insert(0, home_page(exps, papers, boards, nightly, ms, skipped, study_cards(studies)))
     all_hosts = sorted({h for p in pages for h in p.hosts})
     built = datetime.now(UTC).isoformat(timespec="seconds")
     res = Built(out, skipped=skipped)
@@ -92,6 +96,7 @@ def build(
         "experiments": len(exps),
         "papers": len(papers),
         "tournaments": len(boards),
+        "optimize_studies": len(studies),
         "nights": len(nightly.history) if nightly else 0,
         "machines": len(ms),
         "records_read": sum(s.records for e in exps for s in e.sources),

@@ -18,6 +18,7 @@ NAV = [
     ("experiments", "index.html#experiments"),
     ("papers", "index.html#papers"),
     ("tournaments", "index.html#tournaments"),
+    ("optimize", "index.html#optimize"),
     ("nightly", "nightly.html"),
     ("machines", "machines.html"),
 ]

@@ -74,6 +74,7 @@ def home_page(
     nightly: Nightly | None,
     ms: list[Machine],
     skipped: list[Skipped],
+    studies_html: str = "",
 ) -> Page:
     cards = []
     for e in exps:
@@ -141,6 +142,7 @@ def home_page(
         f"<h2 id='experiments'>Experiments</h2><div class='cards'>{''.join(cards) or 'none'}</div>"
         f"<h2 id='papers'>Papers</h2><div class='cards'>{''.join(pcards) or 'none'}</div>"
         f"<h2 id='tournaments'>Tournaments</h2><div class='cards'>{''.join(tcards) or 'none'}</div>"
+        f"<h2 id='optimize'>Optimize studies</h2><div class='cards'>{studies_html or 'none'}</div>"
         f"<h2 id='nightly'>Nightly</h2>{night}{skipped_html}"
     )
     data = {

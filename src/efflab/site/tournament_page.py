@@ -87,7 +87,8 @@ def board_pages(bd: Board) -> list[Page]:
         mark = " <span class='tie'>tie</span>" if r["seq"] in tied else ""
         cells = [
             f"{r['position']}{mark}",
-            esc(r["participant"]),
+            esc(r["participant"])
+            + (" <span class='baseline'>baseline</span>" if r.get("baseline") else ""),  # fmt: skip
             esc(r["entry"]),
             str(r["front"]),
             *[esc(fmt(r["metrics"].get(m))) for m in b["metrics"]],

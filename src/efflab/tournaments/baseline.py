@@ -6,6 +6,12 @@ This module knows the tournament side only: the space a submission may choose fr
 values), the goals as `optimize` options, which front entry to enter (the ranking's
 tie-break order) and the submission file. `efflab tournament baseline` runs the search
 between them (the optimize view is a sibling of this package, not imported here).
+
+Identity: in a keyed tournament the baseline is signed like any entry, by the key
+registered for participant `organiser` (`organiser_key`): the organiser's own key
+(--key), or one kept for the tournament under .efflab/keys/ and registered on first
+use. The leaderboard marks a row as the baseline by that name and entry prefix; in a
+keyed tournament nobody else can hold that row (rows follow their key).
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from typing import Any
 import jsonschema
 import yaml
 
+from efflab.core.errors import BadInput
+from efflab.core.layout import state_dir
 from efflab.core.specio import atomic_write_text
 from efflab.plan.planner import load_experiment
+from efflab.tournaments import identity
 from efflab.tournaments.spec import Tournament
 
 PARTICIPANT = "organiser"
@@ -92,3 +101,32 @@ def write_submission(t: Tournament, folder: Path, row: dict[str, Any], study: in
     f = folder / "baseline-submission.yaml"
     atomic_write_text(f, yaml.safe_dump(body, sort_keys=False))
     return f
+
+
+def organiser_key(repo: Path, t: Tournament, participants: Path, key: Path | None) -> tuple[Path, str]:  # fmt: skip
+    """(private key file, note) for signing the baseline as `organiser`.
+
+    `key` (--key) must match the key registered for `organiser`, or is registered when
+    none is; without it, the tournament's kept key (.efflab/keys/<id>/organiser.pem,
+    made on first use) is used the same way.
+    """
+    reg = identity.Registry(participants)
+    note = ""
+    if key is None:
+        key = state_dir(repo, f"keys/{t.id}") / "organiser.pem"
+        if not key.exists():
+            identity.generate(key)
+            note = f"made the organiser's key {key}"
+    elif not key.is_file():
+        raise BadInput(key, "$", "the organiser's private key (PEM, from `tournament keygen`)", "no such file")  # fmt: skip
+    pub = identity.load_private(key).public_key().public_bytes_raw()
+    fp = identity.fingerprint(pub)
+    held = reg.load().get(PARTICIPANT)
+    if held is None:
+        import base64
+
+        reg.register(PARTICIPANT, base64.b64encode(pub).decode())
+        note = (note + "; " if note else "") + f"registered it as '{PARTICIPANT}' ({fp})"
+    elif held.fingerprint != fp:
+        raise BadInput("--key", "$", f"the private key of '{PARTICIPANT}' as registered ({held.fingerprint})", f"a key with fingerprint {fp}")  # fmt: skip
+    return key, note

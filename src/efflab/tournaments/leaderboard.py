@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.tournaments.attempts import ACCEPTED, is_stale
+from efflab.tournaments.baseline import is_baseline
 from efflab.tournaments.intervals import rank_ranges, tie_groups
 from efflab.tournaments.ledger import Ledger
 from efflab.tournaments.spec import Objective, Tournament
@@ -56,6 +57,7 @@ class Row:
     intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
     rank_range: tuple[int, int] = (0, 0)
     tied_with: list[str] = field(default_factory=list)
+    baseline: bool = False  # the organiser's baseline (`efflab tournament baseline`)
 
 
 def dominates(a: dict[str, float], b: dict[str, float], objectives: list[Objective]) -> bool:
@@ -143,6 +145,7 @@ def _row(e: dict[str, Any]) -> Row:
         script=bool(sub.get("archive")),
         key=sub.get("key"),
         intervals=e.get("intervals") or {},
+        baseline=is_baseline(sub["participant"], sub["entry"]),
     )
 
 

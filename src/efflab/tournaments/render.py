@@ -16,7 +16,6 @@ from typing import Any
 
 from efflab.core.specio import atomic_write_text
 from efflab.results import render as page
-from efflab.tournaments.baseline import is_baseline
 from efflab.tournaments.spec import Tournament
 
 MAX_REJECTED_SHOWN = 20
@@ -68,9 +67,7 @@ def _table(b: dict[str, Any], t: Tournament) -> tuple[list[str], list[list[str]]
     for r in b["entries"]:
         lo, hi = r["rank_range"]
         span = f"{lo}" if lo == hi else f"{lo}–{hi} (tie)"
-        who = r["participant"] + (
-            " (baseline)" if is_baseline(r["participant"], r["entry"]) else ""
-        )
+        who = r["participant"] + (" (baseline)" if r.get("baseline") else "")
         cells = [str(r["position"]), span, who, r["entry"], str(r["front"])]
         if b["ranking"] == "weighted":
             cells.append(f"{r['score']:.3f}")
