@@ -171,6 +171,18 @@ def test_mac8_uses_dsp_and_nodsp_is_synthesized(tmp_path: Path) -> None:
     assert xc7["xc7_lut_nodsp"] > xc7["xc7_lut"] + 50  # the multiplier moved into LUTs
 
 
+def test_bitweight_engine_keeps_the_skeleton_and_has_no_multiplier(tmp_path: Path) -> None:
+    """mac8-bw (fpga-bitweight) against mac8 at 2x1: the same registers (weights,
+    activations, row sums, y), so LUT differences are the arithmetic's alone; and no
+    multiplier is left, so the xc7 flow infers no DSP."""
+    bw = chain(tmp_path / "bw", datapath="mac8-bw", size="2x1")
+    mac = chain(tmp_path / "mac", datapath="mac8", size="2x1")
+    assert bw["ice40"].metrics["ice40_dff"] == mac["ice40"].metrics["ice40_dff"]
+    assert bw["gen"].values["out_bits"] == mac["gen"].values["out_bits"]
+    assert bw["xc7"].metrics["xc7_dsp"] == 0 and mac["xc7"].metrics["xc7_dsp"] >= 1
+    assert bw["ice40"].metrics["ice40_lut4"] > 0
+
+
 def test_wrong_design_fails_before_synthesis(tmp_path: Path) -> None:
     with pytest.raises(VerificationError, match="differ from the Python reference"):
         call("fpga-gen", tmp_path, datapath="table-lookup", size="4x2", inject_bug=True)

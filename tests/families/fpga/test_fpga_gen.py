@@ -53,6 +53,14 @@ def test_injected_bug_is_caught(datapath: str, tmp_path: Path) -> None:
         verify.verify(design, count=4, seed=0, workdir=tmp_path)
 
 
+def test_bitweight_engine_has_no_multiply_operator() -> None:
+    """The bit-weight form sums gated activations per weight bit; no `*` remains."""
+    v = gen.generate("mac8-bw", 4, 2).verilog
+    assert "*" not in v.replace("(*", "").replace("*)", "")
+    assert "<<< 7" in v and "- ($signed" in v  # the sign bit's plane is subtracted
+    assert "*" in gen.generate("mac8", 4, 2).verilog
+
+
 def test_corner_vectors_hit_the_extremes() -> None:
     """The first vectors drive the largest |sum|, where a too-narrow accumulator overflows."""
     design = gen.generate("mac8", 8, 2)

@@ -1,6 +1,6 @@
-"""Verilog generators for three matrix-vector datapaths, plus their Python reference.
+"""Verilog generators for four matrix-vector datapaths, plus their Python reference.
 
-All three engines compute ``y[r] = sum_c W[r][c] * a[c]`` for N signed int8
+All four engines compute ``y[r] = sum_c W[r][c] * a[c]`` for N signed int8
 activations and M rows, and share one skeleton so that resource differences come only
 from the arithmetic:
 
@@ -16,6 +16,13 @@ Datapaths:
 ``mac8``
     int8 weights, one signed 8x8 multiplier per weight, each an instance of one
     ``mul8s`` module (see :mod:`fpgalib.synth` for why the hierarchy matters).
+``mac8-bw`` (the bit-weight transformation of Wang et al.'s TPE paper)
+    the same int8 x int8 dot product with the loops reordered in the bit-weight
+    dimension: for every weight bit j, the N activations gated by bit j of their
+    weight are summed first (one adder tree per bit plane, 8-bit terms), and only the
+    8 plane sums are shifted and combined (the sign bit's plane subtracted).  The N
+    separate multipliers and their carry-propagate adders disappear into 8 narrow
+    trees; no ``$mul`` is left for yosys.
 ``ternary``
     weights in {-1, 0, +1}, 2-bit code (01 = +1, 11 = -1, else 0); each term adds,
     subtracts or skips the activation, no multipliers.
@@ -36,7 +43,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from .params import DATAPATHS
+from .params import DATAPATHS, INT8_WEIGHTS
 
 ACT_BITS = 8
 TOP = "mvm"
@@ -140,7 +147,7 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
     if n < 1 or m < 1:
         raise ValueError(f"sizes must be >= 1, got n={n} m={m}")
     ngroups = math.ceil(n / group)
-    if datapath == "mac8":
+    if datapath in INT8_WEIGHTS:
         w_bits, w_cols, term_bits = 8, n, signed_bits(128 * 128)
     elif datapath == "ternary":
         w_bits, w_cols, term_bits = 2, n, signed_bits(128)
@@ -209,6 +216,29 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
                     expr = f"{w}[0] ? ({ext} ^ {{{term_bits}{{n_{r}_{c}}}}}) : {term_bits}'sd0"
                 body.append(f"  wire signed [{term_bits - 1}:0] p_{r}_{c} = {expr};")
                 terms.append(f"p_{r}_{c}")
+        elif datapath == "mac8-bw":
+            # Bit plane j: sum over c of (w[j] ? a : 0), an 8-bit-term tree; then
+            # y = sum_{j<7} P_j * 2^j - P_7 * 2^7, combined at the output width of mac8.
+            planes = []
+            for j in range(8):
+                pterms = []
+                for c in range(n):
+                    name = f"q_{r}_{j}_{c}"
+                    body.append(
+                        f"  wire signed [{ACT_BITS - 1}:0] {name} = w_{r}_{c}[{j}] ? a_{c} : 8'sd0;"
+                    )
+                    pterms.append(name)
+                plane, pw = _tree(body, f"b_{r}_{j}", pterms, ACT_BITS)
+                planes.append((plane, pw))
+            out_w = term_bits + clog2(n)
+            parts = []
+            for j, (plane, pw) in enumerate(planes):
+                ext = f"$signed({{{{{out_w - pw}{{{plane}[{pw - 1}]}}}}, {plane}}})"
+                sign = "+" if (j < 7 or bug) else "-"
+                parts.append(f"{sign} ({ext} <<< {j})")
+            body.append(f"  wire signed [{out_w - 1}:0] bw_{r} = {' '.join(parts).lstrip('+ ')};")
+            terms.append(f"bw_{r}")
+            term_bits_row = out_w
         else:
             # Per row and group: pick the stored entry by index, then negate it by the
             # sign bit (XOR here, the +1 on a tree adder's carry-in, as for ternary).
@@ -231,7 +261,8 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
                     expr = f"{e} ^ {{{term_bits}{{{sgn}}}}}"
                 body.append(f"  wire signed [{term_bits - 1}:0] p_{r}_{g} = {expr};")
                 terms.append(f"p_{r}_{g}")
-        s, width = _tree(body, f"s_{r}", terms, term_bits, cins)
+        tb = term_bits_row if datapath == "mac8-bw" else term_bits
+        s, width = _tree(body, f"s_{r}", terms, tb, cins)
         body.append(f"  reg signed [{width - 1}:0] acc_r{r};")
         body.append(f"  always @(posedge clk) acc_r{r} <= {s};")
 
@@ -273,8 +304,8 @@ def generate(datapath: str, n: int, m: int, group: int = 2, bug: bool = False) -
 
 
 def random_weights(datapath: str, n: int, m: int, rng: random.Random) -> list[list[int]]:
-    """Random weights in the datapath's domain: int8 for mac8, {-1,0,+1} otherwise."""
-    if datapath == "mac8":
+    """Random weights in the datapath's domain: int8 for mac8(-bw), {-1,0,+1} otherwise."""
+    if datapath in INT8_WEIGHTS:
         return [[rng.randint(-128, 127) for _ in range(n)] for _ in range(m)]
     return [[rng.choice((-1, 0, 1)) for _ in range(n)] for _ in range(m)]
 
@@ -289,7 +320,7 @@ def weight_elements(design: Design, weights: list[list[int]]) -> list[int]:
     mask = (1 << design.w_bits) - 1
     out = []
     for row in weights:
-        if design.datapath == "mac8":
+        if design.datapath in INT8_WEIGHTS:
             out += [w & mask for w in row]
         elif design.datapath == "ternary":
             out += [{0: 0b00, 1: 0b01, -1: 0b11}[w] for w in row]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-DATAPATHS = ("mac8", "ternary", "table-lookup")
+DATAPATHS = ("mac8", "mac8-bw", "ternary", "table-lookup")
+INT8_WEIGHTS = ("mac8", "mac8-bw")  # datapaths whose weights are int8 (the others ternary)
 
 # iCE40 parts nextpnr-ice40 knows, with their logic-cell count and the packages the
 # chip database ships (a subset: the common ones).  The count lets a report say how

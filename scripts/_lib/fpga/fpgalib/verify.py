@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .gen import Design, random_weights, reference, weight_elements
+from .params import INT8_WEIGHTS
 from .tools import require
 
 
@@ -33,7 +34,7 @@ def make_vectors(design: Design, count: int, seed: int) -> list[Vector]:
     """Corner cases first (largest magnitudes, sign extremes), then random vectors."""
     rng = random.Random(seed)
     n, m, dp = design.n, design.m, design.datapath
-    wmin, wmax = (-128, 127) if dp == "mac8" else (-1, 1)
+    wmin, wmax = (-128, 127) if dp in INT8_WEIGHTS else (-1, 1)
     corners = [
         Vector([[wmin] * n for _ in range(m)], [-128] * n),  # largest positive sum
         Vector([[wmax] * n for _ in range(m)], [-128] * n),  # most negative sum
