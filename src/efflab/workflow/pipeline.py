@@ -6,20 +6,42 @@ through `run_experiment`, so caching, provenance and tables behave the same ever
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from efflab.core.errors import RunFailed
 from efflab.core.invocation import Invocation
 from efflab.plan.planner import Plan, plan_experiment
-from efflab.results import index, provenance, records, tables
+from efflab.results import provenance, records, tables
 from efflab.workflow import housekeeping
 from efflab.workflow import snakemake_adapter as engine
 from efflab.workflow.options import RunOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# What a run needs only after its jobs: pandas, pyarrow and scipy.special (aggregation,
+# the columnar index), GitPython (provenance). A local run imports them in a thread
+# while it waits for Snakemake, not before: together ~1-2 s of a small run's start.
+AFTER_JOBS = ("efflab.results.index", "scipy.special", "git")
+
+
+def _import_after_jobs() -> None:
+    for name in AFTER_JOBS:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the main thread's own import reports it
+            return
+
+
+def preload_after_jobs() -> threading.Thread:
+    t = threading.Thread(target=_import_after_jobs, name="efflab-preload", daemon=True)
+    t.start()
+    return t
 
 
 @dataclass
@@ -118,6 +140,8 @@ def _run_locked(
     todo = [inv for inv in p.targets if not engine.is_done(repo, inv)]
     res = ExperimentResult(plan=p)
     if todo:
+        if not dry_run:
+            preload_after_jobs()
         res.engine = run_waves(
             repo,
             todo,
@@ -137,6 +161,8 @@ def _run_locked(
             return res
     elif dry_run:
         return res
+    from efflab.results import index
+
     prov = provenance.collect(repo)
     res.collected = records.collect(repo, p, run_id, prov, runtime.name)
     index.append(repo, p.experiment.name, res.collected.ok)  # the columnar index grows
