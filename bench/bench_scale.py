@@ -1,7 +1,7 @@
 """Scale benchmarks (printed figures, not tests): efflab and plain Snakemake side by side.
 
     .venv/bin/python bench/bench_scale.py [startup] [overhead] [large] [index] [--sizes 1000,10000]
-        [--reps N]
+        [--reps N] [--no-plain]
 
 startup   `import snakemake.cli`, `snakemake --version` with a SLURM client configured
           and no controller (the ~9 s probe), and through efflab's launcher; `efflab run`
@@ -170,9 +170,12 @@ def rss_mb(repo: Path, *args: str) -> tuple[float, float, float]:
         return s, int(own.read_text()) / 1024.0, int(tree.read_text().split()[-1]) / 1024.0
 
 
-def bench_large(tmp: Path, sizes: list[int], reps: int = REPS, ilp_max: int = 1000) -> None:
+def bench_large(
+    tmp: Path, sizes: list[int], reps: int = REPS, ilp_max: int = 1000, plain_arms: bool = True
+) -> None:
     """Plain Snakemake runs with its default job selector (ILP) up to `ilp_max` jobs and
-    with `--scheduler greedy` (what efflab passes) at every size."""
+    with `--scheduler greedy` (what efflab passes) at every size; `--no-plain` skips the
+    plain arms (efflab's figures alone, when the time at hand allows no more)."""
     for n in sizes:
         repo, plain = gen_repo(tmp / f"L{n}", n), plain_dir(tmp / f"LP{n}", n)
         xs = []
@@ -184,8 +187,11 @@ def bench_large(tmp: Path, sizes: list[int], reps: int = REPS, ilp_max: int = 10
         dag = interleaved({
             "plain": lambda plain=plain: wall([PY, "-m", "snakemake", "-n", "-q", "--cores", "1", "all"], cwd=plain),
             "efflab": lambda repo=repo: wall(efflab_cmd(repo, "run", "many", "--dry-run", "-q", "--runtime", "host")),
+        } if plain_arms else {
+            "efflab": lambda repo=repo: wall(efflab_cmd(repo, "run", "many", "--dry-run", "-q", "--runtime", "host")),
         }, reps)  # fmt: skip
-        show(f"[{n}] DAG build: plain snakemake --dry-run", dag["plain"])
+        if plain_arms:
+            show(f"[{n}] DAG build: plain snakemake --dry-run", dag["plain"])
         show(f"[{n}] DAG build: efflab run --dry-run (plan + Snakemake dry run)", dag["efflab"])
         own: list[float] = []
         tree: list[float] = []
@@ -220,8 +226,11 @@ def bench_large(tmp: Path, sizes: list[int], reps: int = REPS, ilp_max: int = 10
         noop = interleaved({
             "plain": lambda plain=plain: wall([PY, "-m", "snakemake", "--cores", "2", "-q", "all"], cwd=plain),
             "efflab": lambda repo=repo: wall(efflab_cmd(repo, "run", "many", "-q", "--runtime", "host")),
+        } if plain_arms else {
+            "efflab": lambda repo=repo: wall(efflab_cmd(repo, "run", "many", "-q", "--runtime", "host")),
         }, reps)  # fmt: skip
-        show(f"[{n}] no-op rerun: plain Snakemake", noop["plain"])
+        if plain_arms:
+            show(f"[{n}] no-op rerun: plain Snakemake", noop["plain"])
         show(f"[{n}] no-op rerun: efflab run", noop["efflab"], "<= 5 s at 10,000")
         show(f"[{n}] peak RSS of the efflab process", own, "<= 1024", "MB")
         show(f"[{n}] peak RSS of the largest process of its tree (Snakemake)", tree, "-", "MB")
@@ -281,6 +290,8 @@ def main() -> None:
         i = args.index("--reps")
         reps = int(args[i + 1])
         del args[i : i + 2]
+    plain_arms = "--no-plain" not in args
+    args = [a for a in args if a != "--no-plain"]
     which = set(args) or {"startup", "overhead", "large", "index"}
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  load: {os.getloadavg()}  cpus: {os.cpu_count()}  "
           f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}", flush=True)  # fmt: skip
@@ -291,7 +302,7 @@ def main() -> None:
             if name in which:
                 fn(tmp / name)
         if "large" in which:
-            bench_large(tmp / "large", sizes, reps)
+            bench_large(tmp / "large", sizes, reps, plain_arms=plain_arms)
     print(f"# done; load: {os.getloadavg()}")
 
 
