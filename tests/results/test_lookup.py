@@ -8,7 +8,6 @@ import random
 import shutil
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from efflab.core import layout
@@ -74,13 +73,24 @@ def test_index_gives_the_json_records_view_fields(tmp_path: Path) -> None:
     index.rebuild(tmp_path, EXP)
     root = layout.experiment_dir(tmp_path, EXP)
     keys = [r["key"] for r in recs[::-3]] + [failed["key"], "0" * 20, recs[0]["key"]]
-    shutil.rmtree(root / "runs")  # from the index alone, not the JSON
     got = lookup.load(root, keys, update=False)
     assert got == expected(recs, keys)
     assert [list(r["metrics"]) for r in got] == [
         list(r["metrics"]) for r in expected(recs, keys)
     ]  # the record's metric order, not sorted
     assert any(not r["metrics"] for r in got) and all("values" not in r for r in got)
+
+    # answered from the index, not the files: a same-size edit of every file goes unseen
+    for f in (root / "runs").glob("*.json"):
+        f.write_bytes(f.read_bytes().replace(b'"unit": "us"', b'"unit": "ms"'))
+    assert lookup.load(root, keys, update=False) == got
+    # ...but the files decide: one gone is left out, one of another size is read anew
+    gone, changed = recs[59], recs[56]  # both among `keys`
+    (root / "runs" / f"{gone['key']}.json").unlink()
+    edited = {**changed, "point": {"model": "other"}}
+    (root / "runs" / f"{changed['key']}.json").write_text(json.dumps(edited))
+    again = {r["key"]: r for r in lookup.load(root, keys, update=False)}
+    assert gone["key"] not in again and again[changed["key"]]["point"] == {"model": "other"}
 
 
 def test_missing_and_stale_index_fall_back_to_json_and_catch_up(tmp_path: Path) -> None:
@@ -92,8 +102,9 @@ def test_missing_and_stale_index_fall_back_to_json_and_catch_up(tmp_path: Path) 
     assert len(index.parts(tmp_path, EXP)) == 1  # ...indexed on the way
     write(root, recs[30:])  # records added since (an import): the index is behind
     assert lookup.load(root, keys) == expected(recs, keys)
-    shutil.rmtree(root / "runs")
-    assert lookup.load(root, keys) == expected(recs, keys)  # now all in the index
+    assert len(index.parts(tmp_path, EXP)) == 2
+    found = lookup.from_index(index.parts(tmp_path, EXP), keys)  # now all in the index
+    assert {k: v[0] for k, v in found.items()} == {r["key"]: r for r in expected(recs, keys)}
 
     # an index written before the view columns existed: stale, so JSON, then a rebuild
     old = root / "index"
@@ -109,9 +120,8 @@ def test_missing_and_stale_index_fall_back_to_json_and_catch_up(tmp_path: Path) 
     update = index.append(tmp_path, EXP, recs[:5])
     assert update.added == len(recs)  # rebuilt from the JSON records
     assert index.current_schema(index.parts(tmp_path, EXP))
-    assert pa.Table.equals(
-        pq.read_table(index.parts(tmp_path, EXP)[0]), index.to_table(recs), check_metadata=False
-    )
+    sizes = {r["key"]: (root / "runs" / f"{r['key']}.json").stat().st_size for r in recs}
+    assert pq.read_table(index.parts(tmp_path, EXP)[0]).equals(index.to_table(recs, sizes))
 
 
 def test_nightly_baseline_and_site_read_the_same_from_index_and_records(tmp_path: Path) -> None:
@@ -145,9 +155,9 @@ def test_nightly_baseline_and_site_read_the_same_from_index_and_records(tmp_path
     from_json = baselines()
     assert from_json and all(v[0] for v in from_json.values())
     assert index.parts(tmp_path, EXP)  # the nightly indexed what it read
-    (root / "runs").rename(root / "runs.away")
-    assert baselines() == from_json  # from the index alone
-    (root / "runs.away").rename(root / "runs")
+    indexed = lookup.from_index(index.parts(tmp_path, EXP), [r["key"] for r in nights[0]])
+    assert len(indexed) == len(nights[0])
+    assert baselines() == from_json  # now from the index
     assert site() == site_json
     (root / "runs" / f"{nights[0][0]['key']}.json").write_text("{broken")
     shutil.rmtree(root / "index")

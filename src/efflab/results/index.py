@@ -6,7 +6,8 @@ from them reads one file per record (a million files: minutes). So every success
 record is also one row per metric in `results/<exp>/index/part-NNNNN.parquet`:
 
     key, run_id, repetition, point (canonical JSON), metric, unit, better, value,
-    alias, inputs, provenance (canonical JSON), raw (the value's own JSON text)
+    alias, inputs, provenance (canonical JSON), raw (the value's own JSON text),
+    file_size (bytes of the record's JSON file when indexed; null: no file)
 
 The last four let a view rebuild the record's fields it reads (`efflab.results.lookup`:
 the nightly baseline and the site) without the JSON file; a record without metrics is
@@ -57,6 +58,7 @@ SCHEMA = pa.schema(
         ("inputs", pa.string()),
         ("provenance", pa.string()),
         ("raw", pa.string()),
+        ("file_size", pa.int64()),
     ]
 )
 PART_PREFIX = "part-"
@@ -97,7 +99,17 @@ def current_schema(ps: list[Path]) -> bool:
         return False
 
 
-def to_table(records: Iterable[dict[str, Any]]) -> pa.Table:
+def _sizes(runs: Path, keys: Iterable[str]) -> dict[str, int]:
+    out = {}
+    for k in keys:
+        try:
+            out[k] = os.stat(runs / f"{k}.json").st_size
+        except OSError:
+            pass
+    return out
+
+
+def to_table(records: Iterable[dict[str, Any]], sizes: dict[str, int] | None = None) -> pa.Table:
     """Rows of successful records, sorted by key; a record's metrics in its own order."""
     cols: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
     for rec in sorted(records, key=lambda r: r["key"]):
@@ -122,6 +134,7 @@ def to_table(records: Iterable[dict[str, Any]]) -> pa.Table:
             cols["inputs"].append(inputs)
             cols["provenance"].append(prov)
             cols["raw"].append(json.dumps(v) if name is not None else None)
+            cols["file_size"].append((sizes or {}).get(rec["key"]))
     return pa.table(cols, schema=SCHEMA)
 
 
@@ -178,7 +191,7 @@ def append_at(
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".parquet")
     os.close(fd)
     try:
-        _write(to_table(new.values()), Path(tmp))
+        _write(to_table(new.values(), _sizes(d.parent / "runs", new)), Path(tmp))
         n = len(parts_in(d))
         while True:  # claim the next free part name; never overwrite another writer's
             part = d / f"{PART_PREFIX}{n:05d}.parquet"
@@ -218,7 +231,7 @@ def rebuild_at(root: Path, experiment: str = "") -> IndexUpdate:
     old = root / f".index-old-{os.getpid()}"
     try:
         part = tmp / f"{PART_PREFIX}00000.parquet"
-        _write(to_table(recs), part)
+        _write(to_table(recs, _sizes(root / "runs", (r["key"] for r in recs))), part)
         d = root / "index"
         if d.exists():
             os.rename(d, old)

@@ -9,18 +9,22 @@ record's *view fields*, exactly as in the JSON file:
 
 (`view_fields` of a JSON record gives the same dict; tests compare the two.)
 
-Where the index is not current — no index yet, an older schema, records added since
-(an import, a run that crashed before indexing) — the missing keys are read from
-their JSON files with the caller's reader (the nightly raises on a corrupt file, the
-site skips and names it), and appended to the index on the way when its folder is
-writable, so the next read finds them there. Keys without a JSON record and not in
-the index are left out, as a missing file is. The index holds successful records
-only; a failed record is never returned.
+The JSON file stays the source of truth: a key is answered from the index only while
+its file is there with the size it had when indexed (one stat per key, no read). A
+record gone is left out; one that changed size since (truncated, overwritten by hand)
+is read from its file. A same-size edit is not noticed: records are written once, and
+`efflab results check` / `reindex` are the tools after editing one. Where the index
+is not current — no index yet, an older schema, records added since (an import, a
+run that crashed before indexing) — those keys are read from their JSON files with
+the caller's reader (the nightly raises on a corrupt file, the site skips and names
+it), and new ones are appended to the index on the way when its folder is writable.
+The index holds successful records only; a failed record is never returned.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from typing import Any
 VIEW_FIELDS = ("key", "run_id", "repetition", "point", "alias", "inputs", "status",
                "metrics", "provenance")  # fmt: skip
 COLUMNS = ["key", "run_id", "repetition", "point", "alias", "inputs", "provenance",
-           "metric", "unit", "better", "raw"]  # fmt: skip
+           "metric", "unit", "better", "raw", "file_size"]  # fmt: skip
 
 
 def view_fields(rec: dict[str, Any]) -> dict[str, Any]:
@@ -57,14 +61,22 @@ def load(
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return []
-    found = from_index(index.parts_in(root / "index"), wanted)
+    indexed = from_index(index.parts_in(root / "index"), wanted)
+    found: dict[str, dict[str, Any]] = {}
     fresh = []
     for k in wanted:
-        if k not in found:
+        size = _size(root / "runs" / f"{k}.json")
+        if size is None:
+            continue  # no record (the source of truth) whatever the index holds
+        hit = indexed.get(k)
+        if hit is not None and hit[1] == size:
+            found[k] = hit[0]
+        else:
             rec = reader(root / "runs" / f"{k}.json")
             if rec is not None:
                 found[k] = rec
-                fresh.append(rec)
+                if hit is None:
+                    fresh.append(rec)
     if fresh and update:
         try:
             index.append_at(root / "index", fresh)
@@ -75,8 +87,16 @@ def load(
     ]
 
 
-def from_index(ps: list[Path], keys: list[str]) -> dict[str, dict[str, Any]]:
-    """key -> view fields of the indexed records among `keys` ({} for a stale index)."""
+def _size(file: Path) -> int | None:
+    try:
+        return os.stat(file).st_size
+    except FileNotFoundError:
+        return None
+
+
+def from_index(ps: list[Path], keys: list[str]) -> dict[str, tuple[dict[str, Any], int | None]]:
+    """key -> (view fields, file size when indexed) of the indexed records among `keys`
+    ({} for an index of an older schema)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -88,6 +108,7 @@ def from_index(ps: list[Path], keys: list[str]) -> dict[str, dict[str, Any]]:
     wanted = pa.array(sorted(set(keys)), pa.string())
     table = pq.ParquetDataset(ps, filters=pc.field("key").isin(wanted)).read(columns=COLUMNS)
     out: dict[str, dict[str, Any]] = {}
+    sizes: dict[str, int | None] = {}
     seen: set[tuple[str, str | None]] = set()  # two parts that raced: first copy wins
     decoded: dict[str, Any] = {}
 
@@ -116,6 +137,7 @@ def from_index(ps: list[Path], keys: list[str]) -> dict[str, dict[str, Any]]:
                 "metrics": {},
                 "provenance": _copy(dec(row["provenance"])),
             }
+            sizes[k] = row["file_size"]
             for f in ("alias", "inputs", "provenance"):
                 if rec[f] is None:
                     del rec[f]
@@ -125,7 +147,8 @@ def from_index(ps: list[Path], keys: list[str]) -> dict[str, dict[str, Any]]:
                 "unit": row["unit"],
                 "better": row["better"],
             }
-    return out  # rows keep the record's metric order (efflab.results.index.to_table)
+    # rows keep the record's metric order (efflab.results.index.to_table)
+    return {k: (rec, sizes[k]) for k, rec in out.items()}
 
 
 def _copy(v: Any) -> Any:
