@@ -7,13 +7,14 @@ through `run_experiment`, so caching, provenance and tables behave the same ever
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from efflab.core.errors import RunFailed
+from efflab.core.errors import BadInput, RunFailed
 from efflab.core.invocation import Invocation
 from efflab.plan.planner import Plan, plan_experiment
 from efflab.results import provenance, records, tables
@@ -56,14 +57,38 @@ class ExperimentResult:
     failures: list[str] = field(default_factory=list)
 
 
-def waves(todo: list[Invocation]) -> list[list[Invocation]]:
+# Snakemake's job selection and bookkeeping grow with the ready jobs: plain Snakemake
+# (--scheduler greedy, 2 cores, load ~15) ran 1,000 trivial jobs at ~0.11 s each but
+# 10,000 at ~1.1 s each (bench/bench_scale.py). So a wave of more targets than this
+# is run as several Snakemake runs of at most this many (a start-up of a few seconds
+# each); EFFLAB_MAX_TARGETS changes it, 0 = no limit.
+MAX_TARGETS = 1000
+
+
+def max_targets() -> int:
+    raw = os.environ.get("EFFLAB_MAX_TARGETS", "").strip()
+    if not raw:
+        return MAX_TARGETS
+    if not raw.isdigit():
+        raise BadInput("$EFFLAB_MAX_TARGETS", "$", "a whole number (0: no limit)", raw)
+    return int(raw)
+
+
+def waves(todo: list[Invocation], limit: int | None = None) -> list[list[Invocation]]:
     """Targets grouped by repetition index, in order: repetition r of every point runs
     before repetition r+1 of any, so slow drift in the machine's load hits every arm of
-    a comparison alike instead of biasing whichever arm Snakemake happened to run last."""
+    a comparison alike instead of biasing whichever arm Snakemake happened to run last.
+    A group larger than `limit` (default `max_targets()`) is split in order."""
+    limit = max_targets() if limit is None else limit
     by_rep: dict[int, list[Invocation]] = {}
     for inv in todo:
         by_rep.setdefault(inv.repetition, []).append(inv)
-    return [by_rep[r] for r in sorted(by_rep)]
+    out = []
+    for r in sorted(by_rep):
+        group = by_rep[r]
+        step = limit or len(group)
+        out += [group[i : i + step] for i in range(0, len(group), step)]
+    return out
 
 
 def run_waves(
