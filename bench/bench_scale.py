@@ -1,6 +1,7 @@
 """Scale benchmarks (printed figures, not tests): efflab and plain Snakemake side by side.
 
     .venv/bin/python bench/bench_scale.py [startup] [overhead] [large] [index] [--sizes 1000,10000]
+        [--reps N] [--no-plain]
 
 startup   `import snakemake.cli`, `snakemake --version` with a SLURM client configured
           and no controller (the ~9 s probe), and through efflab's launcher; `efflab run`
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -149,19 +149,37 @@ def bench_overhead(tmp: Path, sizes: tuple[int, int] = (10, 40)) -> None:
               f"{slope['plain'] * 1e3:.1f} ms  ratio {slope[a] / slope['plain']:.2f}x  goal <= 1.2x")  # fmt: skip
 
 
-def rss_mb(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of the largest process the command ran."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = wall(cmd, cwd=cwd)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return t, max(before, after) / 1024.0
+SELF_RSS = (
+    "import atexit, resource, runpy, sys\n"
+    "out = sys.argv.pop(1)\n"
+    "atexit.register(lambda: open(out, 'w').write("
+    "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
+    "sys.argv[0] = 'efflab'\n"
+    "runpy.run_module('efflab', run_name='__main__', alter_sys=True)\n"
+)
 
 
-def bench_large(tmp: Path, sizes: list[int]) -> None:
+def rss_mb(repo: Path, *args: str) -> tuple[float, float, float]:
+    """Wall seconds of `efflab ARGS`, peak RSS (MB) of the efflab process itself, and of
+    the largest process of its tree (its Snakemake, a job) as GNU time reports it."""
+    with tempfile.TemporaryDirectory() as t:
+        own, tree = Path(t) / "own", Path(t) / "tree"
+        cmd = ["/usr/bin/time", "-f", "%M", "-o", str(tree), PY, "-c", SELF_RSS, str(own),
+               "--repo", str(repo), *args]  # fmt: skip
+        s = wall(cmd)
+        return s, int(own.read_text()) / 1024.0, int(tree.read_text().split()[-1]) / 1024.0
+
+
+def bench_large(
+    tmp: Path, sizes: list[int], reps: int = REPS, ilp_max: int = 1000, plain_arms: bool = True
+) -> None:
+    """Plain Snakemake runs with its default job selector (ILP) up to `ilp_max` jobs and
+    with `--scheduler greedy` (what efflab passes) at every size; `--no-plain` skips the
+    plain arms (efflab's figures alone, when the time at hand allows no more)."""
     for n in sizes:
         repo, plain = gen_repo(tmp / f"L{n}", n), plain_dir(tmp / f"LP{n}", n)
         xs = []
-        for _ in range(REPS):
+        for _ in range(reps):
             t0 = time.perf_counter()
             Planner(repo).plan(load_experiment(repo, "many"))
             xs.append(time.perf_counter() - t0)
@@ -169,34 +187,58 @@ def bench_large(tmp: Path, sizes: list[int]) -> None:
         dag = interleaved({
             "plain": lambda plain=plain: wall([PY, "-m", "snakemake", "-n", "-q", "--cores", "1", "all"], cwd=plain),
             "efflab": lambda repo=repo: wall(efflab_cmd(repo, "run", "many", "--dry-run", "-q", "--runtime", "host")),
-        })  # fmt: skip
-        show(f"[{n}] DAG build: plain snakemake --dry-run", dag["plain"])
+        } if plain_arms else {
+            "efflab": lambda repo=repo: wall(efflab_cmd(repo, "run", "many", "--dry-run", "-q", "--runtime", "host")),
+        }, reps)  # fmt: skip
+        if plain_arms:
+            show(f"[{n}] DAG build: plain snakemake --dry-run", dag["plain"])
         show(f"[{n}] DAG build: efflab run --dry-run (plan + Snakemake dry run)", dag["efflab"])
-        rss: list[float] = []
+        own: list[float] = []
+        tree: list[float] = []
 
-        def run_plain(plain: Path = plain) -> float:
+        def run_plain(plain: Path = plain, *sched: str) -> float:
             clean(plain / "out", plain / ".snakemake")
-            return wall([PY, "-m", "snakemake", "--cores", "2", "-q", "all"], cwd=plain)
+            return wall([PY, "-m", "snakemake", "--cores", "2", "-q", *sched, "all"], cwd=plain)
 
-        def run_eff(repo: Path = repo, rss: list[float] = rss) -> float:
+        def run_eff(repo: Path = repo, own: list = own, tree: list = tree) -> float:
             clean(repo / "artifacts", repo / "results", repo / ".snakemake")
-            t, mb = rss_mb(
-                efflab_cmd(repo, "run", "many", "-q", "--cores", "2", "--runtime", "host")
-            )
-            rss.append(mb)
+            t, a, b = rss_mb(repo, "run", "many", "-q", "--cores", "2", "--runtime", "host")
+            own.append(a)
+            tree.append(b)
             return t
 
-        whole = interleaved({"plain": run_plain, "efflab": run_eff})
-        a = show(f"[{n}] whole run: plain Snakemake (--cores 2)", whole["plain"])
-        b = show(f"[{n}] whole run: efflab run (+records, index, table)", whole["efflab"])
-        print(f"{f'[{n}] whole run ratio efflab / plain':<64} {b / a:9.2f}x  goal <= 1.2x")
+        arms = {"greedy": lambda p=plain: run_plain(p, "--scheduler", "greedy"), "efflab": run_eff}
+        if n <= ilp_max:
+            arms = {"ilp": run_plain, **arms}
+        if not plain_arms:
+            arms = {"efflab": run_eff}
+        whole = interleaved(arms, reps)
+        if "ilp" in whole:
+            show(
+                f"[{n}] whole run: plain Snakemake (--cores 2, default ILP selector)", whole["ilp"]
+            )
+        b = show(f"[{n}] whole run: efflab run (greedy; +records, index, table)", whole["efflab"])
+        if "greedy" in whole:
+            a = show(
+                f"[{n}] whole run: plain Snakemake (--cores 2 --scheduler greedy)", whole["greedy"]
+            )
+            print(
+                f"{f'[{n}] whole run ratio efflab / plain greedy':<64} {b / a:9.2f}x  goal <= 1.2x"
+            )
+        if "ilp" in whole:
+            c = statistics.median(whole["ilp"])
+            print(f"{f'[{n}] whole run ratio efflab / plain default (ILP)':<64} {b / c:9.2f}x")
         noop = interleaved({
             "plain": lambda plain=plain: wall([PY, "-m", "snakemake", "--cores", "2", "-q", "all"], cwd=plain),
             "efflab": lambda repo=repo: wall(efflab_cmd(repo, "run", "many", "-q", "--runtime", "host")),
-        })  # fmt: skip
-        show(f"[{n}] no-op rerun: plain Snakemake", noop["plain"])
+        } if plain_arms else {
+            "efflab": lambda repo=repo: wall(efflab_cmd(repo, "run", "many", "-q", "--runtime", "host")),
+        }, reps)  # fmt: skip
+        if plain_arms:
+            show(f"[{n}] no-op rerun: plain Snakemake", noop["plain"])
         show(f"[{n}] no-op rerun: efflab run", noop["efflab"], "<= 5 s at 10,000")
-        show(f"[{n}] peak RSS of a process (efflab or its Snakemake)", rss, "<= 1024", "MB")
+        show(f"[{n}] peak RSS of the efflab process", own, "<= 1024", "MB")
+        show(f"[{n}] peak RSS of the largest process of its tree (Snakemake)", tree, "-", "MB")
 
 
 def synth(n: int, start: int = 0) -> list[dict]:
@@ -248,6 +290,13 @@ def main() -> None:
         i = args.index("--sizes")
         sizes = [int(s) for s in args[i + 1].split(",")]
         del args[i : i + 2]
+    reps = REPS
+    if "--reps" in args:
+        i = args.index("--reps")
+        reps = int(args[i + 1])
+        del args[i : i + 2]
+    plain_arms = "--no-plain" not in args
+    args = [a for a in args if a != "--no-plain"]
     which = set(args) or {"startup", "overhead", "large", "index"}
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  load: {os.getloadavg()}  cpus: {os.cpu_count()}  "
           f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}", flush=True)  # fmt: skip
@@ -258,7 +307,7 @@ def main() -> None:
             if name in which:
                 fn(tmp / name)
         if "large" in which:
-            bench_large(tmp / "large", sizes)
+            bench_large(tmp / "large", sizes, reps, plain_arms=plain_arms)
     print(f"# done; load: {os.getloadavg()}")
 
 

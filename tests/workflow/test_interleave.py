@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import efflab, write
 
+from efflab.core.errors import BadInput
+from efflab.plan.planner import plan_experiment
 from efflab.results import records
 from efflab.workflow.pipeline import waves
 
@@ -39,3 +42,17 @@ def test_snakemake_runs_every_point_of_a_repetition_before_the_next(tiny_repo: P
     assert reps == sorted(reps), reps  # 0,0,0,0,1,1,1,1,2,2,2,2
     # every timing record says whether the machine was contended while it ran
     assert all(x["contention"] and "others_cores" in x["contention"] for x in recs)
+
+
+def test_large_waves_are_split_in_order(tiny_repo: Path, monkeypatch) -> None:
+    p = plan_experiment(tiny_repo, "demo", False, None, "")
+    todo = list(p.targets)
+    split = waves(todo, limit=3)
+    assert all(len(w) <= 3 for w in split) and len(split) > len(waves(todo, limit=0))
+    assert [i for w in split for i in w] == [i for w in waves(todo, limit=0) for i in w]
+    assert all(len({i.repetition for i in w}) == 1 for w in split)  # never across reps
+    monkeypatch.setenv("EFFLAB_MAX_TARGETS", "3")
+    assert waves(todo) == split
+    monkeypatch.setenv("EFFLAB_MAX_TARGETS", "lots")
+    with pytest.raises(BadInput, match="EFFLAB_MAX_TARGETS"):
+        waves(todo)

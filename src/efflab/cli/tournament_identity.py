@@ -8,10 +8,9 @@ from pathlib import Path
 
 from efflab.cli.common import find_repo, print_json
 from efflab.core.errors import BadInput
-from efflab.tournaments.identity import Registry, generate
-from efflab.tournaments.signing import sign_submission
-from efflab.tournaments.spec import load_tournament
-from efflab.tournaments.submit import participants_file
+
+# the tournaments modules are imported by the commands that use them: tournaments.submit
+# pulls in scipy.stats (seconds), which every other `efflab` command would pay at start
 
 
 def register(ts: argparse._SubParsersAction) -> None:
@@ -36,6 +35,8 @@ def register(ts: argparse._SubParsersAction) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from efflab.tournaments.identity import generate
+
     k = generate(args.key)
     if args.json:
         print_json(
@@ -47,6 +48,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
+    from efflab.tournaments.identity import Registry
+    from efflab.tournaments.spec import load_tournament
+    from efflab.tournaments.submit import participants_file
+
     repo = find_repo(args.repo)
     t = load_tournament(repo, args.tournament)
     if not args.public_key.is_file():
@@ -62,6 +67,8 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    from efflab.tournaments.signing import sign_submission
+
     repo = find_repo(args.repo)
     out, fp = sign_submission(repo, args.tournament, args.file, args.key, args.archive)
     if args.json:

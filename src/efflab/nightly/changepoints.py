@@ -233,11 +233,13 @@ def for_experiment(
             meta.setdefault((hist.group_of(rec, neutral), m), {**v, "point": rec["point"]})
     wanted = {(g, m) for g, m in now if m in metrics}
     series: dict[tuple[str, str], list[tuple[int, str | None, float]]] = {p: [] for p in wanted}
-    for entry in history:
+    past = [e for e in history if e["night"] < night_no]
+    nights = hist.load_nights(repo, experiment, past) if wanted else {}
+    for entry in past:
         exp = entry.get("experiments", {}).get(experiment)
-        if not exp or not exp.get("keys") or entry["night"] >= night_no:
+        if not exp or not exp.get("keys"):
             continue
-        recs = hist.load_night_records(repo, experiment, exp["keys"])
+        recs = nights.get(entry["night"], [])
         c = (entry.get("git") or {}).get("commit")
         for pair, vals in hist.samples(recs, neutral).items():
             if pair in series and vals:

@@ -25,7 +25,7 @@ from efflab.nightly.changepoints import ChangePoint
 from efflab.nightly.findings import Finding, Night
 from efflab.nightly.history import (
     group_of,
-    load_night_records,
+    load_nights,
     point_label,
     read_history,
 )
@@ -231,6 +231,7 @@ def trend_series(
     labels: dict[str, str] = {}
     series: dict[str, dict[str, list[tuple[int, float]]]] = {m: {} for m in metrics}
     flags: dict[str, list[tuple[int, str, str]]] = {m: [] for m in metrics}
+    nights = load_nights(repo, experiment, history)  # one read of the index
     for entry in history:
         exp = entry.get("experiments", {}).get(experiment)
         if not exp or not exp.get("keys"):
@@ -238,7 +239,7 @@ def trend_series(
         x = len(ticks)
         ticks.append((entry["night"], exp.get("version")))
         vals: dict[tuple[str, str], list[float]] = {}
-        for rec in load_night_records(repo, experiment, exp["keys"]):
+        for rec in nights[entry["night"]]:
             g = group_of(rec)
             labels[g] = point_label(rec["point"])
             for m, v in rec["metrics"].items():

@@ -37,11 +37,12 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from efflab.core import layout
 from efflab.core.clock import now_iso
 from efflab.core.errors import BadInput, RunFailed
 from efflab.core.layout import history_file, nightly_dir
 from efflab.core.specio import atomic_write_text, canonical_json
-from efflab.results import records
+from efflab.results import lookup
 
 SCAN_FACTOR = 10  # a baseline of K nights is looked for in the last 10*K nights
 REGRESSION = "regression"  # the verdict string of efflab.nightly.regression (no import cycle)
@@ -98,13 +99,24 @@ def samples(
 
 
 def load_night_records(repo: Path, experiment: str, keys: Iterable[str]) -> list[dict[str, Any]]:
-    d = records.runs_dir(repo, experiment)
-    out = []
-    for k in keys:
-        f = d / f"{k}.json"
-        if f.exists():
-            out.append(json.loads(f.read_text()))
-    return out
+    """A night's successful records (their view fields), from the columnar index where it
+    holds them, else from their JSON files (efflab.results.lookup)."""
+    return lookup.load(layout.experiment_dir(repo, experiment), keys)
+
+
+def load_nights(
+    repo: Path, experiment: str, entries: Iterable[dict[str, Any]]
+) -> dict[int, list[dict[str, Any]]]:
+    """night -> its records, for many nights with one read of the index."""
+    entries = [e for e in entries if (e.get("experiments", {}).get(experiment) or {}).get("keys")]
+    keys = [k for e in entries for k in e["experiments"][experiment]["keys"]]
+    by_key = {r["key"]: r for r in load_night_records(repo, experiment, keys)}
+    return {
+        e["night"]: [
+            by_key[k] for k in dict.fromkeys(e["experiments"][experiment]["keys"]) if k in by_key
+        ]
+        for e in entries
+    }
 
 
 # --- acceptance -------------------------------------------------------------------
@@ -283,13 +295,15 @@ def baselines(
     kmax = max([k_for(m) for _, m in now] or [1])
     done: set[tuple[str, str]] = set()
     by_point: dict[tuple[str, str], dict[str, Any]] = {}  # (alias, point) -> latest past inputs
-    for entry in reversed(history[-SCAN_FACTOR * kmax :]):
+    window = history[-SCAN_FACTOR * kmax :]
+    nights = load_nights(repo, experiment, window) if out else {}
+    for entry in reversed(window):
         if len(done) == len(out):
             break
         exp = entry.get("experiments", {}).get(experiment)
         if not exp or not exp.get("keys"):
             continue
-        recs = load_night_records(repo, experiment, exp["keys"])
+        recs = nights.get(entry["night"], [])
         for rec in recs:
             by_point.setdefault(
                 (rec["alias"], canonical_json(rec["point"])), ident_of(rec, neutral)

@@ -14,7 +14,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
 import yaml
 
 from efflab.core import layout
@@ -85,6 +84,8 @@ def _is_git(source: str) -> bool:
 def _clone(repo: Path, source: str, name: str, ref: str | None) -> str:
     """Clone `source`, check out `ref` (default HEAD); returns the commit. The checkout
     lands in `.efflab/collections/<name>/<commit>` (kept: it is the cache)."""
+    import git  # GitPython (~0.25 s): only when a git collection is first checked out
+
     base = layout.state_dir(repo, "collections") / name
     base.mkdir(parents=True, exist_ok=True)
     tmp = base / ".clone.tmp"

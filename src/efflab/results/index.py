@@ -5,7 +5,14 @@ what a person reads and what a results repository versions. But aggregating a st
 from them reads one file per record (a million files: minutes). So every successful
 record is also one row per metric in `results/<exp>/index/part-NNNNN.parquet`:
 
-    key, run_id, repetition, point (canonical JSON), metric, unit, better, value
+    key, run_id, repetition, point (canonical JSON), metric, unit, better, value,
+    alias, inputs, provenance (canonical JSON), raw (the value's own JSON text),
+    file_size (bytes of the record's JSON file when indexed; null: no file)
+
+The last four let a view rebuild the record's fields it reads (`efflab.results.lookup`:
+the nightly baseline and the site) without the JSON file; a record without metrics is
+one row with a null metric. Parts written before those columns existed make the index
+stale: `append` then rebuilds it, and readers fall back to the JSON records.
 
 - Append-only: a run adds one new part with the records not yet indexed; parts are
   never rewritten (a part's name is claimed with a hard link: no overwrite race).
@@ -47,6 +54,11 @@ SCHEMA = pa.schema(
         ("unit", pa.string()),
         ("better", pa.string()),
         ("value", pa.float64()),
+        ("alias", pa.string()),
+        ("inputs", pa.string()),
+        ("provenance", pa.string()),
+        ("raw", pa.string()),
+        ("file_size", pa.int64()),
     ]
 )
 PART_PREFIX = "part-"
@@ -66,7 +78,11 @@ def index_dir(repo: Path, experiment: str) -> Path:
 
 
 def parts(repo: Path, experiment: str) -> list[Path]:
-    d = index_dir(repo, experiment)
+    return parts_in(index_dir(repo, experiment))
+
+
+def parts_in(d: Path) -> list[Path]:
+    """The parts of the index folder `d` (`<root>/index`, beside `<root>/runs`)."""
     if not d.is_dir():
         return []
     return sorted(
@@ -74,24 +90,51 @@ def parts(repo: Path, experiment: str) -> list[Path]:
     )
 
 
-def to_table(records: Iterable[dict[str, Any]]) -> pa.Table:
-    """Rows of successful records, sorted by key then metric."""
+def current_schema(ps: list[Path]) -> bool:
+    """Every part has today's columns (an index from an older efflab has not)."""
+    want = set(SCHEMA.names)
+    try:
+        return all(want <= set(pq.read_schema(p).names) for p in ps)
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def _sizes(runs: Path, keys: Iterable[str]) -> dict[str, int]:
+    out = {}
+    for k in keys:
+        try:
+            out[k] = os.stat(runs / f"{k}.json").st_size
+        except OSError:
+            pass
+    return out
+
+
+def to_table(records: Iterable[dict[str, Any]], sizes: dict[str, int] | None = None) -> pa.Table:
+    """Rows of successful records, sorted by key; a record's metrics in its own order."""
     cols: dict[str, list[Any]] = {f.name: [] for f in SCHEMA}
     for rec in sorted(records, key=lambda r: r["key"]):
         if rec.get("status", "ok") != "ok":
             continue
         point = canonical_json(rec["point"])
-        for name in sorted(rec["metrics"]):
-            m = rec["metrics"][name]
+        inputs = canonical_json(rec["inputs"]) if "inputs" in rec else None
+        prov = canonical_json(rec["provenance"]) if "provenance" in rec else None
+        metrics = rec["metrics"]
+        for name in list(metrics) or [None]:  # the record's order; none: one null row
+            m = metrics[name] if name is not None else {}
             cols["key"].append(rec["key"])
             cols["run_id"].append(rec.get("run_id", ""))
             cols["repetition"].append(rec.get("repetition", 0))
             cols["point"].append(point)
             cols["metric"].append(name)
-            cols["unit"].append(m["unit"])
-            cols["better"].append(m["better"])
-            v = m["value"]
-            cols["value"].append(None if v is None else float(v))
+            cols["unit"].append(m.get("unit"))
+            cols["better"].append(m.get("better"))
+            v = m.get("value")
+            cols["value"].append(None if v is None or isinstance(v, str) else float(v))
+            cols["alias"].append(rec.get("alias"))
+            cols["inputs"].append(inputs)
+            cols["provenance"].append(prov)
+            cols["raw"].append(json.dumps(v) if name is not None else None)
+            cols["file_size"].append((sizes or {}).get(rec["key"]))
     return pa.table(cols, schema=SCHEMA)
 
 
@@ -101,6 +144,8 @@ def _write(table: pa.Table, path: Path) -> None:
 
 def indexed_keys(repo: Path, experiment: str) -> set[str]:
     ps = parts(repo, experiment)
+    if not current_schema(ps):
+        return set()
     if not ps:
         return set()
     keys = pq.ParquetDataset(ps).read(columns=["key"]).column("key")
@@ -110,7 +155,10 @@ def indexed_keys(repo: Path, experiment: str) -> set[str]:
 def already_indexed(repo: Path, experiment: str, keys: Iterable[str]) -> set[str]:
     """Which of `keys` the index holds: a vectorised lookup over the key column, so a
     night's few thousand keys cost no Python set of the whole store."""
-    ps = parts(repo, experiment)
+    return _already_indexed(parts(repo, experiment), keys)
+
+
+def _already_indexed(ps: list[Path], keys: Iterable[str]) -> set[str]:
     wanted = pa.array(sorted(set(keys)), pa.string())
     if not ps or len(wanted) == 0:
         return set()
@@ -120,19 +168,31 @@ def already_indexed(repo: Path, experiment: str, keys: Iterable[str]) -> set[str
 
 
 def append(repo: Path, experiment: str, records: Iterable[dict[str, Any]]) -> IndexUpdate:
-    """Index the successful records not indexed yet, as one new part."""
+    """Index the successful records not indexed yet, as one new part. An index of an
+    older schema is rebuilt from the JSON records instead (they include `records`)."""
+    return append_at(index_dir(repo, experiment), records, experiment, repo)
+
+
+def append_at(
+    d: Path, records: Iterable[dict[str, Any]], experiment: str = "", repo: Path | None = None
+) -> IndexUpdate:
+    """`append` into the index folder `d` (also an imported host's `<root>/index`)."""
     ok = {r["key"]: r for r in records if r.get("status", "ok") == "ok"}
-    have = already_indexed(repo, experiment, ok)
+    ps = parts_in(d)
+    if ps and not current_schema(ps):
+        if repo is not None and d == index_dir(repo, experiment):
+            return rebuild(repo, experiment)
+        return rebuild_at(d.parent, experiment)
+    have = _already_indexed(ps, ok)
     new = {k: r for k, r in ok.items() if k not in have}
     if not new:
         return IndexUpdate(experiment, 0, None)
-    d = index_dir(repo, experiment)
     d.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".parquet")
     os.close(fd)
     try:
-        _write(to_table(new.values()), Path(tmp))
-        n = len(parts(repo, experiment))
+        _write(to_table(new.values(), _sizes(d.parent / "runs", new)), Path(tmp))
+        n = len(parts_in(d))
         while True:  # claim the next free part name; never overwrite another writer's
             part = d / f"{PART_PREFIX}{n:05d}.parquet"
             try:
@@ -145,7 +205,10 @@ def append(repo: Path, experiment: str, records: Iterable[dict[str, Any]]) -> In
 
 
 def load_json_records(repo: Path, experiment: str) -> list[dict[str, Any]]:
-    d = layout.runs_dir(repo, experiment)
+    return _json_records(layout.runs_dir(repo, experiment))
+
+
+def _json_records(d: Path) -> list[dict[str, Any]]:
     if not d.is_dir():
         return []
     return [
@@ -157,15 +220,19 @@ def load_json_records(repo: Path, experiment: str) -> list[dict[str, Any]]:
 
 def rebuild(repo: Path, experiment: str) -> IndexUpdate:
     """The index anew from the JSON records (one part; same records -> same bytes)."""
-    recs = load_json_records(repo, experiment)
-    root = layout.experiment_dir(repo, experiment)
+    return rebuild_at(layout.experiment_dir(repo, experiment), experiment)
+
+
+def rebuild_at(root: Path, experiment: str = "") -> IndexUpdate:
+    """`rebuild` of `<root>/index` from `<root>/runs/*.json`."""
+    recs = _json_records(root / "runs")
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".index-"))
     old = root / f".index-old-{os.getpid()}"
     try:
         part = tmp / f"{PART_PREFIX}00000.parquet"
-        _write(to_table(recs), part)
-        d = index_dir(repo, experiment)
+        _write(to_table(recs, _sizes(root / "runs", (r["key"] for r in recs))), part)
+        d = root / "index"
         if d.exists():
             os.rename(d, old)
         os.rename(tmp, d)
@@ -181,7 +248,7 @@ def read(
     ps = parts(repo, experiment)
     if not ps:
         return SCHEMA.empty_table()
-    filters = []
+    filters: list[tuple[str, str, Any]] = [("metric", "!=", "")]  # not the no-metric rows
     if metrics is not None:
         filters.append(("metric", "in", list(metrics)))
     if keys is not None:

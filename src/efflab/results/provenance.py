@@ -14,8 +14,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import git
-
 from efflab.plan.registry import Registry
 
 FRAMEWORK_PACKAGES = ("efflab", "snakemake", "numpy", "pandas", "docker")
@@ -24,6 +22,8 @@ FRAMEWORK_PACKAGES = ("efflab", "snakemake", "numpy", "pandas", "docker")
 @cache
 def git_state(repo: Path) -> dict[str, Any]:
     try:
+        import git  # GitPython: ~0.3 s to import, needed only once a run has results
+
         r = git.Repo(repo, search_parent_directories=True)
         commit = r.head.commit.hexsha if r.head.is_valid() else None
         return {"commit": commit, "dirty": r.is_dirty(untracked_files=False)}

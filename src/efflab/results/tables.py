@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from efflab.core.errors import BadInput
 from efflab.core.specio import file_mode, write_failed
 from efflab.results import render
+
+if TYPE_CHECKING:  # pandas, numpy, pyarrow: imported by the functions that compute
+    import pandas as pd  # (versions and manifests, read before a run, need none of them)
 
 STAT_COLUMNS = [
     "metric",
@@ -47,6 +47,8 @@ def aggregate(
     records: list[dict[str, Any]], params: list[str], metrics: list[str] | None = None
 ) -> pd.DataFrame:
     """Long table from successful records; `params` fixes the parameter column order."""
+    import pandas as pd
+
     rows = []
     # a parameter named like a statistics column ("n", "mean") gets a "param_" prefix
     cols_out = [f"param_{p}" if p in STAT_COLUMNS else p for p in params]
@@ -82,6 +84,8 @@ def aggregate_frame(df: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     """The long table from one row per (record, metric): columns `params` (output
     names), their `group_keys` (`param_key` strings), metric, unit, better, value.
     Shared by record lists and the columnar index (efflab.results.index)."""
+    import numpy as np
+    import pandas as pd
     from scipy.special import stdtrit  # Student-t quantile; scipy.stats costs seconds to import
 
     if df.empty:
@@ -115,7 +119,7 @@ def to_csv(df: pd.DataFrame) -> str:
 def to_markdown(df: pd.DataFrame) -> str:
     def fmt(v: Any) -> str:
         if isinstance(v, float):
-            if np.isnan(v):
+            if math.isnan(v):
                 return ""
             # counts (LUTs, tokens) print whole; other values with 4 significant digits
             return f"{v:.0f}" if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
@@ -162,6 +166,9 @@ def latest_manifest(repo: Path, experiment: str) -> dict[str, Any] | None:
 
 def read_table(file: Path, experiment: str) -> pd.DataFrame:
     """A version's table.parquet, or BadInput naming it (truncated, missing)."""
+    import pandas as pd
+    import pyarrow as pa
+
     try:
         return pd.read_parquet(file)
     except (OSError, ValueError, pa.ArrowException) as exc:

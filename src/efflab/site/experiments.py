@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from efflab.core import layout
-from efflab.results import tables
+from efflab.results import lookup, tables
 from efflab.results.importer import NOT_EXPERIMENTS, record_host
 
 CONTENDED_SHARE = 0.75  # a CPU-bound job that got < 3/4 of a core was waiting for CPU
@@ -97,26 +98,44 @@ def point_label(point: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in point.items()) or "(single point)"
 
 
-def read_records(folder: Path, skipped: list[Skipped], keys: set[str] | None = None):
-    """Yield readable successful records from `folder/*.json`; name what is skipped."""
+def read_records(
+    folder: Path, skipped: list[Skipped], keys: set[str] | None = None, update: bool = False
+):
+    """Readable successful records of `folder` (a runs/ folder), from the columnar index
+    beside it where it holds them, else from `folder/*.json` (efflab.results.lookup);
+    in key order, all of them when `keys` is None; name what is skipped."""
     if not folder.is_dir():
         return
-    for f in folder.iterdir():
-        name = f.name
-        if not name.endswith(".json") or name.endswith(".failed.json"):
+    if keys is None:
+        keys = {
+            n[:-5]
+            for n in os.listdir(folder)
+            if n.endswith(".json") and not n.endswith(".failed.json")
+        }
+    for rec in lookup.load(folder.parent, sorted(keys), _reader(skipped), update):
+        why = _problem(rec)
+        if why:
+            skipped.append(Skipped(str(folder / f"{rec['key']}.json"), why))
             continue
-        if keys is not None and name[:-5] not in keys:
-            continue
+        yield rec
+
+
+def _reader(skipped: list[Skipped]):
+    def read(f: Path) -> dict[str, Any] | None:
         try:
             rec = json.loads(f.read_bytes())
+        except FileNotFoundError:
+            return None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             skipped.append(Skipped(str(f), f"not valid JSON ({exc})"))
-            continue
+            return None
         why = _problem(rec)
         if why:
             skipped.append(Skipped(str(f), why))
-            continue
-        yield rec
+            return None
+        return rec
+
+    return read
 
 
 def _problem(rec: Any) -> str:
@@ -176,7 +195,8 @@ def _source(
             src.versions.pop()
     keys = set(src.versions[-1].get("keys") or []) if src.versions else None
     hosts: Counter[str] = Counter()
-    for rec in read_records(root / "runs", skipped, keys or None):
+    own = not imported  # this project's index may grow; an imported host's is left alone
+    for rec in read_records(root / "runs", skipped, keys or None, update=own):
         src.records += 1
         h = record_host(rec)
         hosts[h] += 1

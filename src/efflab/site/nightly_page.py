@@ -49,7 +49,7 @@ def trend_series(
         ticks.append((entry["night"], exp.get("version")))
         vals: dict[tuple[str, str], list[float]] = {}
         runs = records.runs_dir(repo, experiment)
-        for rec in read_records(runs, skipped, set(exp["keys"])):
+        for rec in read_records(runs, skipped, set(exp["keys"]), update=True):
             g = group_of(rec)
             labels[g] = point_label(rec["point"])
             for m, v in rec["metrics"].items():

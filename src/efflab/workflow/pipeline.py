@@ -6,20 +6,43 @@ through `run_experiment`, so caching, provenance and tables behave the same ever
 
 from __future__ import annotations
 
+import importlib
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from efflab.core.errors import RunFailed
+from efflab.core.errors import BadInput, RunFailed
 from efflab.core.invocation import Invocation
 from efflab.plan.planner import Plan, plan_experiment
-from efflab.results import index, provenance, records, tables
+from efflab.results import provenance, records, tables
 from efflab.workflow import housekeeping
 from efflab.workflow import snakemake_adapter as engine
 from efflab.workflow.options import RunOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# What a run needs only after its jobs: pandas, pyarrow and scipy.special (aggregation,
+# the columnar index), GitPython (provenance). A local run imports them in a thread
+# while it waits for Snakemake, not before: together ~1-2 s of a small run's start.
+AFTER_JOBS = ("efflab.results.index", "scipy.special", "git")
+
+
+def _import_after_jobs() -> None:
+    for name in AFTER_JOBS:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the main thread's own import reports it
+            return
+
+
+def preload_after_jobs() -> threading.Thread:
+    t = threading.Thread(target=_import_after_jobs, name="efflab-preload", daemon=True)
+    t.start()
+    return t
 
 
 @dataclass
@@ -34,14 +57,38 @@ class ExperimentResult:
     failures: list[str] = field(default_factory=list)
 
 
-def waves(todo: list[Invocation]) -> list[list[Invocation]]:
+# Snakemake's job selection and bookkeeping grow with the ready jobs: plain Snakemake
+# (--scheduler greedy, 2 cores, load ~15) ran 1,000 trivial jobs at ~0.11 s each but
+# 10,000 at ~1.1 s each (bench/bench_scale.py). So a wave of more targets than this
+# is run as several Snakemake runs of at most this many (a start-up of a few seconds
+# each); EFFLAB_MAX_TARGETS changes it, 0 = no limit.
+MAX_TARGETS = 1000
+
+
+def max_targets() -> int:
+    raw = os.environ.get("EFFLAB_MAX_TARGETS", "").strip()
+    if not raw:
+        return MAX_TARGETS
+    if not raw.isdigit():
+        raise BadInput("$EFFLAB_MAX_TARGETS", "$", "a whole number (0: no limit)", raw)
+    return int(raw)
+
+
+def waves(todo: list[Invocation], limit: int | None = None) -> list[list[Invocation]]:
     """Targets grouped by repetition index, in order: repetition r of every point runs
     before repetition r+1 of any, so slow drift in the machine's load hits every arm of
-    a comparison alike instead of biasing whichever arm Snakemake happened to run last."""
+    a comparison alike instead of biasing whichever arm Snakemake happened to run last.
+    A group larger than `limit` (default `max_targets()`) is split in order."""
+    limit = max_targets() if limit is None else limit
     by_rep: dict[int, list[Invocation]] = {}
     for inv in todo:
         by_rep.setdefault(inv.repetition, []).append(inv)
-    return [by_rep[r] for r in sorted(by_rep)]
+    out = []
+    for r in sorted(by_rep):
+        group = by_rep[r]
+        step = limit or len(group)
+        out += [group[i : i + step] for i in range(0, len(group), step)]
+    return out
 
 
 def run_waves(
@@ -118,6 +165,8 @@ def _run_locked(
     todo = [inv for inv in p.targets if not engine.is_done(repo, inv)]
     res = ExperimentResult(plan=p)
     if todo:
+        if not dry_run:
+            preload_after_jobs()
         res.engine = run_waves(
             repo,
             todo,
@@ -137,6 +186,8 @@ def _run_locked(
             return res
     elif dry_run:
         return res
+    from efflab.results import index
+
     prov = provenance.collect(repo)
     res.collected = records.collect(repo, p, run_id, prov, runtime.name)
     index.append(repo, p.experiment.name, res.collected.ok)  # the columnar index grows

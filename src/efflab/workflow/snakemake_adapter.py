@@ -118,6 +118,19 @@ def snakemake_cmd(
     return cmd + (extra or []) + ["--"] + targets
 
 
+# Snakemake's default job selector solves an ILP over every ready job at each
+# selection: with hundreds of ready jobs that is most of its per-job cost (300 trivial
+# jobs: 23 s with ilp, 11.5 s with greedy, bench/bench_scale.py). efflab's rule uses
+# no temp() files or priorities, which the ILP optimises, so greedy loses nothing. A
+# profile's `scheduler:` or EFFLAB_SCHEDULER=ilp keeps Snakemake's own choice.
+SCHEDULER_ENV = "EFFLAB_SCHEDULER"
+
+
+def scheduler_args() -> list[str]:
+    name = os.environ.get(SCHEDULER_ENV, "greedy").strip()
+    return ["--scheduler", name] if name else []
+
+
 def run(
     repo: Path,
     targets: list[Invocation],
@@ -139,10 +152,15 @@ def run(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{run_id or int(time.time())}.snakemake.log"
     executor = "local"
+    scheduler_set = False
     if profile is not None:  # bad input (exit 2) before anything is submitted
         preflight(repo, profile, targets)
-        executor = load_profile(repo, profile).executor
+        loaded = load_profile(repo, profile)
+        executor = loaded.executor
+        scheduler_set = "scheduler" in loaded.options
     extra = list(extra or [])
+    if not scheduler_set and not any(a.startswith("--scheduler") for a in extra):
+        extra += scheduler_args()
     if executor != "local":
         batch = batching.plan(pending_invocations(repo, targets), batch_seconds)
         extra += batch.snakemake_args() if batch else []

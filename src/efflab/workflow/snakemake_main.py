@@ -11,8 +11,13 @@ run would pay both on every `efflab run`. So the adapter starts Snakemake as
 
 which hides every other executor plugin from discovery and then runs Snakemake's
 `__main__` exactly as `python -m snakemake` does. This drives the pinned CLI, not
-Snakemake's Python API: nothing of Snakemake is imported here before its own main.
+Snakemake's Python API: only `snakemake.common` is imported here before its own main.
 Plugin modules imported directly by a kept plugin still import normally.
+
+Per job, Snakemake asks `inspect.signature` of every input, threads, group and resource
+function several times (23 calls per trivial efflab job, ~1/6 of a 1,000-job DAG
+build): `memoize_function_params` caches the answer per function object, which is the
+same answer (a function's parameters do not change). EFFLAB_SNAKEMAKE_MEMO=off skips it.
 
 It also bounds Snakemake's life after its owner's: the kernel sends it SIGTERM when
 efflab dies (parent-death signal), and a local Snakemake then shuts down gracefully —
@@ -58,6 +63,32 @@ def hide_executor_plugins(executors: set[str]) -> None:
     pkgutil.iter_modules = iter_modules
 
 
+def memoize_function_params() -> None:
+    """Cache `snakemake.common.get_function_params` per callable, before the modules that
+    import it by name (rules, jobs) are loaded. Unhashable callables are not cached."""
+    if os.environ.get("EFFLAB_SNAKEMAKE_MEMO", "").lower() in ("off", "0", "no"):
+        return
+    import functools
+
+    import snakemake.common as common
+
+    original = common.get_function_params
+    if getattr(original, "__efflab_memo__", False):
+        return
+    cached = functools.lru_cache(maxsize=4096)(original)
+
+    def get_function_params(func):
+        if hasattr(func, common.FUNC_OVERWRITE_PARAMS_ATTR):  # set later by Snakemake: as-is
+            return getattr(func, common.FUNC_OVERWRITE_PARAMS_ATTR)
+        try:
+            return cached(func)
+        except TypeError:  # unhashable callable
+            return original(func)
+
+    get_function_params.__efflab_memo__ = True  # type: ignore[attr-defined]
+    common.get_function_params = get_function_params
+
+
 def end_with_owner(executors: set[str]) -> None:
     """A local run's Snakemake ends at most ORPHAN_GRACE_S after its owner: gracefully
     on the kernel's SIGTERM, forced after that."""
@@ -78,6 +109,7 @@ def main(argv: list[str]) -> None:
         sys.exit(2)
     executors = {e.strip().replace("-", "_") for e in argv[1].split(",") if e.strip()}
     hide_executor_plugins(executors)
+    memoize_function_params()
     end_with_owner(executors)
     sys.argv = ["snakemake", *argv[3:]]
     runpy.run_module("snakemake", run_name="__main__", alter_sys=True)
