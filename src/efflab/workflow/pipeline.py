@@ -164,9 +164,10 @@ def _run_locked(
     engine.write_invocations(repo, p.invocations.values())
     todo = [inv for inv in p.targets if not engine.is_done(repo, inv)]
     res = ExperimentResult(plan=p)
+    preload = None
     if todo:
         if not dry_run:
-            preload_after_jobs()
+            preload = preload_after_jobs()
         res.engine = run_waves(
             repo,
             todo,
@@ -186,6 +187,8 @@ def _run_locked(
             return res
     elif dry_run:
         return res
+    if preload is not None:  # one importer at a time from here: no import-lock cycles
+        preload.join()
     from efflab.results import index
 
     prov = provenance.collect(repo)
