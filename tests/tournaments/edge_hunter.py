@@ -20,7 +20,12 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 SKIP = ("/proc", "/sys", "/dev")
-WORDS = ("scoring", "secret", "efflab-private", "y_test")
+WORDS = ("scoring.npz", "efflab-private", "edge-tour-private", "organiser")
+
+
+def looks_private(text):
+    low = text.lower()
+    return any(w in low for w in WORDS) or "efflab_sealed" in low or "secret=" in low
 
 
 def look_in_npz(p, found):
@@ -31,14 +36,16 @@ def look_in_npz(p, found):
         found["unreadable"].append(f"{p}: {type(exc).__name__}")
         return
     found["npz"][p] = shapes
-    labels = [k for k, s in shapes.items() if k.startswith("y") and s and s[0] > 0]
-    if any(k != "y_train" for k in labels):  # labels that are not the training rows'
-        found["label_files"].append(p)
+    # a digits label set: images (n, 64) next to labels (n,), other than the training rows
+    images = {s[0] for k, s in shapes.items() if len(s) == 2 and s[1] == 64 and s[0] > 0}
+    for k, s in shapes.items():
+        if len(s) == 1 and s[0] in images and k != "y_train":
+            found["label_files"].append(f"{p}:{k}")
 
 
 def hunt(here):
     found = {"npz": {}, "label_files": [], "unreadable": [], "named": [], "repo": [],
-             "env": sorted(k for k in os.environ if "EFFLAB" in k or "SECRET" in k),
+             "env": sorted(k for k, v in os.environ.items() if looks_private(k + "=" + v)),
              "proc": [], "private_mount": os.path.exists("/run/efflab-private")}
     found["mounts"] = [ln.split()[4] for ln in open("/proc/self/mountinfo")]
     for dp, dns, fns in os.walk("/", onerror=lambda e: None):
@@ -52,7 +59,7 @@ def hunt(here):
             low = fn.lower()
             if low.endswith(".npz"):
                 look_in_npz(p, found)
-            if any(w in low for w in WORDS):
+            if looks_private(low) or low == "secret":
                 found["named"].append(p)
             if fn in ("Snakefile", "ledger.jsonl", ".git", "workflows"):
                 found["repo"].append(p)
@@ -65,7 +72,7 @@ def hunt(here):
                 text = Path(f"/proc/{pid}/{part}").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if any(w in text.lower() for w in ("efflab", "secret", "scoring")):
+            if looks_private(text):
                 found["proc"].append(f"{pid}/{part}: {text[:200]}")
     return found
 

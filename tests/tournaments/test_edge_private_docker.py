@@ -120,19 +120,24 @@ def test_label_hunter_finds_nothing_and_does_not_outscore_honest(
     # recorded either way, with what it scored on the private set
     assert hunter["verdict"] == "rejected" and "agreement" in hunter["reason"], hunter
     ledger = verify(repo / "results/tournaments/edge-digits/ledger.jsonl")
-    assert ledger.ok and [e["participant"] for e in ledger.entries] == ["honest", "hunter"]
+    assert ledger.ok and [e["submission"]["participant"] for e in ledger.entries] == [
+        "honest",
+        "hunter",
+    ]
 
     # the hunt: no scoring labels, no secret, no repo, no verifier variables
-    (found_file,) = list(repo.glob("artifacts/edge-tour-quantize/*/found.json"))
+    (found_file,) = list(repo.glob("artifacts/edge-tour-quantize/*/out/found.json"))
     found = json.loads(found_file.read_text())
     assert found["npz"], "the hunter saw the training rows it is allowed to"
     assert found["label_files"] == [] and found["named"] == [] and found["repo"] == []
     assert not found["private_mount"] and found["env"] == [] and found["proc"] == []
-    assert not any("efflab-private" in m for m in found["mounts"])
+    assert not any("efflab-private" in m or "edge-tour-private" in m for m in found["mounts"])
+    secret = (Path(env["EFFLAB_ORGANISER_DIR"]) / "edge-digits/secret").read_text().strip()
+    assert secret not in found_file.read_text()
 
     # memorisation pays on the public split, not on the private set
     _, _, (_, x_te, _, y_te) = public_split()
-    (model,) = [p for p in repo.glob("artifacts/edge-tour-quantize/*/model.onnx") if p.parent == found_file.parent]  # fmt: skip
+    (model,) = [p for p in repo.glob("artifacts/edge-tour-quantize/*/out/model.onnx") if p.parent == found_file.parent]  # fmt: skip
     assert onnx_accuracy(model, x_te, y_te) == 1.0
     h, m = honest["metrics"]["accuracy"], hunter["metrics"]["accuracy"]
     assert m <= h + MARGIN, (m, h)
