@@ -10,7 +10,7 @@ held-out row), and the accuracy on it of
 - 1nn-aug-all / 1nn-aug-train: nearest of 10 own-seed augmented copies of each;
 plus `recover`: how often the nearest public image of a scoring image is its source.
 The advantage of memorisation is (all - train) for each method. One repetition per
-strength (the sets are 1800 images; accuracy spread is from 3 training seeds).
+strength set (1800 images); the spread shown is over --seeds training seeds (default 3).
 
     PYTHONPATH=src python bench/bench_edge_private.py [--strengths mild,strong,heavy]
 """
