@@ -39,7 +39,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     ignore=shutil.ignore_patterns("wheels"))  # fmt: skip
     for src in sorted((REPO / "scripts").glob("edge-*")):
         shutil.copytree(src, root / "scripts" / src.name)
-    shutil.copytree(REPO / "scripts" / "_lib" / "edge", root / "scripts" / "_lib" / "edge")
+    for lib in ("edge", "edgetour"):  # edgetour: the edge-tour-* (tournament) scripts'
+        shutil.copytree(REPO / "scripts" / "_lib" / lib, root / "scripts" / "_lib" / lib)
     (root / "workflows" / "experiments").mkdir(parents=True)
     for f in (REPO / "workflows" / "experiments").glob("edge-*.yaml"):
         shutil.copy(f, root / "workflows" / "experiments" / f.name)

@@ -1,6 +1,6 @@
 """A participant's edge-quantize replacement: static int8 in QOperator format.
 
-Same contract as scripts/edge-quantize/run.py (reads the trained fp32 ONNX export,
+Same contract as scripts/edge-tour-quantize/run.py (reads the trained fp32 ONNX export,
 writes out/model.onnx, returns model_size_kb + quantize_time_s), different recipe:
 QLinearMatMul/QLinearConv nodes instead of QDQ pairs and percentile (99.999)
 calibration instead of MinMax, so outliers don't stretch the activation ranges.
