@@ -100,6 +100,9 @@ def main() -> None:
         "--slowdown", type=float, default=0.2, help="how much slower the culprit is (0.2 = 20 %%)"
     )
     ap.add_argument("--keep", action="store_true", help="keep the throw-away repository")
+    ap.add_argument(
+        "--repetitions", type=int, help="repetitions per tested commit (default: the suite's)"
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="efflab-bisect-bench-"))
     try:
@@ -114,6 +117,8 @@ def main() -> None:
         cmd += ["edge-digits", "--metric", "latency_p50_us", "--point", "model=mlp-1024"]
         cmd += ["precision=fp32", "--good", shas[0], "--bad", shas[-1], "--runtime", "host"]
         cmd += ["--cores", str(args.cores), "--json"]
+        if args.repetitions:
+            cmd += ["--repetitions", str(args.repetitions)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         sys.stderr.write(proc.stderr)
