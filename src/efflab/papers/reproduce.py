@@ -85,17 +85,21 @@ MAX_REMEASURE = remeasure.MAX_ROUNDS
 
 
 def contended_timing(repo: Path, run: ExperimentRun) -> list[str]:
-    """Keys of the run's timing-sensitive (exclusive) records measured while contended."""
+    """Keys of the run's timing-sensitive (exclusive) records measured while contended,
+    with contended exclusive dependencies and what is downstream of them."""
     if run.result is None or run.result.collected is None:
         return []
     keys = {pt.key for pt in run.plan.points}
-    return [
+    mine = [
         r["key"]
         for r in run.result.collected.ok
         if r["key"] in keys
         and r.get("contended")
         and run.plan.invocations[r["key"]].resources.get("exclusive")
     ]
+    # a contended measurement a point builds on (a calibration) is measured again too
+    deps = remeasure.contended_deps(repo, run.plan, keys)
+    return sorted(set(mine) | set(deps))
 
 
 def set_aside(repo: Path, run: ExperimentRun, keys: list[str], round_: int) -> None:
