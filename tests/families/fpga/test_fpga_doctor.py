@@ -33,6 +33,7 @@ TOOLS = {
     "onnx",
     "sklearn",
     "simpy",
+    "scipy",  # the edge-digits tournament steps (edge-tour-*) augment with scipy.ndimage
 }
 
 # what the project's scripts declare in meta.yaml `requires:` (the doctor names no tool)
