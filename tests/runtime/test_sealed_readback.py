@@ -15,8 +15,8 @@ import pytest
 
 from efflab.core.locks import FileLock, Locked
 from efflab.runtime import sealed
-from efflab.runtime.docker import _inside_report
 from efflab.runtime.failure import SCRIPT, InvocationFailed
+from efflab.runtime.inside_report import read as read_inside_report
 from efflab.runtime.outputs import check_outputs
 from efflab.tournaments.attempts import participant_lock
 
@@ -33,7 +33,7 @@ DECLARED = {"metrics": {"error": {}}, "files": {"coeffs": {}}}
 def test_a_forged_exit_report_is_the_scripts_failure(tmp_path: Path, report: str, code: int) -> None:  # fmt: skip
     (tmp_path / ".inside.json").write_text(report)
     with pytest.raises(InvocationFailed) as exc:
-        _inside_report(tmp_path, code)
+        read_inside_report(tmp_path, code)
     assert exc.value.kind == SCRIPT and "did not write" in str(exc.value)
     assert not (tmp_path / ".inside.json").exists()
 
@@ -41,19 +41,19 @@ def test_a_forged_exit_report_is_the_scripts_failure(tmp_path: Path, report: str
 def test_a_report_that_is_a_folder_or_link_is_the_scripts_failure(tmp_path: Path) -> None:
     (tmp_path / ".inside.json").mkdir()
     with pytest.raises(InvocationFailed) as exc:
-        _inside_report(tmp_path, 0)
+        read_inside_report(tmp_path, 0)
     assert exc.value.kind == SCRIPT and not (tmp_path / ".inside.json").exists()
     (tmp_path / "real").write_text(json.dumps(GOOD))
     (tmp_path / ".inside.json").symlink_to(tmp_path / "real")
     with pytest.raises(InvocationFailed):
-        _inside_report(tmp_path, 0)
+        read_inside_report(tmp_path, 0)
     assert (tmp_path / "real").exists()  # the link went, not what it pointed at
 
 
 def test_the_runners_own_report_is_read(tmp_path: Path) -> None:
-    assert _inside_report(tmp_path, 0) is None
+    assert read_inside_report(tmp_path, 0) is None
     (tmp_path / ".inside.json").write_text(json.dumps({**GOOD, "exit_code": 3}))
-    assert _inside_report(tmp_path, 3)["exit_code"] == 3
+    assert read_inside_report(tmp_path, 3)["exit_code"] == 3
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ from efflab.core.errors import BadInput
 from efflab.core.invocation import Invocation
 from efflab.envs import cleanup as imagegc
 from efflab.envs import images
-from efflab.runtime import energy, sealed
+from efflab.runtime import energy, inside_report, sealed
 from efflab.runtime.failure import INFRASTRUCTURE, OOM, SCRIPT, TIMEOUT, InvocationFailed
 from efflab.runtime.host import DEFAULT_TIMEOUT_S, PKG_ROOT, HostRuntime, load_deps
 from efflab.runtime.outputs import invocation_energy, last_error_line, read_script_outputs
@@ -280,35 +280,6 @@ def _image(repo: Path, name: str, inv: Invocation) -> tuple[Any, str, str]:
         ) from None
 
 
-REPORT = {"exit_code": int, "signal": (str, type(None)), "wall_s": (int, float), "cpu_s": (int, float), "max_rss_mb": (int, float)}  # fmt: skip
-
-
-def _inside_report(folder: Path, code: int) -> dict[str, Any] | None:
-    """The in-container runner's report (None when it wrote none), trusted only when
-    well formed and agreeing with the exit status the engine reports: the script can
-    write its folder, so one that forged the report and killed its runner (leaving 137,
-    not the forged code) fails as the script's fault, never as the verifier's."""
-    f = folder / ".inside.json"
-    if not os.path.lexists(f):
-        return None
-    try:
-        data = json.loads(f.read_bytes()) if f.is_file() and not f.is_symlink() else None
-    except (OSError, ValueError):
-        data = None
-    finally:
-        sealed.remove_path(f)
-    well_formed = isinstance(data, dict) and all(
-        isinstance(data.get(k), t) and not isinstance(data.get(k), bool) for k, t in REPORT.items()
-    )
-    if not well_formed or data["exit_code"] != code:
-        raise InvocationFailed(
-            SCRIPT,
-            f"container exited with code {code} and a report its runner did not write "
-            "(the script overwrote .inside.json or killed its runner)",
-        )
-    return data
-
-
 def execute_docker(repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
     """Run in the env's image; returns the outputs.json payload or raises InvocationFailed."""
     inv = sealed.tighten(inv)  # $EFFLAB_SEALED: caller-imposed limits (efflab.runtime.sealed)
@@ -328,7 +299,7 @@ def _execute(repo: Path, inv: Invocation, folder: Path, name: str) -> dict[str, 
     client, image_id, image_tag = _image(repo, name, inv)
     deps = load_deps(repo, inv)
     (folder / ".deps.json").write_text(json.dumps(deps))
-    (folder / ".inside.json").unlink(missing_ok=True)
+    inside_report.clear(folder)
     timeout = float(inv.resources.get("timeout_s", DEFAULT_TIMEOUT_S))
     config = container_config(repo, inv, folder, image_id)
     config = seal_config(config, repo, inv, folder)  # own-files mounts, tmpfs/file caps
@@ -365,7 +336,7 @@ def _execute(repo: Path, inv: Invocation, folder: Path, name: str) -> dict[str, 
     overhead_t = time.perf_counter() - t0
     if logs.strip():
         (folder / "container.log").write_text(logs)
-    inside = _inside_report(folder, code)
+    inside = inside_report.read(folder, code)
     oom = bool(state.get("State", {}).get("OOMKilled"))
     mem = inv.resources.get("mem_mb")
     if oom or (inside and inside["signal"] == "SIGKILL" and mem):

@@ -21,7 +21,7 @@ from efflab.core import lifeline
 from efflab.core.clock import now_iso
 from efflab.core.invocation import Invocation
 from efflab.core.locks import FileLock
-from efflab.runtime import base, contention
+from efflab.runtime import base, contention, inside_report
 from efflab.runtime.failure import INFRASTRUCTURE, SCRIPT, InvocationFailed
 from efflab.runtime.host import fork_script, wait_child
 from efflab.runtime.outputs import DONE_COPY, atomic_json, completed_outputs, log_tail
@@ -129,8 +129,8 @@ def run_inside(folder: Path) -> int:
     wall, cpu = time.perf_counter() - t0, ru.ru_utime + ru.ru_stime
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     code = 128 + sig if sig else os.waitstatus_to_exitcode(status)
-    atomic_json(
-        folder / ".inside.json",
+    inside_report.write(
+        folder,
         {
             "exit_code": code,
             "signal": signal.Signals(sig).name if sig else None,
