@@ -197,7 +197,8 @@ def test_papers_list_and_show(tiny_repo: Path) -> None:
     assert efflab(tiny_repo, "papers", "show", "nope").returncode == 2
 
 
-def test_a_contended_timing_record_is_re_measured(tiny_repo: Path) -> None:
+def test_a_contended_timing_record_is_re_measured(tiny_repo: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EFFLAB_QUIET_WAIT_S", "0")  # the rounds themselves, whatever the load
     meta = tiny_repo / "scripts/square/meta.yaml"
     write(
         meta, meta.read_text().replace("  timeout_s: 60\n", "  timeout_s: 60\n  exclusive: true\n")
@@ -229,10 +230,11 @@ def test_a_contended_timing_record_is_re_measured(tiny_repo: Path) -> None:
 
 
 def test_a_contended_exclusive_dependency_is_re_measured_with_what_builds_on_it(
-    tiny_repo: Path,
+    tiny_repo: Path, monkeypatch
 ) -> None:
     """A calibration-like dependency measured on a busy machine skews every point built
     on it: reproduce measures it again, and the points above it with it."""
+    monkeypatch.setenv("EFFLAB_QUIET_WAIT_S", "0")
     for alias, before in (("square", "  timeout_s: 60\n"), ("gen", "outputs:\n")):
         meta = tiny_repo / f"scripts/{alias}/meta.yaml"
         extra = "  exclusive: true\n" if alias == "square" else "resources: {exclusive: true}\n"

@@ -408,10 +408,13 @@ claims:
 """
 
 
-def test_contended_docker_record_is_re_measured(proj: Path, run_efflab) -> None:
+def test_contended_docker_record_is_re_measured(proj: Path, run_efflab, monkeypatch) -> None:
     """A docker record carries the job side's contention measurement, and a timing
     record measured while a CPU hog held every core is re-measured by `reproduce`,
     exactly as a host record is (tests/papers/test_reproduce.py)."""
+    # no wait for a quiet machine: the hog stays, so the rounds run under it and stop
+    # when one clears nothing
+    monkeypatch.setenv("EFFLAB_QUIET_WAIT_S", "0")
     meta = proj / "scripts/square/meta.yaml"
     meta.write_text(meta.read_text().replace("  timeout_s: 60\n", "  timeout_s: 60\n  exclusive: true\n"))  # fmt: skip
     write(proj / "workflows/papers/squares.yaml", CONTENDED_PAPER)
@@ -445,6 +448,8 @@ def test_contended_docker_record_is_re_measured(proj: Path, run_efflab) -> None:
         json.loads(f.read_text())["contention"]["contended"] is True for f in aside
     )
     assert exp["still_contended"] >= 1  # the hog never stopped: still contended, said so
+    assert exp["remeasured"] <= len(squares)  # a round that cleared none ends the rounds
+    assert "cleared none" in exp["remeasure_stop"], exp
     # measured again, in a container again
     for f in proj.glob("artifacts/square/*/outputs.json"):
         assert json.loads(f.read_text())["runtime"] == "docker"

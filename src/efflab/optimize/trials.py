@@ -156,6 +156,7 @@ def evaluate(
                 layout.invocation_dir(repo, inv.alias, inv.key) / "outputs.json"
             ).exists()
         timed = bool(timing_goals(req))
+        previous: list[str] | None = None
         for round_ in range(rounds + 1):
             res = run_experiment(
                 repo,
@@ -173,9 +174,10 @@ def evaluate(
             # a timing objective from a contended record is measured again before Optuna
             # hears of it (bounded; what is still contended after the last round says so)
             again = [k for k, r in recs.items() if timed and r.get("contended")]
-            if opts.dry_run or not again or round_ == rounds:
+            if opts.dry_run or remeasure.stop_reason(round_, rounds, again, previous):
                 break
             remeasure.set_aside(repo, plan, again, round_ + 1)
+            previous = again
             for k in again:
                 remeasured[k] = remeasured.get(k, 0) + 1
     out = []

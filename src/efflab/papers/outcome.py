@@ -41,6 +41,7 @@ class ExperimentRun:
     samples: Samples | None = None  # per-repetition values the intervals come from
     remeasured: int = 0  # contended timing invocations measured again
     still_contended: int = 0  # contended after the last allowed re-measurement
+    remeasure_stop: str = ""  # why re-measuring stopped while some were still contended
 
     @property
     def table(self) -> pd.DataFrame | None:

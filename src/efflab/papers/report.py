@@ -147,6 +147,7 @@ def _experiments(repo: Path, res: PaperResult) -> list[dict[str, Any]]:
                 "contended_records": 0 if run.samples is None else run.samples.contended,
                 "remeasured": run.remeasured,
                 "still_contended": run.still_contended,
+                "remeasure_stop": run.remeasure_stop,
             }
         )
     return out
@@ -229,6 +230,8 @@ def _contended(e: dict[str, Any]) -> str:
         text += f"; re-measured {e['remeasured']}"
     if e["still_contended"]:
         text += f"; {e['still_contended']} still contended"
+        if e.get("remeasure_stop"):
+            text += f" ({e['remeasure_stop']})"
     return text
 
 

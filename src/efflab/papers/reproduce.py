@@ -144,6 +144,7 @@ def reproduce(
         t0 = time.monotonic()
         run.runtime = opts.runtime.name
         try:
+            previous: list[str] | None = None
             for round_ in range(MAX_REMEASURE + 1):
                 run.result = run_experiment(
                     repo,
@@ -155,11 +156,14 @@ def reproduce(
                     prepared=run.plan,
                 )
                 again = contended_timing(repo, run) if not opts.dry_run else []
-                if not again or round_ == MAX_REMEASURE:
+                why = remeasure.stop_reason(round_, MAX_REMEASURE, again, previous)
+                if why is not None:
                     run.still_contended = len(again)
+                    run.remeasure_stop = why if again else ""
                     break
                 run.remeasured += len(again)
                 set_aside(repo, run, again, round_ + 1)
+                previous = again
             if run.result.collected is not None:
                 run.samples = samples.from_plan(run.plan, run.result.collected.ok)
                 run.samples.remeasured = run.remeasured

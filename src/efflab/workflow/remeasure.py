@@ -12,14 +12,77 @@ only where none exists: a stale one would hand back the contended value).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from efflab.core.layout import runs_dir
 from efflab.plan.planner import Plan
+from efflab.runtime import contention
 from efflab.runtime.outputs import DONE_COPY
 
 MAX_ROUNDS = 2  # rounds of re-measuring contended timing invocations
+# how long a round waits for the machine to calm down before measuring again; a round
+# under the same load would only repeat the contended value (EFFLAB_QUIET_WAIT_S)
+QUIET_WAIT_S = 120.0
+QUIET_WINDOW_S = 2.0  # busy time is sampled over this long
+
+
+def others_busy_cores(window_s: float = QUIET_WINDOW_S, sleep=time.sleep) -> float | None:
+    """Cores the machine kept busy over `window_s` beyond this process (None: unknown)."""
+    b0, c0 = contention.busy_seconds(), time.process_time()
+    sleep(window_s)
+    b1, c1 = contention.busy_seconds(), time.process_time()
+    if b0 is None or b1 is None:
+        return None
+    return max(0.0, (b1 - b0 - (c1 - c0)) / window_s)
+
+
+def wait_for_quiet(
+    max_wait_s: float | None = None,
+    probe: Callable[[], float | None] = others_busy_cores,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Wait until other work would no longer make an exclusive timing contended (it
+    would leave `contention.SLACK_CORES` at most); False when it stayed busy for
+    `max_wait_s` (default QUIET_WAIT_S, or EFFLAB_QUIET_WAIT_S)."""
+    if max_wait_s is None:
+        max_wait_s = float(os.environ.get("EFFLAB_QUIET_WAIT_S", QUIET_WAIT_S))
+    if max_wait_s <= 0:  # 0: re-measure at once, whatever the load (tests of the rounds)
+        return True
+    deadline = clock() + max_wait_s
+    while True:
+        busy = probe()
+        if busy is None or busy <= contention.SLACK_CORES:
+            return True
+        if clock() >= deadline:
+            return False
+
+
+def stop_reason(
+    round_: int,
+    rounds: int,
+    contended: Iterable[str],
+    previous: Iterable[str] | None,
+    wait: Callable[[], bool] = wait_for_quiet,
+) -> str | None:
+    """Why not to measure `contended` again after round `round_` (None: go on).
+
+    Bounded three ways: nothing is contended; the rounds are used up; the last round
+    cleared nothing (every key re-measured came back contended again: the machine is
+    busy for longer than a round, so another one only adds wall time); or the machine
+    stayed busy for the whole wait before the next round."""
+    now = set(contended)
+    if not now:
+        return "none contended"
+    if round_ >= rounds:
+        return f"still contended after {rounds} re-measurement rounds"
+    if previous is not None and set(previous) <= now:
+        return "the last re-measurement round cleared none of them"
+    if not wait():
+        return "the machine stayed busy, so they were not measured again"
+    return None
 
 
 def set_aside(repo: Path, plan: Plan, keys: Iterable[str], round_: int) -> int:
