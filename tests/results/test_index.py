@@ -101,3 +101,38 @@ def test_runs_index_their_records_and_reindex_reproduces_it(tiny_repo: Path) -> 
     r = efflab(tiny_repo, "results", "reindex", "demo", "--json", check=True)
     assert json.loads(r.stdout)[0]["records"] == 4
     assert index.parts(tiny_repo, "demo")[0].read_bytes() == before
+
+
+def test_keys_files_answer_which_keys_are_indexed_and_a_collision_costs_no_error(
+    tmp_path: Path,
+) -> None:
+    """Each part has its keys file; "which of these keys are indexed" reads only the
+    parts that may hold one; a part without one (older, or mid-write) is always read,
+    and a hash collision only costs the exact read."""
+    first, night = synth(100), synth(30, seed=1, start=100)
+    index.append(tmp_path, "synth", first)
+    index.append(tmp_path, "synth", night)
+    ps = index.parts(tmp_path, "synth")
+    assert len(ps) == 2 and all(index.keys_file(p).stat().st_size > 0 for p in ps)
+    new = [f"{i:020x}" for i in range(500, 520)]
+    assert index.may_hold(ps, new) == []  # a night of new keys touches no part
+    assert index.may_hold(ps, [first[3]["key"], *new]) == [ps[0]]
+    assert index.already_indexed(tmp_path, "synth", [night[0]["key"], *new]) == {night[0]["key"]}
+    index.keys_file(ps[1]).unlink()  # a part from before keys files: read every time
+    assert index.may_hold(ps, new) == [ps[1]]
+    assert index.already_indexed(tmp_path, "synth", [night[5]["key"]]) == {night[5]["key"]}
+    # the new keys colliding with the first part's: the exact read still answers right
+    kf = index.keys_file(ps[0])
+    both = index.np.union1d(index.np.fromfile(kf, dtype="<u8"), index.key_hashes(new))
+    both.astype("<u8").tofile(kf)
+    assert index.may_hold(ps, new) == ps
+    assert index.already_indexed(tmp_path, "synth", new) == set()
+    assert index.append(tmp_path, "synth", first + night).added == 0
+    # a rebuild writes the keys file as deterministically as the part
+    write_records(tmp_path, first + night)
+    index.rebuild(tmp_path, "synth")
+    (part,) = index.parts(tmp_path, "synth")
+    once = index.keys_file(part).read_bytes()
+    assert len(once) == 8 * 130
+    index.rebuild(tmp_path, "synth")
+    assert index.keys_file(index.parts(tmp_path, "synth")[0]).read_bytes() == once

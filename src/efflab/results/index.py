@@ -16,6 +16,12 @@ stale: `append` then rebuilds it, and readers fall back to the JSON records.
 
 - Append-only: a run adds one new part with the records not yet indexed; parts are
   never rewritten (a part's name is claimed with a hard link: no overwrite race).
+- Beside each part, `part-NNNNN.keys`: the sorted 64-bit hashes of its keys. "Which
+  of these keys are indexed?" (every append, every lookup) reads those small files
+  instead of a million-row key column, and reads the key column only of parts that
+  may hold one (a hash collision costs that exact read, never a wrong answer). A part
+  without one (written before, or in the instant before its writer renames it) is
+  always read.
 - `rebuild` (`efflab results reindex`) writes the index anew from the JSON records,
   sorted by key, with fixed writer options: the same records give the same bytes.
 - Aggregating from it gives exactly `tables.aggregate` of the records: both go through
@@ -25,6 +31,7 @@ Failed records are not indexed (tables use successful ones only).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -62,6 +69,7 @@ SCHEMA = pa.schema(
     ]
 )
 PART_PREFIX = "part-"
+KEYS_SUFFIX = ".keys"  # part-NNNNN.keys: sorted uint64 hashes of the part's keys
 # fixed writer options: part bytes depend only on the rows
 WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": True, "write_statistics": True}
 
@@ -142,6 +150,40 @@ def _write(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, **WRITE_OPTIONS)
 
 
+def key_hashes(keys: Iterable[str]) -> np.ndarray:
+    """Sorted distinct 64-bit hashes of `keys` (little-endian uint64: same bytes anywhere)."""
+    hs = {
+        int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little") for k in keys
+    }
+    return np.array(sorted(hs), dtype="<u8")
+
+
+def keys_file(part: Path) -> Path:
+    return part.with_name(part.name.removesuffix(".parquet") + KEYS_SUFFIX)
+
+
+def _write_keys(table: pa.Table, path: Path) -> None:
+    key_hashes(pc.unique(table.column("key")).to_pylist()).tofile(path)
+
+
+def may_hold(ps: list[Path], keys: Iterable[str]) -> list[Path]:
+    """The parts that may hold one of `keys`: those whose keys file has the hash of one,
+    and every part without a readable keys file."""
+    wanted = key_hashes(keys)
+    if len(wanted) == 0:
+        return []
+    out = []
+    for p in ps:
+        try:
+            have = np.fromfile(keys_file(p), dtype="<u8")
+        except (OSError, ValueError):
+            out.append(p)
+            continue
+        if np.isin(wanted, have, assume_unique=True).any():
+            out.append(p)
+    return out
+
+
 def indexed_keys(repo: Path, experiment: str) -> set[str]:
     ps = parts(repo, experiment)
     if not current_schema(ps):
@@ -159,7 +201,9 @@ def already_indexed(repo: Path, experiment: str, keys: Iterable[str]) -> set[str
 
 
 def _already_indexed(ps: list[Path], keys: Iterable[str]) -> set[str]:
-    wanted = pa.array(sorted(set(keys)), pa.string())
+    keys = sorted(set(keys))
+    ps = may_hold(ps, keys)  # a night of new keys: no key column read at all
+    wanted = pa.array(keys, pa.string())
     if not ps or len(wanted) == 0:
         return set()
     column = pq.ParquetDataset(ps).read(columns=["key"]).column("key")
@@ -190,18 +234,24 @@ def append_at(
     d.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".parquet")
     os.close(fd)
+    tmp_keys = Path(tmp).with_suffix(KEYS_SUFFIX)
     try:
-        _write(to_table(new.values(), _sizes(d.parent / "runs", new)), Path(tmp))
+        table = to_table(new.values(), _sizes(d.parent / "runs", new))
+        _write(table, Path(tmp))
+        _write_keys(table, tmp_keys)
         n = len(parts_in(d))
         while True:  # claim the next free part name; never overwrite another writer's
             part = d / f"{PART_PREFIX}{n:05d}.parquet"
             try:
                 os.link(tmp, part)
-                return IndexUpdate(experiment, len(new), part)
             except FileExistsError:
                 n += 1
+                continue
+            os.replace(tmp_keys, keys_file(part))
+            return IndexUpdate(experiment, len(new), part)
     finally:
         os.unlink(tmp)
+        tmp_keys.unlink(missing_ok=True)
 
 
 def load_json_records(repo: Path, experiment: str) -> list[dict[str, Any]]:
@@ -231,7 +281,9 @@ def rebuild_at(root: Path, experiment: str = "") -> IndexUpdate:
     old = root / f".index-old-{os.getpid()}"
     try:
         part = tmp / f"{PART_PREFIX}00000.parquet"
-        _write(to_table(recs, _sizes(root / "runs", (r["key"] for r in recs))), part)
+        table = to_table(recs, _sizes(root / "runs", (r["key"] for r in recs)))
+        _write(table, part)
+        _write_keys(table, keys_file(part))
         d = root / "index"
         if d.exists():
             os.rename(d, old)

@@ -105,6 +105,9 @@ def from_index(ps: list[Path], keys: list[str]) -> dict[str, tuple[dict[str, Any
 
     if not ps or not index.current_schema(ps):
         return {}
+    ps = index.may_hold(ps, keys)  # only the parts that may hold one of them
+    if not ps:
+        return {}
     wanted = pa.array(sorted(set(keys)), pa.string())
     table = pq.ParquetDataset(ps, filters=pc.field("key").isin(wanted)).read(columns=COLUMNS)
     out: dict[str, dict[str, Any]] = {}
