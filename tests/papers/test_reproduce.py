@@ -111,6 +111,27 @@ def test_papers_share_one_experiment_run(tiny_repo: Path) -> None:
     assert runs_on_disk(tiny_repo) == 4  # 4 quick points, run once for both papers
 
 
+def test_a_paper_collapsing_an_axis_leaves_the_other_papers_points_whole(
+    tiny_repo: Path,
+) -> None:
+    """`optimist` runs demo with n fixed (no n axis), `squares` the whole grid; the
+    invocations they share were recorded under the first grid, yet each run reads them
+    at its own points: squares' claims on n=3 are judged, not errors."""
+    paper(tiny_repo, BAD_CLAIM)  # sorted first: its run records the shared points
+    paper(tiny_repo, GOOD)
+    r = efflab(tiny_repo, "reproduce", "--all", "--quick", "--cores", "2", "--json")
+    assert r.returncode == 1, r.stdout + r.stderr  # optimist's claim fails, honestly
+    out = json.loads(r.stdout)
+    verdicts = {(p["paper"], c["id"]): c["verdict"] for p in out["papers"] for c in p["claims"]}
+    assert verdicts[("optimist", "huge")] == "not reproduced"
+    assert verdicts[("squares", "scale-doubles")] == "reproduced", out
+    assert verdicts[("squares", "grows-with-n")] == "reproduced", out
+    table = efflab(tiny_repo, "results", "table", "demo", "--format", "json", check=True)
+    rows = json.loads(table.stdout)
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    assert rows and all(row.get("n") is not None for row in rows), rows  # the latest: squares'
+
+
 def test_failed_experiment_makes_claims_errors(tiny_repo: Path) -> None:
     paper(tiny_repo, GOOD.replace("  - name: demo\n", "  - name: demo\n    inputs: {fail: true}\n"))
     r = efflab(tiny_repo, "reproduce", "squares", "--quick", "--json")

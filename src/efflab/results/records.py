@@ -161,7 +161,12 @@ def collect(
         outputs = repo / inv.folder / "outputs.json"
         if outputs.exists():
             if rec_file.exists():
-                res.ok.append(read_record(rec_file, plan.experiment.name))
+                rec = read_record(rec_file, plan.experiment.name)
+                if rec.get("point") != point.params:
+                    # one invocation planned under another grid (a paper's override
+                    # collapsed an axis): the record is the same run, at this plan's point
+                    rec = {**rec, "point": dict(point.params)}
+                res.ok.append(rec)
                 continue
             rec = _record(plan, point, inv, run_id, prov, read_outputs(outputs))
             validate(rec, "run-record", rec_file)
