@@ -7,6 +7,9 @@ reproduced (goal: none; inconclusive under the hog is acceptable).
 
 `--papers` runs only those papers (default: --all), for a smaller honest run when
 three full reproductions do not fit; the printout names the papers it covered.
+`--given idle-1=FILE:WALL_S:LOAD` takes an arm from a `reproduce --all --quick --json`
+already run on a clean checkout (its output file, wall seconds and load average)
+instead of running it again; the printout marks it as given.
 
 Each run is a fresh `git clone` of HEAD (so no cached invocation carries over between
 runs: every run measures); the clones use this interpreter's environment, so run
@@ -96,11 +99,26 @@ def main() -> int:
     ap.add_argument("--papers", nargs="+", default=[], help="paper ids (default: --all)")
     ap.add_argument("--json", type=Path, help="write all verdicts here")
     ap.add_argument("--keep", type=Path, help="clone into this folder and keep it")
+    ap.add_argument("--given", action="append", default=[], metavar="ARM=FILE:WALL_S:LOAD",
+                    help="an arm already run (reproduce --json output), not run again")  # fmt: skip
     a = ap.parse_args()
     root = a.keep or Path(tempfile.mkdtemp(prefix="bench-verdicts-"))
     root.mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict] = {}
+    for g in a.given:
+        arm, _, rest = g.partition("=")
+        file, wall_s, load = rest.rsplit(":", 2)
+        if arm not in ARMS:
+            ap.error(f"--given: arm must be one of {', '.join(ARMS)}, not {arm!r}")
+        data = json.loads(Path(file).read_text())
+        runs[arm] = {"given": file, "wall_s": float(wall_s), "load_1m_before": float(load),
+                     "load_1m_after": float(load), "exit": 0 if data.get("ok") else 1,
+                     "claims": verdicts(data)}  # fmt: skip
+        print(f"{arm}: given ({file}), exit {runs[arm]['exit']}, {float(wall_s):.0f} s, "
+              f"load(1m) {float(load):.2f}", flush=True)  # fmt: skip
     for arm in ARMS:
+        if arm in runs:
+            continue
         clone = fresh_clone(root, arm)
         load0 = os.getloadavg()[0]
         hog = start_hog() if arm.startswith("hog") else None
