@@ -56,6 +56,17 @@ def _efflab_group(wc):
     return group_of(res, float(config.get("batch_seconds") or 0) or None)
 
 
+def _efflab_priority(wc):
+    # repetition r of every point before r+1 of any (slow drift in the machine's load
+    # then hits every arm of a comparison alike): Snakemake's selectors, greedy and ILP,
+    # start the ready job of highest priority first, and a pending dependency of
+    # repetition r has the priority of r, so it runs before any job of r+1
+    return max(0, EFFLAB_PRIORITY_TOP - int(_efflab_inv(wc.alias, wc.key).get("repetition", 0)))
+
+
+EFFLAB_PRIORITY_TOP = 1000
+
+
 def _efflab_res(name, default):
     return lambda wc: _efflab_inv(wc.alias, wc.key)["resources"].get(name, default)
 
@@ -76,6 +87,7 @@ rule efflab_invocation:
     output:
         "artifacts/{alias}/{key}/outputs.json",
     threads: _efflab_threads
+    priority: _efflab_priority
     group: _efflab_group
     resources:
         mem_mb=_efflab_res("mem_mb", 1000),

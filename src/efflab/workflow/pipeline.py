@@ -75,20 +75,17 @@ def max_targets() -> int:
 
 
 def waves(todo: list[Invocation], limit: int | None = None) -> list[list[Invocation]]:
-    """Targets grouped by repetition index, in order: repetition r of every point runs
-    before repetition r+1 of any, so slow drift in the machine's load hits every arm of
-    a comparison alike instead of biasing whichever arm Snakemake happened to run last.
-    A group larger than `limit` (default `max_targets()`) is split in order."""
+    """Targets in repetition order, as Snakemake runs of at most `limit` (default
+    `max_targets()`) targets each: one run when they fit.
+
+    Within a run, repetition r of every point starts before repetition r+1 of any: the
+    rule's priority (workflows/rules/efflab.smk) says so to Snakemake's job selector,
+    so slow drift in the machine's load hits every arm of a comparison alike. (This was
+    one Snakemake run per repetition: a start-up and shut-down of ~2 s each.)"""
     limit = max_targets() if limit is None else limit
-    by_rep: dict[int, list[Invocation]] = {}
-    for inv in todo:
-        by_rep.setdefault(inv.repetition, []).append(inv)
-    out = []
-    for r in sorted(by_rep):
-        group = by_rep[r]
-        step = limit or len(group)
-        out += [group[i : i + step] for i in range(0, len(group), step)]
-    return out
+    ordered = sorted(todo, key=lambda inv: inv.repetition)  # stable: plan order within
+    step = limit or len(ordered) or 1
+    return [ordered[i : i + step] for i in range(0, len(ordered), step)]
 
 
 def run_waves(
