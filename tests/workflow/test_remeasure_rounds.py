@@ -68,3 +68,17 @@ def test_others_busy_cores_sees_a_real_busy_loop_per_core() -> None:
         for h in hogs:
             h.kill()
             h.wait()
+
+
+def test_the_waiter_is_patient_once_then_only_probes(monkeypatch) -> None:
+    calls = []
+
+    def fake_wait(max_wait_s=None, **_kw):
+        calls.append(max_wait_s)
+        return False
+
+    monkeypatch.setattr(remeasure, "wait_for_quiet", fake_wait)
+    monkeypatch.delenv("EFFLAB_QUIET_WAIT_S", raising=False)
+    w = remeasure.QuietWaiter()
+    assert w() is False and w() is False and w() is False
+    assert calls[0] is None and all(0 < c < 1e-6 for c in calls[1:])  # a whole wait, then probes

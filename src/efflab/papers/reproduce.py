@@ -139,6 +139,7 @@ def reproduce(
     if not opts.runtime.available():  # asked for Docker and none answers: exit 2 first
         raise BadInput("--runtime", "$", f"a '{opts.runtime.name}' runtime that answers", "none")
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    quiet = remeasure.QuietWaiter()  # one per reproduction: patient once
     for i, run in enumerate(runs):
         progress = on_experiment(run, i, len(runs)) if on_experiment else None
         t0 = time.monotonic()
@@ -156,7 +157,7 @@ def reproduce(
                     prepared=run.plan,
                 )
                 again = contended_timing(repo, run) if not opts.dry_run else []
-                why = remeasure.stop_reason(round_, MAX_REMEASURE, again, previous)
+                why = remeasure.stop_reason(round_, MAX_REMEASURE, again, previous, quiet)
                 if why is not None:
                     run.still_contended = len(again)
                     run.remeasure_stop = why if again else ""
