@@ -78,6 +78,24 @@ def test_one_repetition_of_a_timing_point_is_inconclusive_not_a_pass() -> None:
     assert out.status == claims.PASS and out.low == out.high == pytest.approx(3.0)
 
 
+def test_timings_measured_on_a_contended_machine_cannot_decide() -> None:
+    """A clear pass and a clear fail both become inconclusive when one repetition of
+    one arm was measured contended (still, after re-measuring); a non-timing
+    experiment's contended flag changes nothing."""
+    for a, want in (([30.0, 31.0, 29.5], claims.PASS), ([12.0, 12.5, 11.8], claims.FAIL)):
+        b = [10.0, 10.2, 9.9]
+        clean = samples(a, b)
+        assert evaluate(ratio_at_least(2.0), clean).status == want
+        busy = samples(a, b)
+        busy["e"].reps.loc[busy["e"].reps.index[1], "contended"] = True
+        out = evaluate(ratio_at_least(2.0), busy)
+        assert out.status == claims.INCONCLUSIVE, out.detail
+        assert "1 timing repetition(s) measured on a contended machine" in out.detail
+        calm = samples(a, b, timing=False)
+        calm["e"].reps["contended"] = True
+        assert evaluate(ratio_at_least(2.0), calm).status == want
+
+
 def test_a_point_under_agg_without_a_record_is_an_error() -> None:
     raw = {
         "compare": {

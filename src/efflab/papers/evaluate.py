@@ -8,7 +8,9 @@ verdict is decided on the whole interval:
     pass          the whole interval satisfies the condition       -> "reproduced"
     fail          the whole interval violates it                   -> "not reproduced"
     inconclusive  it straddles, or a timing-sensitive point has
-                  fewer than 3 repetitions                         -> "inconclusive"
+                  fewer than 3 repetitions, or timing repetitions
+                  it reads were measured on a contended machine
+                  (still, after re-measuring)                      -> "inconclusive"
     error         the data cannot decide (a covered point without a successful
                   record, no rows, NaN, division by zero)
 
@@ -84,9 +86,15 @@ def rows(sel: Select, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
+def _unsure(est: Estimate) -> bool:
+    """Timings that cannot decide: too few repetitions, or taken on a contended machine
+    (a busy neighbour slows one arm more than another; the interval does not know)."""
+    return est.timing and (est.n_min < MIN_TIMING_REPS or est.contended > 0)
+
+
 def _three_way(ok, est: Estimate) -> str:
     """pass / fail / inconclusive of a monotone condition `ok` on an interval."""
-    if est.timing and est.n_min < MIN_TIMING_REPS:
+    if _unsure(est):
         return INCONCLUSIVE
     lo, hi = ok(est.low), ok(est.high)
     if lo and hi:
@@ -100,6 +108,11 @@ def _few(est: Estimate) -> str:
     if est.timing and est.n_min < MIN_TIMING_REPS:
         return (
             f"; only {est.n_min} repetition(s) of a timing-sensitive point (need {MIN_TIMING_REPS})"
+        )
+    if est.timing and est.contended:
+        return (
+            f"; {est.contended} timing repetition(s) measured on a contended machine "
+            "(inconclusive: re-run on a quieter one)"
         )
     return f"; n={est.n_min} repetition(s) per point" if est.n_min else ""
 
@@ -140,7 +153,7 @@ def _within(c: Within, samples: Mapping[str, Samples]) -> Outcome:
     lo_b, hi_b = tgt - tol, tgt + tol
     status = _three_way(lambda x: lo_b <= x <= hi_b, est)
     if status == INCONCLUSIVE and (est.high < lo_b or est.low > hi_b):
-        status = FAIL if not (est.timing and est.n_min < MIN_TIMING_REPS) else INCONCLUSIVE
+        status = FAIL if not _unsure(est) else INCONCLUSIVE
     elif status == FAIL and est.low < lo_b and est.high > hi_b:
         status = INCONCLUSIVE  # the interval spans the whole band: cannot say it misses
     off = f" ({abs(est.value - tgt) / abs(tgt):.0%} off)" if tgt else ""
@@ -219,7 +232,7 @@ def _ranking(c: Ranking, samples: Mapping[str, Samples]) -> Outcome:
     d2 = r.estimate([Resolver.minus(seconds[i], seconds[j]) for i, j in pairs])
     point_a = r.estimate(firsts)
     point_b = r.estimate(seconds)
-    few = d2[0].timing and min(e.n_min for e in d1 + d2) < MIN_TIMING_REPS
+    few = any(_unsure(e) for e in d1 + d2)
     signs = [(_sign(a), _sign(b)) for a, b in zip(d1, d2, strict=True)]
     certain = [s for s in signs if s[0] is not None and s[1] is not None]
     disagree = [s for s in certain if s[0] != s[1]]
@@ -242,7 +255,7 @@ def _ranking(c: Ranking, samples: Mapping[str, Samples]) -> Outcome:
     detail = (
         f"{ours}; {len(disagree)} of {len(pairs)} pairs ordered oppositely with 95% confidence"
         + (f"; undecided pairs: {', '.join(unsure)}" if unsure else "")
-        + _few(min(d1 + d2, key=lambda e: e.n_min))
+        + _few(min(d1 + d2, key=lambda e: (e.n_min, -e.contended)))
     )
     return Outcome(status, ours, detail, n_min=min(e.n_min for e in d1 + d2))
 

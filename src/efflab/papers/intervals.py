@@ -56,6 +56,7 @@ class Estimate:
     n_min: int  # fewest repetitions of any point it reads (0: constants only)
     timing: bool  # reads a timing-sensitive experiment
     unit: str | None = None
+    contended: int = 0  # timing repetitions it reads that were measured contended
 
     @property
     def degenerate(self) -> bool:
@@ -66,6 +67,8 @@ class Estimate:
 class _Leaf:
     values: np.ndarray
     stat: str
+    contended: int = 0  # of a timing-sensitive experiment only
+    label: str = ""  # experiment, metric, point: one sample bound twice is counted once
 
 
 class Resolver:
@@ -98,7 +101,8 @@ class Resolver:
                     + (f" (one of {len(pts)} under agg {sel.agg})" if sel.agg else "")
                 )
             self.timing |= s.timing
-            self.leaves.append(_Leaf(ps.values, sel.stat))
+            label = f"{sel.experiment}/{sel.metric}/{ps.label}"
+            self.leaves.append(_Leaf(ps.values, sel.stat, ps.contended if s.timing else 0, label))
             out.append(len(self.leaves) - 1)
         return out
 
@@ -128,6 +132,7 @@ class Resolver:
         used = sorted({i for b in bound for i in b.leaf_ids()})
         varying = [i for i in used if self.leaves[i].values.size > 1]
         n_min = min((self.leaves[i].values.size for i in used), default=0)
+        contended = sum({self.leaves[i].label: self.leaves[i].contended for i in used}.values())
 
         def reduce_all(arrays: Sequence[np.ndarray], axis: int = -1) -> dict[int, np.ndarray]:
             red: dict[int, np.ndarray] = {}
@@ -171,7 +176,7 @@ class Resolver:
             highs = [float(x) for x in np.atleast_1d(res.confidence_interval.high)]
         units = list(units) or [None] * len(bound)
         return [
-            Estimate(v, min(lo, v), max(hi, v), n_min, self.timing, u)
+            Estimate(v, min(lo, v), max(hi, v), n_min, self.timing, u, contended)
             for v, lo, hi, u in zip(values, lows, highs, units, strict=True)
         ]
 

@@ -34,6 +34,7 @@ class PointSample:
     params: dict[str, Any]
     values: np.ndarray
     unit: str
+    contended: int = 0  # repetitions measured while the machine was contended
 
     @property
     def label(self) -> str:
@@ -120,4 +121,5 @@ def point_sample(s: Samples, metric: str, pt: dict[str, Any]) -> PointSample:
             mask &= df[col].map(lambda x, w=want: same_value(x, w)).astype(bool)
     sub = df[mask]
     unit = str(sub["unit"].iloc[0]) if not sub.empty else ""
-    return PointSample(dict(pt), sub["value"].to_numpy(dtype=float), unit)
+    contended = int(sub["contended"].sum()) if "contended" in sub else 0
+    return PointSample(dict(pt), sub["value"].to_numpy(dtype=float), unit, contended)
