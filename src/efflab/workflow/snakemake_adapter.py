@@ -98,6 +98,9 @@ def snakemake_cmd(
         # keys already capture code/inputs/env; mtime alone decides staleness
         "--rerun-triggers",
         "mtime",
+        # ...so Snakemake's per-job metadata (code and params hashes, input checksums,
+        # one file per output under .snakemake/metadata) is never read: not written
+        "--drop-metadata",
         "--keep-going",
         "--rerun-incomplete",
         # Snakemake's directory lock refuses (never waits) and goes stale after a
@@ -121,8 +124,9 @@ def snakemake_cmd(
 # Snakemake's default job selector solves an ILP over every ready job at each
 # selection: with hundreds of ready jobs that is most of its per-job cost (300 trivial
 # jobs: 23 s with ilp, 11.5 s with greedy, bench/bench_scale.py). efflab's rule uses
-# no temp() files or priorities, which the ILP optimises, so greedy loses nothing. A
-# profile's `scheduler:` or EFFLAB_SCHEDULER=ilp keeps Snakemake's own choice.
+# no temp() files, which the ILP optimises, and greedy honours its priorities (the
+# repetition order) first, as the ILP does, so greedy loses nothing. A profile's
+# `scheduler:` or EFFLAB_SCHEDULER=ilp keeps Snakemake's own choice.
 SCHEDULER_ENV = "EFFLAB_SCHEDULER"
 
 
