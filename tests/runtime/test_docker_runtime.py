@@ -448,8 +448,10 @@ def test_contended_docker_record_is_re_measured(proj: Path, run_efflab, monkeypa
         json.loads(f.read_text())["contention"]["contended"] is True for f in aside
     )
     assert exp["still_contended"] >= 1  # the hog never stopped: still contended, said so
-    assert exp["remeasured"] <= len(squares)  # a round that cleared none ends the rounds
-    assert "cleared none" in exp["remeasure_stop"], exp
+    # bounded, and the report says why it stopped: normally the first round already
+    # cleared none (the hog never stopped), at most after the last allowed round
+    assert exp["remeasured"] <= 2 * len(squares)
+    assert any(w in exp["remeasure_stop"] for w in ("cleared none", "rounds")), exp
     # measured again, in a container again
     for f in proj.glob("artifacts/square/*/outputs.json"):
         assert json.loads(f.read_text())["runtime"] == "docker"
