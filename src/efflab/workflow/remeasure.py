@@ -46,11 +46,11 @@ def wait_for_quiet(
 ) -> bool:
     """Wait until other work would no longer make an exclusive timing contended (it
     would leave `contention.SLACK_CORES` at most); False when it stayed busy for
-    `max_wait_s` (default QUIET_WAIT_S, or EFFLAB_QUIET_WAIT_S)."""
-    if max_wait_s is None:
-        max_wait_s = float(os.environ.get("EFFLAB_QUIET_WAIT_S", QUIET_WAIT_S))
-    if max_wait_s <= 0:  # 0: re-measure at once, whatever the load (tests of the rounds)
-        return True
+    `max_wait_s` (default QUIET_WAIT_S, or EFFLAB_QUIET_WAIT_S, which also caps it)."""
+    configured = float(os.environ.get("EFFLAB_QUIET_WAIT_S", QUIET_WAIT_S))
+    if configured <= 0 or (max_wait_s is not None and max_wait_s <= 0):
+        return True  # 0: re-measure at once, whatever the load (tests of the rounds)
+    max_wait_s = configured if max_wait_s is None else min(max_wait_s, configured)
     deadline = clock() + max_wait_s
     while True:
         busy = probe()
@@ -71,11 +71,9 @@ class QuietWaiter:
 
     def __call__(self) -> bool:
         if self.patient:
-            ok = wait_for_quiet(self.max_wait_s)
-            self.patient = ok
-            return ok
-        env_off = float(os.environ.get("EFFLAB_QUIET_WAIT_S", QUIET_WAIT_S)) <= 0
-        return wait_for_quiet(0 if env_off else 1e-9)  # one probe
+            self.patient = wait_for_quiet(self.max_wait_s)
+            return self.patient
+        return wait_for_quiet(1e-9)  # one probe
 
 
 def stop_reason(
