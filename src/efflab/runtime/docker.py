@@ -42,7 +42,7 @@ from efflab.core.errors import BadInput
 from efflab.core.invocation import Invocation
 from efflab.envs import cleanup as imagegc
 from efflab.envs import images
-from efflab.runtime import energy, inside_report, sealed
+from efflab.runtime import energy, inside_report, sealed, warm
 from efflab.runtime.failure import INFRASTRUCTURE, OOM, SCRIPT, TIMEOUT, InvocationFailed
 from efflab.runtime.host import DEFAULT_TIMEOUT_S, PKG_ROOT, HostRuntime, load_deps
 from efflab.runtime.outputs import invocation_energy, last_error_line, read_script_outputs
@@ -314,19 +314,13 @@ def _execute(repo: Path, inv: Invocation, folder: Path, name: str) -> dict[str, 
     meter = energy.EnergyMeter()
     e0, t0, started = meter.read_rapl(), time.perf_counter(), now_iso()
     try:
-        with quota as writable, Sandbox(client, writable_mount(config, folder, writable)) as box:
-            try:
-                code = box.container.wait(timeout=timeout)["StatusCode"]
-            except requests.exceptions.RequestException as exc:
-                if time.perf_counter() - t0 < timeout or not engine_available():
-                    raise _engine_lost(exc) from None
-                box.remove()
-                raise InvocationFailed(
-                    TIMEOUT, f"timeout: killed after {timeout:g} s (resources.timeout_s)"
-                ) from None
-            box.container.reload()
-            state = box.container.attrs
-            logs = box.container.logs().decode(errors="replace")
+        ran = None
+        if settings is None and os.environ.get(warm.DIR_ENV):
+            ran = _run_warm(client, repo, inv, folder, config, timeout)
+        if ran is None:
+            with quota as writable:
+                ran = _run_fresh(client, writable_mount(config, folder, writable), timeout, t0)
+        code, state, logs = ran
     except (requests.exceptions.ConnectionError, docker.errors.APIError) as exc:
         if isinstance(exc, docker.errors.APIError) and engine_available():
             raise InvocationFailed(
@@ -336,6 +330,8 @@ def _execute(repo: Path, inv: Invocation, folder: Path, name: str) -> dict[str, 
     overhead_t = time.perf_counter() - t0
     if logs.strip():
         (folder / "container.log").write_text(logs)
+    else:
+        (folder / "container.log").unlink(missing_ok=True)
     inside = inside_report.read(folder, code)
     oom = bool(state.get("State", {}).get("OOMKilled"))
     mem = inv.resources.get("mem_mb")
@@ -380,6 +376,44 @@ def _execute(repo: Path, inv: Invocation, folder: Path, name: str) -> dict[str, 
     return out
 
 
+def _timed_out(timeout: float) -> InvocationFailed:
+    return InvocationFailed(TIMEOUT, f"timeout: killed after {timeout:g} s (resources.timeout_s)")
+
+
+def _run_fresh(client, config: dict[str, Any], timeout: float, t0: float) -> tuple[int, dict, str]:
+    """One new container for this invocation: (exit code, its state, its logs)."""
+    with Sandbox(client, config) as box:
+        try:
+            code = box.container.wait(timeout=timeout)["StatusCode"]
+        except requests.exceptions.RequestException as exc:
+            if time.perf_counter() - t0 < timeout or not engine_available():
+                raise _engine_lost(exc) from None
+            box.remove()
+            raise _timed_out(timeout) from None
+        box.container.reload()
+        return code, box.container.attrs, box.container.logs().decode(errors="replace")
+
+
+def _run_warm(
+    client, repo: Path, inv: Invocation, folder: Path, config: dict[str, Any], timeout: float
+) -> tuple[int, dict, str] | None:
+    """In a warm container (efflab.runtime.warm); None when every slot is busy."""
+    try:
+        code = warm.run(client, repo, inv, folder, config, timeout)
+    except TimeoutError:
+        raise _timed_out(timeout) from None
+    if code is None:
+        return None
+    if code == warm.DIED:
+        if not engine_available():
+            raise _engine_lost(ConnectionError("warm container gone"))
+        raise InvocationFailed(
+            SCRIPT, "the warm container's server died during the job (killed from inside?)"
+        )
+    log = folder / "container.log"
+    return code, {}, log.read_text(errors="replace") if log.exists() else ""
+
+
 class DockerRuntime:
     name = "docker"
     seals = True  # no network, read-only root, caps dropped, limits (see container_config)
@@ -394,4 +428,5 @@ class DockerRuntime:
         return execute_docker(repo, inv, folder)
 
     def cleanup(self, run_id: str) -> list[str]:
+        warm.forget(run_id)
         return cleanup_run(run_id)

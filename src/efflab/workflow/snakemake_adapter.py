@@ -27,6 +27,7 @@ from pathlib import Path
 from efflab.core import lifeline
 from efflab.core.invocation import Invocation
 from efflab.core.specio import atomic_write_json, canonical_json
+from efflab.runtime import warm
 from efflab.workflow import batching
 from efflab.workflow.profiles import load as load_profile
 from efflab.workflow.profiles import pending_invocations, preflight
@@ -175,8 +176,11 @@ def run(
     env = dict(os.environ, EFFLAB_RUN_ID=run_id)
     env[lifeline.OWNER_ENV] = str(lifeline.Owner.of())  # runners end when we do
     env.pop("EFFLAB_RUNTIME", None)  # one way only: --config runtime=
+    env.pop(warm.DIR_ENV, None)
+    if warm.wanted(run_id, runtime, executor, dry_run):  # docker jobs reuse containers
+        env[warm.DIR_ENV] = str(warm.dir_for(run_id))
     result = EngineResult(returncode=0, log_file=log_file)
-    server = None if dry_run or executor != "local" else start_jobserver(repo, env)
+    server = None if dry_run or executor != "local" else start_jobserver(repo, env, runtime)
     with open(log_file, "a") as log, _stopping(server):  # one log per run id, across waves
         proc = subprocess.Popen(
             cmd,
@@ -219,7 +223,9 @@ def run(
     return result
 
 
-def start_jobserver(repo: Path, env: dict[str, str]) -> subprocess.Popen | None:
+def start_jobserver(
+    repo: Path, env: dict[str, str], runtime: str = "host"
+) -> subprocess.Popen | None:
     """Start efflab.runtime.jobserver for a local run and put its address in `env`.
 
     The socket is bound here, so its port is known at once and the server's start-up
@@ -235,7 +241,7 @@ def start_jobserver(repo: Path, env: dict[str, str]) -> subprocess.Popen | None:
     env[JOBSERVER_ENV] = f"{listener.getsockname()[1]}:{secrets.token_hex(16)}"
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "efflab.runtime.jobserver", str(listener.fileno())],
+            [sys.executable, "-m", "efflab.runtime.jobserver", str(listener.fileno()), runtime],
             cwd=repo,
             env=env,
             stdin=subprocess.PIPE,  # closed by the adapter: the server then stops

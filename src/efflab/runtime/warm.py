@@ -1,0 +1,296 @@
+"""Warm containers: a local run reuses one container per sandbox class, one job at a time.
+
+A fresh container per invocation costs ~0.45 s (create, start, wait, remove) and the
+script's imports again (`import torch` alone ~1.9 s here): on a 200-job reproduction
+that is minutes of overhead on the critical path, since timing jobs run one at a time.
+So, for local, unsealed docker runs, the runner hands an invocation to a warm server:
+
+- A *class* is everything that makes two sandboxes differ (image, CPU quota, memory
+  and pids limits, network, threads, environment, extra mounts, preloaded modules).
+  Each class has slots `K-0`, `K-1`...; a runner holds a slot's flock for its job, so
+  a container serves one invocation at a time and its limits stay the invocation's.
+- The server (efflab.runtime.warm_server, inside the container)
+  imports, before its first job, the modules of the env's `efflab.warm-imports` image
+  label that the script's run.py itself imports (so preloading never adds memory a
+  fresh run would not use), then forks a job per request; the job is exactly
+  `runner.run_inside`, the fresh container's code. After each job it kills whatever the
+  job left running and empties /tmp.
+- What differs from a fresh container, on purpose: the artifacts tree is mounted
+  writable (not only the invocation's folder), as on the host runtime. Sealed runs
+  (tournaments) never use warm containers; EFFLAB_WARM_CONTAINERS=0 turns them off.
+- A timeout or a cancel removes the container, as for a fresh one; the run's end
+  removes the rest (the runtime's cleanup, by label); an idle server exits by itself.
+
+The server is efflab.runtime.warm_server (stdlib only: it runs in the env's image).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from efflab.runtime import warm_server
+
+DIR_ENV = "EFFLAB_WARM_DIR"  # set by the adapter for local docker runs
+OFF_ENV = "EFFLAB_WARM_CONTAINERS"  # "0": a fresh container per invocation
+LABEL_IMPORTS = "efflab.warm-imports"  # image label: modules worth importing once
+LABEL_WARM = "efflab.warm"
+MOUNT = "/efflab-warm"  # the slot's folder inside the container (holds the socket)
+SOCKET = warm_server.SOCKET
+SLOTS = 8
+START_TIMEOUT_S = 120.0
+DIED = -1  # run(): the server died mid-job
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def dir_for(run_id: str) -> Path:
+    """The run's slots folder; short, because a unix socket path is at most 107 bytes."""
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / "efflab-warm" / digest
+
+
+def wanted(run_id: str, runtime: str, executor: str, dry_run: bool) -> bool:
+    return (
+        bool(run_id)
+        and runtime == "docker"
+        and executor == "local"
+        and not dry_run
+        and (os.environ.get(OFF_ENV, "1") != "0")
+    )
+
+
+def forget(run_id: str) -> None:
+    shutil.rmtree(dir_for(run_id), ignore_errors=True)
+
+
+def script_imports(script_dir: str, include: list[str] | tuple[str, ...] = ()) -> set[str]:
+    """Top-level names of the third-party modules run.py imports (anywhere in the
+    file), followed through the helper modules it imports from its folder and
+    `include:` paths (only those modules, not their whole packages)."""
+    roots = [Path(script_dir), *map(Path, include)]
+    names: set[str] = set()
+    todo, seen = [(Path(script_dir) / "run.py", "")], set()
+    while todo and len(seen) < 200:
+        f, package = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        try:
+            tree = ast.parse(f.read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            dotted = []
+            if isinstance(node, ast.Import):
+                dotted = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: within the helper's own package
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, base] if base else up)
+                dotted = [f"{base}.{a.name}" for a in node.names] + [base]
+            for name in filter(None, dotted):
+                files = _local_files(roots, name.split("."))
+                if files is None:
+                    names.add(name.split(".")[0])
+                todo.extend(files or [])
+    return names
+
+
+def _local_files(roots: list[Path], parts: list[str]) -> list[tuple[Path, str]] | None:
+    """The helper files `import a.b.c` executes (packages' __init__ and the module),
+    with each file's package; None when `a` is not a helper module."""
+    for root in roots:
+        if (root / parts[0]).is_dir() or (root / f"{parts[0]}.py").is_file():
+            break
+    else:
+        return None
+    out, path = [], root
+    for i, part in enumerate(parts):
+        path = path / part
+        pkg = ".".join(parts[: i + 1])
+        if path.is_dir():
+            out.append((path / "__init__.py", pkg))
+        elif path.with_suffix(".py").is_file():
+            out.append((path.with_suffix(".py"), ".".join(parts[:i])))
+            break
+        else:
+            break  # `from pkg import name`: a name, not a module
+    return out
+
+
+# ---------------------------------------------------------------- host side (runner)
+
+
+class Slot:
+    """One locked slot of a class; `run` hands it an invocation folder."""
+
+    def __init__(self, client: Any, config: dict[str, Any], folder: Path, timeout: float):
+        self.client, self.folder, self.timeout = client, folder, timeout
+        self.config = config
+        self.path: Path | None = None
+        self._lock_fd: int | None = None
+
+    def acquire(self) -> bool:
+        key = hashlib.sha256(json.dumps(self.config["_class"], sort_keys=True).encode())
+        base = Path(os.environ[DIR_ENV])
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for i in range(SLOTS):
+            path = base / f"{key.hexdigest()[:12]}-{i}"
+            path.mkdir(exist_ok=True, mode=0o700)
+            fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.path, self._lock_fd = path, fd
+            return True
+        return False
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _container_id(self) -> str:
+        f = self.path / "container"
+        return f.read_text().strip() if f.exists() else ""
+
+    def remove(self) -> None:
+        cid = self._container_id()
+        if cid:
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(cid, force=True)
+        (self.path / "container").unlink(missing_ok=True)
+        (self.path / SOCKET).unlink(missing_ok=True)
+
+    def _connect(self) -> socket.socket | None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(str(self.path / SOCKET))
+            return s
+        except OSError:
+            s.close()
+            return None
+
+    def _start(self) -> socket.socket:
+        """A new container for this slot; returns a connection once its server listens."""
+        from efflab.runtime.failure import INFRASTRUCTURE, InvocationFailed
+
+        self.remove()
+        cfg = mount_slot({k: v for k, v in self.config.items() if k != "_class"}, self.path)
+        container = self.client.containers.create(**cfg)
+        (self.path / "container").write_text(container.id)
+        container.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            conn = self._connect()
+            if conn is not None:
+                return conn
+            time.sleep(0.01)
+            if int(time.monotonic() * 100) % 50 == 0:  # now and then: did it die?
+                with contextlib.suppress(Exception):
+                    container.reload()
+                    if container.status in ("exited", "dead"):
+                        break
+        logs = ""
+        with contextlib.suppress(Exception):
+            logs = container.logs().decode(errors="replace").strip()
+        self.remove()
+        raise InvocationFailed(
+            INFRASTRUCTURE,
+            "the warm container's server did not start"
+            + (f": {logs.splitlines()[-1]}" if logs else "")
+            + f" (set {OFF_ENV}=0 for a fresh container per invocation)",
+        )
+
+    def run(self) -> int | None:
+        """Exit code of the in-container runner (None: the server died mid-job); the
+        job's output is in container.log. TimeoutError after `timeout` (the container
+        is removed then)."""
+        conn = self._connect() or self._start()
+        old = {s: signal.signal(s, self._cancel) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}  # fmt: skip
+        try:
+            conn.sendall(f"RUN {self.folder}\n".encode())
+            conn.settimeout(self.timeout)
+            try:
+                reply = conn.makefile("rb").readline().decode()
+            except TimeoutError:
+                self.remove()
+                raise
+            if not reply.startswith("RC "):  # the server died (its container was killed)
+                self.remove()
+                return None
+            return int(reply.split()[1])
+        finally:
+            conn.close()
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def _cancel(self, signum: int, _frame: Any) -> None:
+        self.remove()
+        raise SystemExit(128 + signum)
+
+
+def slot_config(
+    fresh: dict[str, Any], repo: Path, folder: Path, preload: list[str], threads: str
+) -> dict[str, Any]:
+    """The warm container's create kwargs from the fresh one's: same sandbox, the
+    artifacts tree writable instead of one folder, the slot folder, the server."""
+    from docker.types import Mount
+
+    mounts = [m for m in fresh["mounts"] if Path(m["Target"]) != folder]
+    mounts.append(Mount(str(repo / "artifacts"), str(repo / "artifacts"), type="bind"))
+    env = {k: v for k, v in fresh["environment"].items() if k != DIR_ENV}
+    env.update({v: threads for v in THREAD_VARS})  # before the preload reads them
+    cfg = dict(fresh, mounts=mounts, environment=env, working_dir="/tmp", auto_remove=True)
+    cfg["command"] = ["python3", "-m", "efflab.runtime.warm_server", "--serve", MOUNT, *preload]
+    cfg["labels"] = dict(fresh["labels"], **{"efflab.key": "warm", LABEL_WARM: "1"})
+    cfg["_class"] = {
+        "image": fresh["image"],
+        **{
+            k: fresh.get(k)
+            for k in ("nano_cpus", "mem_limit", "pids_limit", "network_mode", "user", "tmpfs")
+        },  # fmt: skip
+        "env": env,
+        "mounts": sorted(str(m["Source"]) for m in mounts),
+        "preload": preload,
+    }
+    key = hashlib.sha256(json.dumps(cfg["_class"], sort_keys=True).encode()).hexdigest()[:12]
+    cfg["name"] = f"efflab-warm-{key}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    return cfg
+
+
+def mount_slot(cfg: dict[str, Any], slot: Path) -> dict[str, Any]:
+    from docker.types import Mount
+
+    return dict(cfg, mounts=[*cfg["mounts"], Mount(MOUNT, str(slot), type="bind")])
+
+
+def run(client: Any, repo: Path, inv: Any, folder: Path, config: dict[str, Any], timeout: float) -> int | None:  # fmt: skip
+    """The invocation in a warm container of its class: the in-container runner's exit
+    code, DIED, or None when every slot is busy (the caller starts a fresh one)."""
+    labels = client.api.inspect_image(config["image"])["Config"].get("Labels") or {}
+    candidates = set((labels.get(LABEL_IMPORTS) or "").split())
+    preload = sorted(candidates & script_imports(inv.script_dir, inv.include))
+    threads = str(inv.resources.get("cpus", 1))
+    slot = Slot(client, slot_config(config, repo, folder, preload, threads), folder, timeout)
+    if not slot.acquire():
+        return None
+    try:
+        code = slot.run()
+    finally:
+        slot.release()
+    return DIED if code is None else code
