@@ -1,4 +1,4 @@
-"""Short jobs batched on SLURM with Snakemake job groups (`efflab run --batch-seconds`).
+"""Short jobs batched on SLURM (`efflab run --batch-seconds`, efflab.workflow.batching).
 
 A grouped run must give the local run's table (deterministic metrics identical) while
 submitting fewer SLURM jobs; SLURM's job-completion log counts the submissions.
@@ -17,8 +17,6 @@ import pytest
 from conftest import write
 from test_slurm import TIME_UNITS, completed_jobs, run_json, slurm_cluster  # noqa: F401
 
-from efflab.workflow import batching
-
 pytestmark = pytest.mark.slurm
 
 
@@ -34,15 +32,6 @@ def deterministic_rows(rows: list[dict]) -> list[tuple]:
 
 def batching_stats() -> set[str]:
     return {"n", "mean", "median", "std", "min", "max", "ci95_low", "ci95_high"}
-
-
-def test_plan_sizes_groups_from_expected_seconds() -> None:
-    invs = [{"resources": {}}, {"resources": {"expected_s": 30}}, {"resources": {"group": "g"}}]
-    b = batching.plan(invs, 60)
-    assert b is not None and b.components == {"efflab-batch": 2, "g": 6}
-    assert b.snakemake_args() == ["--group-components", "efflab-batch=2", "g=6"]
-    assert batching.plan([{"resources": {"expected_s": 90}}], 60) is None  # long: alone
-    assert batching.plan([{"resources": {}}], None) is None  # no batching asked
 
 
 def test_grouped_slurm_run_matches_local_with_fewer_jobs(

@@ -7,8 +7,6 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from efflab.workflow.batching import group_of
-
 EFFLAB_PY = sys.executable
 # the runtime's name comes one way only: --config runtime=NAME (efflab passes it)
 EFFLAB_RUNTIME = config.get("runtime", "host")
@@ -39,21 +37,27 @@ def _efflab_inv(alias, key):
     return json.loads(Path(f"artifacts/{alias}/{key}/invocation.json").read_text())
 
 
+# cluster runs batch short invocations (efflab.workflow.batching): key -> batch name,
+# written by efflab for this run; a dep in a batch is waited for as its batch's .done
+EFFLAB_BATCH_OF = (
+    json.loads(Path(config["batches"]).read_text()) if config.get("batches") else {}
+)
+
+
+def _efflab_dep_file(d):
+    b = EFFLAB_BATCH_OF.get(d["key"])
+    return f"artifacts/.batches/{b}.done" if b else f"artifacts/{d['alias']}/{d['key']}/outputs.json"
+
+
 def _efflab_deps(wc):
     inv = _efflab_inv(wc.alias, wc.key)
-    return [f"artifacts/{d['alias']}/{d['key']}/outputs.json" for d in inv["deps"].values()]
+    return [_efflab_dep_file(d) for d in inv["deps"].values()]
 
 
 def _efflab_threads(wc):
     res = _efflab_inv(wc.alias, wc.key)["resources"]
     # exclusive: ask for every core, so a timing-sensitive job runs alone
     return (os.cpu_count() or 1) if res.get("exclusive") else res.get("cpus", 1)
-
-
-def _efflab_group(wc):
-    # cluster runs only (Snakemake ignores groups locally); see efflab.workflow.batching
-    res = _efflab_inv(wc.alias, wc.key)["resources"]
-    return group_of(res, float(config.get("batch_seconds") or 0) or None)
 
 
 def _efflab_priority(wc):
@@ -88,10 +92,47 @@ rule efflab_invocation:
         "artifacts/{alias}/{key}/outputs.json",
     threads: _efflab_threads
     priority: _efflab_priority
-    group: _efflab_group
     resources:
         mem_mb=_efflab_res("mem_mb", 1000),
         runtime=_efflab_res("runtime_min", 30),
         gpu=_efflab_res("gpus", 0),  # the SLURM plugin reads "gpu" (-> --gpus)
     shell:
         EFFLAB_JOB
+
+
+@cache
+def _efflab_batch(name):
+    return json.loads(Path(f"artifacts/.batches/{name}.json").read_text())
+
+
+def _efflab_batch_deps(wc):
+    batch = _efflab_batch(wc.batch)
+    inside = set(batch["keys"])
+    deps = {}
+    for folder in batch["members"]:
+        alias, key = folder.split("/")[1:3]
+        for d in _efflab_inv(alias, key)["deps"].values():
+            if d["key"] not in inside:
+                deps[_efflab_dep_file(d)] = None
+    return list(deps)
+
+
+def _efflab_batch_threads(wc):
+    b = _efflab_batch(wc.batch)
+    return (os.cpu_count() or 1) if b["exclusive"] else b["threads"]
+
+
+rule efflab_batch:
+    input:
+        _efflab_batch_deps,
+    output:
+        "artifacts/.batches/{batch}.done",
+    wildcard_constraints:
+        batch="[0-9a-f]{16}",
+    threads: _efflab_batch_threads
+    resources:
+        mem_mb=lambda wc: _efflab_batch(wc.batch)["mem_mb"],
+        runtime=lambda wc: _efflab_batch(wc.batch)["runtime_min"],
+    shell:
+        "{EFFLAB_PY} -m efflab.runtime.runner --runtime {EFFLAB_RUNTIME} "
+        "--batch artifacts/.batches/{wildcards.batch}.json"

@@ -46,8 +46,9 @@ def add_run_options(p: argparse.ArgumentParser, *, quick: bool = True, profile: 
             type=float,
             default=None,
             metavar="S",
-            help="on a cluster profile, batch invocations shorter than S seconds "
-            "(meta.yaml resources.expected_s, default 10) into jobs of about S seconds",
+            help="batch invocations shorter than S seconds (meta.yaml "
+            "resources.expected_s, default 10) into jobs of about S seconds: one "
+            "Snakemake (on a cluster, one SLURM) job runs them in order",
         )
     if fresh:
         g.add_argument(

@@ -28,7 +28,9 @@ from efflab.runtime.outputs import DONE_COPY, atomic_json, completed_outputs, lo
 
 USAGE = (
     "usage: python -m efflab.runtime.runner [--runtime host|docker] ARTIFACT_FOLDER\n"
-    "       (runs one planned invocation; what Snakemake runs per job)"
+    "       python -m efflab.runtime.runner [--runtime host|docker] --batch BATCH.json\n"
+    "       (runs one planned invocation, or a batch of them in order: what Snakemake\n"
+    "       runs per job)"
 )
 
 
@@ -48,11 +50,12 @@ def _end_with_owner() -> None:
         lifeline.watch(owner, lambda: os.kill(os.getpid(), signal.SIGTERM))
 
 
-def run_invocation(folder: Path, runtime: str = "host") -> int:
+def run_invocation(folder: Path, runtime: str = "host", watch_owner: bool = True) -> int:
     folder = folder.resolve()
     repo = folder.parents[2]
     inv = Invocation.load(folder)
-    _end_with_owner()
+    if watch_owner:
+        _end_with_owner()
     # one runner per invocation at a time: a second (another run, or the rerun after a
     # kill that found the orphan still going) waits, then finds the outputs and stops
     lock = FileLock(folder / ".lock", f"invocation {inv.alias} {inv.key}",
@@ -113,6 +116,29 @@ def _execute(repo: Path, inv: Invocation, folder: Path, runtime: str) -> int:
     return 0
 
 
+def run_batch(spec_file: Path, runtime: str = "host") -> int:
+    """A batch (efflab.workflow.batching): its members in order, each exactly as its
+    own job would run; a member whose dep in the batch failed is not started. The
+    batch's `.done` (its Snakemake output) is written only when every member is done."""
+    spec = json.loads(spec_file.read_text())
+    root = spec_file.resolve().parents[2]  # artifacts/.batches/NAME.json
+    _end_with_owner()
+    failed: set[str] = set()
+    for rel in spec["members"]:
+        folder = root / rel
+        deps = {d["key"] for d in Invocation.load(folder).deps.values()}
+        if deps & failed:
+            print(f"efflab: {rel}: not run (a dependency in its batch failed)", file=sys.stderr)
+            failed.add(folder.name)
+            continue
+        if run_invocation(folder, runtime, watch_owner=False) != 0:
+            failed.add(folder.name)
+    if failed:
+        return 1
+    atomic_json(spec_file.with_suffix(".done"), {"members": len(spec["members"])})
+    return 0
+
+
 def run_inside(folder: Path) -> int:
     """Container side of the docker runtime: fork/exec the script exactly as the host
     runtime does and report exit status, rusage and contention in `.inside.json`. The
@@ -150,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     runtime = "host"
     if len(argv) >= 2 and argv[0] == "--runtime":
         runtime, argv = argv[1], argv[2:]
+    if len(argv) == 2 and argv[0] == "--batch" and runtime in base.RUNTIMES:
+        return run_batch(Path(argv[1]), runtime)
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv and argv[0] in ("-h", "--help") else 2

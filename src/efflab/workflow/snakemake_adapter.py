@@ -11,6 +11,7 @@ efflab process named in $EFFLAB_OWNER).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from efflab.core import lifeline
 from efflab.core.invocation import Invocation
@@ -79,7 +81,7 @@ def snakemake_cmd(
     profile: Path | None = None,
     extra: list[str] | None = None,
     executor: str = "local",
-    batch_seconds: float | None = None,
+    batches: Path | None = None,
 ) -> list[str]:
     cmd = [
         sys.executable,
@@ -111,7 +113,7 @@ def snakemake_cmd(
         "--nolock",
         "--config",
         f"runtime={runtime}",
-        *([f"batch_seconds={batch_seconds:g}"] if batch_seconds else []),
+        *([f"batches={batches}"] if batches else []),
     ]
     # --profile, not --workflow-profile: executor settings are the user's (site) profile
     # kind, and a workflow profile would also drop default-resources of other profiles.
@@ -166,13 +168,22 @@ def run(
     extra = list(extra or [])
     if not scheduler_set and not any(a.startswith("--scheduler") for a in extra):
         extra += scheduler_args()
-    if executor != "local":
-        batch = batching.plan(pending_invocations(repo, targets), batch_seconds)
-        extra += batch.snakemake_args() if batch else []
-    files = [f"{inv.folder}/outputs.json" for inv in targets]
-    cmd = snakemake_cmd(
-        repo, files, cores, dry_run, runtime, profile, extra, executor, batch_seconds
+    batch_of: dict[str, str] = {}
+    batch_map, pending = None, []
+    # short jobs share a job (efflab.workflow.batching): on a cluster always (a script's
+    # `resources.group`, or --batch-seconds), locally only when --batch-seconds asks
+    if executor != "local" or batch_seconds:
+        pending = list(pending_invocations(repo, targets))
+        batch_of, batch_map = write_batches(repo, run_id, pending, batch_seconds)
+    files = list(
+        dict.fromkeys(
+            f"{batching.FOLDER}/{batch_of[inv.key]}.done"
+            if inv.key in batch_of
+            else f"{inv.folder}/outputs.json"
+            for inv in targets
+        )
     )
+    cmd = snakemake_cmd(repo, files, cores, dry_run, runtime, profile, extra, executor, batch_map)
     env = dict(os.environ, EFFLAB_RUN_ID=run_id)
     env[lifeline.OWNER_ENV] = str(lifeline.Owner.of())  # runners end when we do
     env.pop("EFFLAB_RUNTIME", None)  # one way only: --config runtime=
@@ -220,7 +231,44 @@ def run(
             if on_cancel is not None:
                 on_cancel(run_id)
     result.returncode = proc.returncode
+    if batch_of:  # Snakemake counted batches; a run reports invocations
+        result.jobs_total = len(pending)
+        result.jobs_done = len(pending) - len(list(pending_invocations(repo, targets)))
+        if not dry_run:
+            remove_batches(repo, batch_of, batch_map)
     return result
+
+
+def write_batches(
+    repo: Path, run_id: str, pending: list[dict[str, Any]], batch_seconds: float | None
+) -> tuple[dict[str, str], Path | None]:
+    """Plan the batches of this run's pending invocations and write what the rule file
+    reads: each batch's member list (its stale `.done` removed) and the key -> batch map."""
+    batches = batching.plan(pending, batch_seconds)
+    if not batches:
+        return {}, None
+    folder = repo / batching.FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    batch_of = {}
+    run_id = run_id or str(time.time_ns())
+    for b in batches:
+        name = b.name(run_id)
+        (folder / f"{name}.done").unlink(missing_ok=True)
+        atomic_write_json(folder / f"{name}.json", b.spec())
+        batch_of.update({m["key"]: name for m in b.members})
+    batch_map = folder / f"run-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}.map.json"
+    atomic_write_json(batch_map, batch_of)
+    return batch_of, batch_map
+
+
+def remove_batches(repo: Path, batch_of: dict[str, str], batch_map: Path | None) -> None:
+    """A run's batch files go when its Snakemake ends: members keep their own outputs."""
+    folder = repo / batching.FOLDER
+    for name in set(batch_of.values()):
+        for suffix in (".json", ".done"):
+            (folder / f"{name}{suffix}").unlink(missing_ok=True)
+    if batch_map is not None:
+        batch_map.unlink(missing_ok=True)
 
 
 def start_jobserver(
