@@ -7,7 +7,8 @@ startup   `import snakemake.cli`, `snakemake --version` with a SLURM client conf
           and no controller (the ~9 s probe), and through efflab's launcher; `efflab run`
           of a one-invocation experiment end to end                       goal <= 3 s
 overhead  per-job marginal cost (slope between 10 and 40 trivial jobs), efflab with
-          and without the job server vs plain Snakemake                  goal <= 1.2x
+          and without the job server, and batched (--batch-seconds 600), vs plain
+          Snakemake                                                      goal <= 1.2x
 large     N trivial invocations vs plain Snakemake on the same DAG (one shell rule per
           folder): plan, DAG build (dry run), whole run, no-op rerun, peak RSS
           goals: whole run <= 1.2x plain, no-op of 10,000 <= 5 s, memory <= 1 GB
@@ -132,19 +133,22 @@ def bench_overhead(tmp: Path, sizes: tuple[int, int] = (10, 40)) -> None:
             clean(plain / "out", plain / ".snakemake")
             return wall([PY, "-m", "snakemake", "--cores", "1", "-q", "all"], cwd=plain)
 
-        def run_eff(repo: Path = repo, env: dict | None = None) -> float:
+        def run_eff(repo: Path = repo, env: dict | None = None, *extra: str) -> float:
             clean(repo / "artifacts", repo / "results", repo / ".snakemake")
-            return wall(efflab_cmd(repo, "run", "many", "-q", "--runtime", "host"), env=env)
+            cmd = efflab_cmd(repo, "run", "many", "-q", "--runtime", "host", *extra)
+            return wall(cmd, env=env)
 
         arms[f"plain {n}"] = run_plain
         arms[f"efflab {n}"] = run_eff
         arms[f"efflab-no-server {n}"] = lambda r=repo: run_eff(r, {"EFFLAB_JOBSERVER": "off"})
+        # short jobs batched (one Snakemake job runs a batch's members in one runner)
+        arms[f"efflab-batched {n}"] = lambda r=repo: run_eff(r, None, "--batch-seconds", "600")
     res = interleaved(arms)
     lo, hi = sizes
     med = {k: show(f"{k} trivial jobs, whole run", v) for k, v in res.items()}
-    slope = {a: (med[f"{a} {hi}"] - med[f"{a} {lo}"]) / (hi - lo)
-             for a in ("plain", "efflab", "efflab-no-server")}  # fmt: skip
-    for a in ("efflab", "efflab-no-server"):
+    kinds = ("plain", "efflab", "efflab-no-server", "efflab-batched")
+    slope = {a: (med[f"{a} {hi}"] - med[f"{a} {lo}"]) / (hi - lo) for a in kinds}
+    for a in kinds[1:]:
         print(f"{'per-job marginal cost ' + a + ' vs plain':<64} {slope[a] * 1e3:9.1f} ms vs "
               f"{slope['plain'] * 1e3:.1f} ms  ratio {slope[a] / slope['plain']:.2f}x  goal <= 1.2x")  # fmt: skip
 
@@ -207,12 +211,21 @@ def bench_large(
             tree.append(b)
             return t
 
-        arms = {"greedy": lambda p=plain: run_plain(p, "--scheduler", "greedy"), "efflab": run_eff}
+        def run_batched(repo: Path = repo) -> float:
+            clean(repo / "artifacts", repo / "results", repo / ".snakemake")
+            return wall(efflab_cmd(repo, "run", "many", "-q", "--cores", "2", "--runtime", "host",
+                                   "--batch-seconds", "600"))  # fmt: skip
+
+        arms = {"greedy": lambda p=plain: run_plain(p, "--scheduler", "greedy"), "efflab": run_eff,
+                "batched": run_batched}  # fmt: skip
         if n <= ilp_max:
             arms = {"ilp": run_plain, **arms}
         if not plain_arms:
-            arms = {"efflab": run_eff}
+            arms = {"efflab": run_eff, "batched": run_batched}
         whole = interleaved(arms, reps)
+        d = show(
+            f"[{n}] whole run: efflab run --batch-seconds 600 (batches of 60)", whole["batched"]
+        )
         if "ilp" in whole:
             show(
                 f"[{n}] whole run: plain Snakemake (--cores 2, default ILP selector)", whole["ilp"]
@@ -225,6 +238,7 @@ def bench_large(
             print(
                 f"{f'[{n}] whole run ratio efflab / plain greedy':<64} {b / a:9.2f}x  goal <= 1.2x"
             )
+            print(f"{f'[{n}] whole run ratio efflab batched / plain greedy':<64} {d / a:9.2f}x")
         if "ilp" in whole:
             c = statistics.median(whole["ilp"])
             print(f"{f'[{n}] whole run ratio efflab / plain default (ILP)':<64} {b / c:9.2f}x")
