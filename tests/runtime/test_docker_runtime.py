@@ -115,7 +115,7 @@ def client():
 
 def containers(**labels: str) -> list:
     filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-    return client().containers.list(all=True, filters=filters)
+    return client().containers.list(all=True, filters=filters, ignore_removed=True)
 
 
 @pytest.fixture(scope="session")
@@ -288,12 +288,12 @@ def test_bad_env_inputs_exit_2(proj: Path, run_efflab) -> None:
     shutil.copytree(base, proj / "envs/broken", ignore=shutil.ignore_patterns("wheels"))
     with open(proj / "envs/broken/Dockerfile", "a") as f:
         f.write("RUN echo efflab-broken-step && exit 3\n")
-    before = {c.id for c in client().containers.list(all=True)}
+    before = {c.id for c in client().containers.list(all=True, ignore_removed=True)}
     r = run_efflab(proj, "run", "det", "--runtime", "docker")
     assert r.returncode == 2, r.stderr
     assert "envs/broken/Dockerfile" in r.stderr and "exit code 3 at Step" in r.stderr
     assert "Traceback" not in r.stderr
-    new = [c for c in client().containers.list(all=True) if c.id not in before]
+    new = [c for c in client().containers.list(all=True, ignore_removed=True) if c.id not in before]
     assert not [c for c in new if "efflab-broken-step" in json.dumps(c.attrs["Config"]["Cmd"])]
     assert not list(proj.glob("artifacts/*/*/outputs.json"))
     (proj / "envs/broken/Dockerfile").write_text((base / "Dockerfile").read_text())

@@ -125,7 +125,9 @@ class Snapshot:
         assert {f: b for f, b in now.items() if f in self.files} == self.files
         assert not list(repo.glob("PWNED*")) and not Path("/etc/pwned").exists()
         sid = entry["submission"]["id"]
-        assert not client().containers.list(all=True, filters={"label": f"efflab.run={sid}"})
+        assert not client().containers.list(
+            all=True, filters={"label": f"efflab.run={sid}"}, ignore_removed=True
+        )
         assert not leftover_processes(repo)
 
 

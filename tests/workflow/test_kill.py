@@ -89,7 +89,7 @@ def test_kill9_with_docker_leaves_no_container(tmp_path: Path, docker_engine, ho
     client = docker.from_env(timeout=60)
 
     def mine() -> list[str]:
-        cs = client.containers.list(all=True, filters={"label": "efflab.key"})
+        cs = client.containers.list(all=True, filters={"label": "efflab.key"}, ignore_removed=True)
         return [c.name for c in cs if str(repo) in json.dumps(c.attrs.get("Mounts", []))]
 
     _trial(repo, how, "docker")

@@ -92,7 +92,11 @@ def cleanup_run(run_id: str) -> list[str]:
             all=True, filters={"label": f"{LABEL_RUN}={run_id}"}, ignore_removed=True
         )
         for c in found:
-            c.remove(force=True)
+            try:
+                c.remove(force=True)
+            except docker.errors.APIError as exc:  # gone meanwhile (a warm one auto-removes)
+                if exc.status_code not in (404, 409):
+                    raise
         return [c.name for c in found]
     except Exception as exc:  # a hook must never mask the cancellation itself
         print(f"efflab: warning: container cleanup for run {run_id} failed: {exc}", file=sys.stderr)
