@@ -321,7 +321,7 @@ def test_sealed_settings_only_tighten(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_sealed_mounts_only_own_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from docker.types import Mount
 
-    from efflab.runtime.docker import seal_config
+    from efflab.runtime.container_config import seal_config
 
     repo = tmp_path / "repo"
     for alias, key, deps in (("a", "1" * 20, {}), ("b", "2" * 20, {"x": {"alias": "a", "key": "1" * 20}})):  # fmt: skip

@@ -22,9 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import signal
-import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -33,9 +31,7 @@ from typing import Any
 
 import docker
 import requests
-from docker.types import Mount, Ulimit
 
-from efflab.core import lifeline
 from efflab.core.clock import now_iso
 from efflab.core.envspec import context_digest
 from efflab.core.errors import BadInput
@@ -43,15 +39,17 @@ from efflab.core.invocation import Invocation
 from efflab.envs import cleanup as imagegc
 from efflab.envs import images
 from efflab.runtime import energy, inside_report, sealed, warm
+from efflab.runtime.container_config import (
+    LABEL_RUN,
+    container_config,
+    seal_config,
+    writable_mount,
+)
 from efflab.runtime.failure import INFRASTRUCTURE, OOM, SCRIPT, TIMEOUT, InvocationFailed
-from efflab.runtime.host import DEFAULT_TIMEOUT_S, PKG_ROOT, HostRuntime, load_deps
+from efflab.runtime.host import DEFAULT_TIMEOUT_S, HostRuntime, load_deps
 from efflab.runtime.outputs import invocation_energy, last_error_line, read_script_outputs
 
-LABEL_RUN, LABEL_KEY = "efflab.run", "efflab.key"
-PKG_MOUNT = "/opt/efflab"  # efflab's package is mounted at PKG_MOUNT/efflab
-DEFAULT_PIDS = 4096
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-SEALED_ENV = ("EFFLAB_RUNTIME",)  # what a sealed container gets of efflab's variables
 
 
 def engine_available(timeout: float = 3.0) -> bool:
@@ -101,115 +99,6 @@ def cleanup_run(run_id: str) -> list[str]:
     except Exception as exc:  # a hook must never mask the cancellation itself
         print(f"efflab: warning: container cleanup for run {run_id} failed: {exc}", file=sys.stderr)
         return []
-
-
-def _mounts(repo: Path, inv: Invocation, folder: Path) -> list[Any]:
-    pkg = PKG_ROOT / "efflab"
-    mounts = [
-        Mount(str(repo), str(repo), type="bind", read_only=True),
-        Mount(str(folder), str(folder), type="bind", read_only=False),
-        Mount(f"{PKG_MOUNT}/efflab", str(pkg), type="bind", read_only=True),
-    ]
-    for p in [inv.script_dir, *inv.include]:  # scripts from EFFLAB_SCRIPTS_PATH
-        path = Path(p).resolve()
-        if not path.is_relative_to(repo):
-            mounts.append(Mount(str(path), str(path), type="bind", read_only=True))
-    return mounts
-
-
-def container_config(repo: Path, inv: Invocation, folder: Path, image_id: str) -> dict[str, Any]:
-    """Keyword arguments for containers.create: the sealed sandbox of one invocation."""
-    res = inv.resources
-    ncpu = os.cpu_count() or 1
-    cpus = ncpu if res.get("exclusive") else min(float(res.get("cpus", 1)), ncpu)
-    env = {k: v for k, v in os.environ.items() if k.startswith("EFFLAB_")}
-    env.update(
-        HOME="/tmp",
-        TMPDIR="/tmp",
-        PYTHONPATH=PKG_MOUNT,
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    cfg: dict[str, Any] = {
-        "image": image_id,
-        "command": ["python3", "-m", "efflab.runtime.runner", "--inside", str(folder)],
-        "name": f"efflab-{inv.key}-{secrets.token_hex(3)}",
-        "labels": {
-            LABEL_RUN: os.environ.get("EFFLAB_RUN_ID") or "none",
-            LABEL_KEY: inv.key,
-            # the efflab process of the run: when it is gone, the next run sweeps this
-            imagegc.LABEL_OWNER: os.environ.get(lifeline.OWNER_ENV) or "none",
-            imagegc.LABEL_HOST: socket.gethostname(),
-            "efflab.alias": inv.alias,
-            "efflab.env": inv.env,
-        },
-        "environment": env,
-        "mounts": _mounts(repo, inv, folder),
-        "working_dir": str(folder),
-        "user": f"{os.getuid()}:{os.getgid()}",
-        "init": True,
-        "network_mode": "bridge" if res.get("network") else "none",
-        "nano_cpus": int(cpus * 1e9),
-        "pids_limit": int(res.get("pids", DEFAULT_PIDS)),
-        "read_only": True,
-        "tmpfs": {"/tmp": "rw,exec,nosuid,nodev"},
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "stdin_open": False,
-        "detach": True,
-    }
-    if res.get("mem_mb"):
-        cfg["mem_limit"] = cfg["memswap_limit"] = f"{int(res['mem_mb'])}m"
-    return cfg
-
-
-def seal_config(
-    config: dict[str, Any], repo: Path, inv: Invocation, folder: Path
-) -> dict[str, Any]:
-    """containers.create kwargs with the sealed mounts, tmpfs size and file-size cap."""
-    s = sealed.settings()
-    if s is None:
-        return config
-    cfg = dict(config)
-    cfg["network_mode"] = "none"
-    if s.get("own_files_only"):
-        repo = repo.resolve()
-        keep = [m for m in cfg["mounts"] if Path(m["Target"]) != repo]  # pkg + own folder
-        own = {Path(m["Target"]) for m in keep}
-        for p in [inv.script_dir, *inv.include, *sealed.dep_folders(repo, inv)]:
-            path = Path(p).resolve()
-            if path not in own:
-                own.add(path)
-                keep.append(Mount(str(path), str(path), type="bind", read_only=True))
-        cfg["mounts"] = keep
-    if s.get("tmp_mb"):
-        cfg["tmpfs"] = {"/tmp": f"rw,exec,nosuid,nodev,size={int(s['tmp_mb'])}m"}
-    if s.get("file_mb"):
-        n = int(s["file_mb"]) << 20
-        cfg["ulimits"] = [Ulimit(name="fsize", soft=n, hard=n)]
-    uid, gid = sealed.sandbox_user(s)
-    cfg["user"] = f"{uid}:{gid}"
-    # none of the caller's EFFLAB_* settings (the sealed ones, a run id) reach an entry
-    cfg["environment"] = {
-        k: v
-        for k, v in cfg["environment"].items()
-        if not k.startswith("EFFLAB_") or k in SEALED_ENV
-    }
-    priv = s.get("private") or {}
-    if inv.alias in (priv.get("steps") or []):
-        cfg["mounts"] = [*cfg["mounts"], Mount(sealed.PRIVATE_MOUNT, str(priv["dir"]), type="bind", read_only=True)]  # fmt: skip
-    return cfg
-
-
-def writable_mount(config: dict[str, Any], folder: Path, source: Path) -> dict[str, Any]:
-    """The config with the invocation folder's rw mount backed by `source` (the quota)."""
-    cfg = dict(config)
-    cfg["mounts"] = [
-        Mount(str(folder), str(source), type="bind", read_only=False)
-        if Path(m["Target"]) == folder and not m.get("ReadOnly")
-        else m
-        for m in cfg["mounts"]
-    ]
-    return cfg
 
 
 class Sandbox:
@@ -406,14 +295,14 @@ def _run_warm(
         code = warm.run(client, repo, inv, folder, config, timeout)
     except TimeoutError:
         raise _timed_out(timeout) from None
-    if code is None:
-        return None
-    if code == warm.DIED:
+    except warm.ServerDied:
         if not engine_available():
-            raise _engine_lost(ConnectionError("warm container gone"))
+            raise _engine_lost(ConnectionError("warm container gone")) from None
         raise InvocationFailed(
             SCRIPT, "the warm container's server died during the job (killed from inside?)"
-        )
+        ) from None
+    if code is None:
+        return None
     log = folder / "container.log"
     return code, {}, log.read_text(errors="replace") if log.exists() else ""
 

@@ -33,6 +33,7 @@ from efflab.runtime.outputs import (
 DEFAULT_TIMEOUT_S = 3600.0
 CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PKG_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the efflab package
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def load_deps(repo: Path, inv: Invocation) -> dict[str, dict[str, Any]]:
@@ -63,7 +64,7 @@ def child_env(inv: Invocation, folder: Path) -> dict[str, str]:
     env = dict(os.environ)
     cpus = str(inv.resources.get("cpus", 1))
     # One thread unless the script declares more: timings on a shared box stay honest.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in THREAD_VARS:
         env[var] = cpus
     paths = [inv.script_dir, *inv.include]
     env["PYTHONPATH"] = os.pathsep.join(

@@ -10,7 +10,7 @@ of `efflab.workflow.snakemake_adapter.run`; Snakemake hands it to every runner p
 - `tighten(inv)`: each limit becomes min(declared, sealed) — a sealed setting can only
   make a sandbox stricter, never looser; network is always off; a step without an env
   fails instead of falling back to the host.
-- `efflab.runtime.docker.seal_config(config, repo, inv, folder)`: with `own_files_only`, the repo is no longer
+- `efflab.runtime.container_config.seal_config(config, repo, inv, folder)`: with `own_files_only`, the repo is no longer
   mounted: only the step's script folder (+ includes), its dependencies' artifact
   folders (read-only, transitively) and its own invocation folder; `/tmp` is a tmpfs of
   `tmp_mb`, and `file_mb` caps the size of any file it writes (RLIMIT_FSIZE).

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.runtime import warm_server
+from efflab.runtime.host import THREAD_VARS
 
 DIR_ENV = "EFFLAB_WARM_DIR"  # set by the adapter for local docker runs
 OFF_ENV = "EFFLAB_WARM_CONTAINERS"  # "0": a fresh container per invocation
@@ -50,8 +51,10 @@ MOUNT = "/efflab-warm"  # the slot's folder inside the container (holds the sock
 SOCKET = warm_server.SOCKET
 SLOTS = 8
 START_TIMEOUT_S = 120.0
-DIED = -1  # run(): the server died mid-job
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class ServerDied(Exception):
+    """The warm server went away mid-job (its container was killed)."""
 
 
 def dir_for(run_id: str) -> Path:
@@ -136,18 +139,17 @@ def _local_files(roots: list[Path], parts: list[str]) -> list[tuple[Path, str]] 
 class Slot:
     """One locked slot of a class; `run` hands it an invocation folder."""
 
-    def __init__(self, client: Any, config: dict[str, Any], folder: Path, timeout: float):
+    def __init__(self, client: Any, config: dict[str, Any], key: str, folder: Path, timeout: float):  # fmt: skip
         self.client, self.folder, self.timeout = client, folder, timeout
-        self.config = config
+        self.config, self.key = config, key
         self.path: Path | None = None
         self._lock_fd: int | None = None
 
     def acquire(self) -> bool:
-        key = hashlib.sha256(json.dumps(self.config["_class"], sort_keys=True).encode())
         base = Path(os.environ[DIR_ENV])
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         for i in range(SLOTS):
-            path = base / f"{key.hexdigest()[:12]}-{i}"
+            path = base / f"{self.key}-{i}"
             path.mkdir(exist_ok=True, mode=0o700)
             fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
             try:
@@ -190,17 +192,18 @@ class Slot:
         from efflab.runtime.failure import INFRASTRUCTURE, InvocationFailed
 
         self.remove()
-        cfg = mount_slot({k: v for k, v in self.config.items() if k != "_class"}, self.path)
-        container = self.client.containers.create(**cfg)
+        container = self.client.containers.create(**mount_slot(self.config, self.path))
         (self.path / "container").write_text(container.id)
         container.start()
         deadline = time.monotonic() + START_TIMEOUT_S
+        next_check = time.monotonic() + 0.5
         while time.monotonic() < deadline:
             conn = self._connect()
             if conn is not None:
                 return conn
             time.sleep(0.01)
-            if int(time.monotonic() * 100) % 50 == 0:  # now and then: did it die?
+            if time.monotonic() >= next_check:  # now and then: did it die?
+                next_check += 0.5
                 with contextlib.suppress(Exception):
                     container.reload()
                     if container.status in ("exited", "dead"):
@@ -216,10 +219,10 @@ class Slot:
             + f" (set {OFF_ENV}=0 for a fresh container per invocation)",
         )
 
-    def run(self) -> int | None:
-        """Exit code of the in-container runner (None: the server died mid-job); the
-        job's output is in container.log. TimeoutError after `timeout` (the container
-        is removed then)."""
+    def run(self) -> int:
+        """Exit code of the in-container runner; the job's output is in container.log.
+        TimeoutError after `timeout`, ServerDied when the server went away (the
+        container is removed either way)."""
         conn = self._connect() or self._start()
         old = {s: signal.signal(s, self._cancel) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}  # fmt: skip
         try:
@@ -232,7 +235,7 @@ class Slot:
                 raise
             if not reply.startswith("RC "):  # the server died (its container was killed)
                 self.remove()
-                return None
+                raise ServerDied
             return int(reply.split()[1])
         finally:
             conn.close()
@@ -246,31 +249,25 @@ class Slot:
 
 def slot_config(
     fresh: dict[str, Any], repo: Path, folder: Path, preload: list[str], threads: str
-) -> dict[str, Any]:
-    """The warm container's create kwargs from the fresh one's: same sandbox, the
-    artifacts tree writable instead of one folder, the slot folder, the server."""
+) -> tuple[dict[str, Any], str]:
+    """The warm container's create kwargs from the fresh one's (same sandbox, the
+    artifacts tree writable instead of one folder, the server) and its class key:
+    what makes two sandboxes differ."""
     from docker.types import Mount
 
     mounts = [m for m in fresh["mounts"] if Path(m["Target"]) != folder]
     mounts.append(Mount(str(repo / "artifacts"), str(repo / "artifacts"), type="bind"))
     env = {k: v for k, v in fresh["environment"].items() if k != DIR_ENV}
     env.update({v: threads for v in THREAD_VARS})  # before the preload reads them
+    sandbox = ("image", "nano_cpus", "mem_limit", "pids_limit", "network_mode", "user", "tmpfs")
+    cls = {k: fresh.get(k) for k in sandbox}
+    cls.update(env=env, mounts=sorted(str(m["Source"]) for m in mounts), preload=preload)
+    key = hashlib.sha256(json.dumps(cls, sort_keys=True).encode()).hexdigest()[:12]
     cfg = dict(fresh, mounts=mounts, environment=env, working_dir="/tmp", auto_remove=True)
     cfg["command"] = ["python3", "-m", "efflab.runtime.warm_server", "--serve", MOUNT, *preload]
     cfg["labels"] = dict(fresh["labels"], **{"efflab.key": "warm", LABEL_WARM: "1"})
-    cfg["_class"] = {
-        "image": fresh["image"],
-        **{
-            k: fresh.get(k)
-            for k in ("nano_cpus", "mem_limit", "pids_limit", "network_mode", "user", "tmpfs")
-        },  # fmt: skip
-        "env": env,
-        "mounts": sorted(str(m["Source"]) for m in mounts),
-        "preload": preload,
-    }
-    key = hashlib.sha256(json.dumps(cfg["_class"], sort_keys=True).encode()).hexdigest()[:12]
     cfg["name"] = f"efflab-warm-{key}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    return cfg
+    return cfg, key
 
 
 def mount_slot(cfg: dict[str, Any], slot: Path) -> dict[str, Any]:
@@ -281,16 +278,15 @@ def mount_slot(cfg: dict[str, Any], slot: Path) -> dict[str, Any]:
 
 def run(client: Any, repo: Path, inv: Any, folder: Path, config: dict[str, Any], timeout: float) -> int | None:  # fmt: skip
     """The invocation in a warm container of its class: the in-container runner's exit
-    code, DIED, or None when every slot is busy (the caller starts a fresh one)."""
+    code, or None when every slot is busy (the caller starts a fresh one)."""
     labels = client.api.inspect_image(config["image"])["Config"].get("Labels") or {}
     candidates = set((labels.get(LABEL_IMPORTS) or "").split())
     preload = sorted(candidates & script_imports(inv.script_dir, inv.include))
     threads = str(inv.resources.get("cpus", 1))
-    slot = Slot(client, slot_config(config, repo, folder, preload, threads), folder, timeout)
+    slot = Slot(client, *slot_config(config, repo, folder, preload, threads), folder, timeout)
     if not slot.acquire():
         return None
     try:
-        code = slot.run()
+        return slot.run()
     finally:
         slot.release()
-    return DIED if code is None else code

@@ -127,7 +127,9 @@ def _wipe(path: str, dev: int) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "--serve":
-        print("usage: python3 -m efflab.runtime.warm --serve DIR [MODULE...]", file=sys.stderr)
+        print(
+            "usage: python3 -m efflab.runtime.warm_server --serve DIR [MODULE...]", file=sys.stderr
+        )
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     return serve(Path(argv[1]), argv[2:])

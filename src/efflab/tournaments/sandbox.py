@@ -29,8 +29,8 @@ from typing import Any
 from efflab.core.errors import RunFailed
 from efflab.core.invocation import Invocation
 from efflab.envs import images
+from efflab.runtime import container_config, sealed
 from efflab.runtime import docker as dockerrt
-from efflab.runtime import sealed
 
 PROBE = r"""
 import errno, json, os, socket, sys
@@ -120,15 +120,18 @@ def probe(repo: Path, env: str, settings: dict[str, Any], gateway: str = "172.17
     os.environ[sealed.ENV_VAR] = sealed.encode(settings)
     try:
         uid, gid = sealed.sandbox_user(settings)
-        cfg = dockerrt.container_config(repo, inv, work, client.images.get(tag).id)
-        cfg = dockerrt.seal_config(cfg, repo, inv, work)
+        cfg = container_config.container_config(repo, inv, work, client.images.get(tag).id)
+        cfg = container_config.seal_config(cfg, repo, inv, work)
         limit = int(settings.get("disk_mb") or 0)
         cfg["command"] = ["python3", str(script / "probe.py"), str(work), gateway, str(limit or 1)]  # fmt: skip
         cfg["labels"] = {**cfg["labels"], dockerrt.LABEL_RUN: "sandbox-probe"}
         quota = sealed.QuotaFolder(work, limit, uid, gid) if limit else nullcontext(work)
         if not limit:
             sealed.chown_tree(work, uid, gid)
-        with quota as rw, dockerrt.Sandbox(client, dockerrt.writable_mount(cfg, work, rw)) as box:
+        with (
+            quota as rw,
+            dockerrt.Sandbox(client, container_config.writable_mount(cfg, work, rw)) as box,
+        ):
             box.container.wait(timeout=120)
             logs = box.container.logs().decode(errors="replace")
     except Exception as exc:

@@ -177,8 +177,8 @@ def _run_locked(
             on_progress=on_progress,
             on_cancel=runtime.cleanup,
         )
-        if not dry_run:  # what the run keeps warm (reused containers) ends with it
-            runtime.cleanup(run_id)
+        if not dry_run and not res.engine.cancelled:  # a cancel already cleaned up
+            runtime.cleanup(run_id)  # what the run kept warm (reused containers) ends with it
         res.jobs_run = res.engine.jobs_done
         if res.engine.cancelled:
             raise KeyboardInterrupt
