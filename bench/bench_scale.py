@@ -1,7 +1,7 @@
 """Scale benchmarks (printed figures, not tests): efflab and plain Snakemake side by side.
 
-    .venv/bin/python bench/bench_scale.py [startup] [overhead] [large] [index] [--sizes 1000,10000]
-        [--reps N] [--no-plain]
+    .venv/bin/python bench/bench_scale.py [startup] [overhead] [large] [index] [slurm]
+        [--sizes 1000,10000] [--reps N] [--no-plain]
 
 startup   `import snakemake.cli`, `snakemake --version` with a SLURM client configured
           and no controller (the ~9 s probe), and through efflab's launcher; `efflab run`
@@ -14,6 +14,9 @@ large     N trivial invocations vs plain Snakemake on the same DAG (one shell ru
           goals: whole run <= 1.2x plain, no-op of 10,000 <= 5 s, memory <= 1 GB
 index     aggregate 1,000,000 records from the columnar index        goal <= 30 s
           add one night's records (1,000) to it                      goal <= 1 s
+slurm     50 trivial invocations batched on the test's SLURM cluster (`--profile slurm
+          --batch-seconds 600`) vs the same run local (needs tools/slurm-cluster.sh
+          start)                                                      goal <= 3x local
 Every figure: median (min-max) of >= 3 repetitions, arms interleaved. Print `uptime`
 with the figures: on a shared machine they are only as good as its load.
 """
@@ -297,6 +300,31 @@ def bench_index(tmp: Path, n: int = 1_000_000, night: int = 1_000) -> None:
     show(f"add one night ({night:,} records) to the {n:,}-record index", xs, "<= 1 s")
 
 
+def bench_slurm(tmp: Path, n: int = 50, reps: int = REPS) -> None:
+    """Whole `efflab run` of n trivial invocations, on SLURM (batched) and locally, with
+    every artifact removed between repetitions; the arms alternate."""
+    repos = {arm: gen_repo(tmp / arm, n) for arm in ("slurm", "local")}
+    base = ["run", "many", "-q", "--runtime", "host", "--cores", "2"]
+    extra = {
+        "slurm": ["--profile", "slurm", "--batch-seconds", "600"],
+        "local": ["--profile", "local"],
+    }
+
+    def arm(name: str) -> Callable[[], float]:
+        def one() -> float:
+            clean(repos[name] / "artifacts", repos[name] / "results", repos[name] / ".snakemake")
+            return wall(efflab_cmd(repos[name], *base, *extra[name]))
+
+        return one
+
+    got = interleaved({k: arm(k) for k in repos}, reps)
+    s = show(f"slurm: efflab run of {n} trivial, batched on SLURM", got["slurm"])
+    loc = show(f"slurm: efflab run of {n} trivial, local", got["local"])
+    ratios = sorted(a / b for a, b in zip(got["slurm"], got["local"], strict=True))
+    print(f"{'slurm: SLURM / local (per repetition pair)':<64} median {s / loc:9.2f} x "
+          f"(min {ratios[0]:.2f}, max {ratios[-1]:.2f}, n={len(ratios)})  goal <= 3x", flush=True)  # fmt: skip
+
+
 def main() -> None:
     args = sys.argv[1:]
     sizes = [1000]
@@ -322,6 +350,8 @@ def main() -> None:
                 fn(tmp / name)
         if "large" in which:
             bench_large(tmp / "large", sizes, reps, plain_arms=plain_arms)
+        if "slurm" in which:
+            bench_slurm(tmp / "slurm", reps=reps)
     print(f"# done; load: {os.getloadavg()}")
 
 

@@ -9,6 +9,7 @@ bench/bench_scale.py), not asserted.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -84,3 +85,46 @@ def test_fifty_trivial_invocations_batched_on_slurm(
     assert len(jobs) == 1  # 50 components of expected 10 s fill one 600 s group job
     rows_s = json.loads(on_slurm.stdout)["fifty"]["rows"]
     assert rows_s == json.loads(local.stdout)["fifty"]["rows"]  # count is deterministic
+
+
+def scontrol_spy(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """`scontrol` first on PATH (sbatch exports PATH into the job): logs whether its
+    caller is a Snakemake that runs a submitted job (`--target-jobs`) or the submitting
+    one, then runs the real scontrol. The SLURM plugin calls it when it is imported."""
+    calls, bin_dir = tmp_path / "scontrol-calls.txt", tmp_path / "spy-bin"
+    real = shutil.which("scontrol")
+    write(
+        bin_dir / "scontrol",
+        "#!/bin/sh\n"
+        "case \"$(tr '\\0' ' ' < /proc/$PPID/cmdline)\" in\n"
+        f"  *--target-jobs*) echo nested >> {calls} ;;\n"
+        f"  *) echo top >> {calls} ;;\n"
+        "esac\n"
+        f'exec {real} "$@"\n',
+    ).chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}, calls
+
+
+def test_cluster_jobs_start_snakemake_without_the_slurm_plugin(
+    slurm_cluster: Path,  # noqa: F811
+    tiny_repo: Path,
+    run_efflab,
+    tmp_path: Path,
+) -> None:
+    """The Snakemakes inside a SLURM job (sbatch script, jobstep's srun) come through the
+    launcher, which hides the SLURM plugin: no import, no `scontrol` probe there."""
+    env, calls = scontrol_spy(tmp_path)
+    control_repo = tiny_repo.parent / "control"
+    shutil.copytree(tiny_repo, control_repo, symlinks=True)
+    cmd = ["run", "demo", "--quick", "--json", "-q", "--runtime", "host"]
+    cmd += ["--profile", "slurm", "--batch-seconds", "60"]
+    off = {**env, "EFFLAB_SNAKEMAKE_NESTED": "off"}
+    r = run_efflab(control_repo, *cmd, env=off, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "nested" in calls.read_text().split()  # control: plain `-m snakemake` in the job
+    calls.unlink()
+    r = run_efflab(tiny_repo, *cmd, env=env, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    seen = calls.read_text().split() if calls.exists() else []
+    assert "nested" not in seen, seen
+    assert json.loads(r.stdout)["demo"]["jobs_run"] == 6

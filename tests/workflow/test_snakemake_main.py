@@ -1,4 +1,6 @@
-"""Local runs don't pay for SLURM: the adapter's Snakemake sees only its executor plugin.
+"""The Snakemake launcher: local runs don't pay for SLURM (only the executor plugins a
+run uses are seen), scheduler timers don't hold a finished Snakemake, and a cluster
+run's status poll wakes when a job's outputs appear.
 
 The SLURM executor plugin runs `scontrol show config` when it is imported; a fake
 `scontrol` first on PATH records every call, so the tests see whether a Snakemake
@@ -14,11 +16,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import efflab, write
 
-from efflab.workflow.snakemake_main import keeps
+from efflab.workflow.snakemake_main import WAKE_BACKOFF_S, WakeSchedule, keeps
 
 HAS_SLURM_PLUGIN = importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None
 
@@ -76,3 +79,56 @@ def test_plain_snakemake_probes_slurm_but_a_local_efflab_run_does_not(
     r = efflab(tiny_repo, "run", "demo", "--quick", "--json", env=env, check=True)
     assert json.loads(r.stdout)["demo"]["jobs_run"] == 6
     assert not calls.exists(), calls.read_text()
+
+
+def timers_at_success(tmp_path: Path, name: str, env: dict[str, str]) -> list[bool]:
+    """`daemon` of every scheduler timer alive when a real local Snakemake (started the
+    adapter's way) finishes its workflow; a 5 s rate-limiter timespan keeps them alive."""
+    wf = tmp_path / name
+    write(
+        wf / "Snakefile",
+        "import json, threading\n"
+        "onsuccess:\n"
+        "    ts = [t.daemon for t in threading.enumerate() if isinstance(t, threading.Timer)]\n"
+        "    open('timers.json', 'w').write(json.dumps(ts))\n"
+        "rule all:\n    output: 'x'\n    shell: 'touch {output}'\n",
+    )
+    cmd = [sys.executable, "-m", "efflab.workflow.snakemake_main", "--executors", "local"]
+    cmd += ["--", "--cores", "1", "-q", "--profile", "none", "--max-jobs-per-timespan", "100/5s"]
+    subprocess.run(cmd, cwd=wf, env={**os.environ, **env}, check=True, capture_output=True)
+    return json.loads((wf / "timers.json").read_text())
+
+
+def test_scheduler_timers_do_not_hold_the_exit(tmp_path: Path) -> None:
+    control = timers_at_success(tmp_path, "control", {"EFFLAB_SNAKEMAKE_TIMERS": "off"})
+    assert False in control  # plain Snakemake: the exit would join this timer
+    patched = timers_at_success(tmp_path, "patched", {})
+    assert patched and all(patched)
+
+
+def job_info(jid: str, *outputs: Path) -> SimpleNamespace:
+    """What the wake schedule reads of Snakemake's SubmittedJobInfo."""
+    return SimpleNamespace(
+        external_jobid=jid, job=SimpleNamespace(output=[str(o) for o in outputs])
+    )
+
+
+def test_wake_schedule_backs_off_once_outputs_exist(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    jobs = [job_info("1", a, b), job_info("2", tmp_path / "never")]
+    w = WakeSchedule()
+    assert not w.due(jobs, 0.0)
+    a.write_text("{}")
+    assert not w.due(jobs, 1.0)  # one of two outputs: not finished
+    b.write_text("{}")
+    assert not w.due(jobs, 2.0)  # first seen: the first check waits a step
+    assert not w.due(jobs, 2.0 + WAKE_BACKOFF_S[0] - 0.01)
+    start = 2.0 + WAKE_BACKOFF_S[0]
+    wakes = [t for i in range(400) if w.due(jobs, t := start + i * 0.05)]  # 20 s
+    assert len(wakes) == len(WAKE_BACKOFF_S)  # then only the plugin's own schedule
+    assert wakes[0] == start
+    gaps = [y - x for x, y in zip(wakes, wakes[1:], strict=False)]
+    assert gaps == pytest.approx(WAKE_BACKOFF_S[1:], abs=0.051)
+    now = start + 20
+    assert not w.due([jobs[1]], now)  # a job no longer active is forgotten
+    assert "1" not in w.seen

@@ -19,8 +19,11 @@ function several times (23 calls per trivial efflab job, ~1/6 of a 1,000-job DAG
 build): `memoize_function_params` caches the answer per function object, which is the
 same answer (a function's parameters do not change). EFFLAB_SNAKEMAKE_MEMO=off skips it.
 
-On a cluster, Snakemake's shutdown no longer waits out the status poll's sleep
-(`wake_status_poll_on_shutdown`).
+On a cluster, the status poll wakes early: when the executor stops waiting (shutdown)
+and, after a backoff, when a submitted job's outputs exist (`wake_status_poll`). And
+the Snakemake a cluster job starts (the sbatch script's, then the jobstep's srun) comes
+through this launcher too, keeping only the local and jobstep plugins
+(`launch_nested_through_launcher`): ~1.5 s less per nested start.
 
 It also bounds Snakemake's life after its owner's: the kernel sends it SIGTERM when
 efflab dies (parent-death signal), and a local Snakemake then shuts down gracefully —
@@ -43,7 +46,12 @@ from efflab.core import lifeline
 
 EXECUTOR_PREFIX = "snakemake_executor_plugin_"
 ORPHAN_GRACE_S = 3.0
+WAKE_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # after a job's outputs appear
 USAGE = "usage: python -m efflab.workflow.snakemake_main --executors A,B -- SNAKEMAKE_ARGS..."
+
+
+def _off(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("off", "0", "no")
 
 
 def keeps(module_name: str, executors: set[str]) -> bool:
@@ -69,7 +77,7 @@ def hide_executor_plugins(executors: set[str]) -> None:
 def memoize_function_params() -> None:
     """Cache `snakemake.common.get_function_params` per callable, before the modules that
     import it by name (rules, jobs) are loaded. Unhashable callables are not cached."""
-    if os.environ.get("EFFLAB_SNAKEMAKE_MEMO", "").lower() in ("off", "0", "no"):
+    if _off("EFFLAB_SNAKEMAKE_MEMO"):
         return
     import functools
 
@@ -92,14 +100,55 @@ def memoize_function_params() -> None:
     common.get_function_params = get_function_params
 
 
-def wake_status_poll_on_shutdown(executors: set[str]) -> None:
+def outputs_exist(job) -> bool:
+    """Has this submitted job (single or group) written every output? Not yet proof that
+    it ended: the job's own Snakemake still finishes after its last output."""
+    try:
+        outputs = list(job.output)
+    except Exception:  # a job object without outputs: leave it to the schedule
+        return False
+    return bool(outputs) and all(os.path.exists(o) for o in outputs)
+
+
+class WakeSchedule:
+    """When to check a cluster job whose outputs exist, before the plugin's own schedule:
+    WAKE_BACKOFF_S after first seeing them, then each later step, so a job that is still
+    finishing is not queried in a tight loop; after the last step the plugin's schedule
+    alone decides."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[int, float]] = {}  # external job id -> (step, due)
+
+    def due(self, jobs: list, now: float) -> bool:
+        live = {str(j.external_jobid) for j in jobs}
+        self.seen = {k: v for k, v in self.seen.items() if k in live}
+        wake = False
+        for info in jobs:
+            jid = str(info.external_jobid)
+            step, due = self.seen.get(jid, (-1, 0.0))
+            if step >= len(WAKE_BACKOFF_S):
+                continue
+            if step < 0:
+                if outputs_exist(info.job):
+                    self.seen[jid] = (0, now + WAKE_BACKOFF_S[0])
+                continue
+            if now >= due:
+                wake = True
+                nxt = step + 1
+                later = now + WAKE_BACKOFF_S[nxt] if nxt < len(WAKE_BACKOFF_S) else now
+                self.seen[jid] = (nxt, later)
+        return wake
+
+
+def wake_status_poll(executors: set[str]) -> None:
     """A cluster executor polls job status from a thread that sleeps between checks
-    (10 s, growing by 10 s while nothing finishes), and Snakemake's shutdown joins that
-    thread: every cluster run ended up to one whole sleep after its last job (10 s of a
-    22 s SLURM run of 50 batched trivial invocations). The sleep is cut into 0.2 s
-    steps that stop once the executor stops waiting; the schedule is unchanged.
-    EFFLAB_SNAKEMAKE_WAKE=off skips it."""
-    if executors == {"local"} or os.environ.get("EFFLAB_SNAKEMAKE_WAKE", "").lower() in ("off", "0", "no"):  # fmt: skip
+    (SLURM: 10 s, growing by 10 s while nothing finishes, so a job that ended just after
+    a check waits up to 20 s to be seen), and Snakemake's shutdown joins that thread.
+    The sleep is cut into 0.2 s steps that end when the executor stops waiting, or when
+    a submitted job's outputs exist (then on a backoff: WakeSchedule). The plugin's
+    schedule stays the upper bound; status still comes from the scheduler, never from
+    the files. EFFLAB_SNAKEMAKE_WAKE=off skips it."""
+    if executors == {"local"} or _off("EFFLAB_SNAKEMAKE_WAKE"):
         return
     import asyncio
 
@@ -115,13 +164,65 @@ def wake_status_poll_on_shutdown(executors: set[str]) -> None:
             if self.next_seconds_between_status_checks is None
             else self.next_seconds_between_status_checks
         )
+        schedule = self.__dict__.setdefault("_efflab_wake", WakeSchedule())
         loop = asyncio.get_running_loop()
         end = loop.time() + duration
         while self.wait and (left := end - loop.time()) > 0:
             await asyncio.sleep(min(0.2, left))
+            if schedule.due(list(self.active_jobs), loop.time()):
+                return
 
     sleep.__efflab_wake__ = True  # type: ignore[attr-defined]
     remote.RemoteExecutor.sleep = sleep
+
+
+NESTED_EXECUTORS = "local,slurm_jobstep"
+
+
+def launch_nested_through_launcher(executors: set[str]) -> None:
+    """The command a cluster job runs is `python -m snakemake ...`, which imports every
+    executor plugin again (the SLURM plugin: pandas, `scontrol`) in the sbatch script
+    and once more in the jobstep's srun. Both run only the jobstep and local
+    executors, so they start through this launcher with those alone.
+    EFFLAB_SNAKEMAKE_NESTED=off skips it."""
+    if executors == {"local"} or _off("EFFLAB_SNAKEMAKE_NESTED"):
+        return
+    from snakemake_interface_executor_plugins.executors import real
+
+    original = real.RealExecutor.format_job_exec
+    if getattr(original, "__efflab_nested__", False):
+        return
+    launcher = f" -m efflab.workflow.snakemake_main --executors {NESTED_EXECUTORS} -- "
+
+    def format_job_exec(self, job) -> str:
+        return original(self, job).replace(" -m snakemake ", launcher, 1)
+
+    format_job_exec.__efflab_nested__ = True  # type: ignore[attr-defined]
+    real.RealExecutor.format_job_exec = format_job_exec
+
+
+def daemon_reevaluation_timers() -> None:
+    """While jobs run, each pass of Snakemake's scheduler starts a `threading.Timer` of
+    the job rate limiter's timespan (1 s by default) that wakes the scheduler again; the
+    timer is not a daemon, so the interpreter's exit joins the last one: every Snakemake
+    process ended up to 1 s after its work (a local run, a cluster run's submitter, and
+    both Snakemakes inside each cluster job). The timers become daemons; all a late one
+    would do is release a semaphore nobody waits on. EFFLAB_SNAKEMAKE_TIMERS=off skips it."""
+    if _off("EFFLAB_SNAKEMAKE_TIMERS"):
+        return
+    from snakemake.scheduling import job_scheduler
+
+    cls = job_scheduler.JobScheduler
+    if getattr(cls._schedule_reevalutation, "__efflab_daemon__", False):
+        return
+
+    def schedule(self, delay) -> None:
+        timer = threading.Timer(delay, self._open_jobs.release)
+        timer.daemon = True
+        timer.start()
+
+    schedule.__efflab_daemon__ = True  # type: ignore[attr-defined]
+    cls._schedule_reevalutation = schedule
 
 
 def end_with_owner(executors: set[str]) -> None:
@@ -145,7 +246,9 @@ def main(argv: list[str]) -> None:
     executors = {e.strip().replace("-", "_") for e in argv[1].split(",") if e.strip()}
     hide_executor_plugins(executors)
     memoize_function_params()
-    wake_status_poll_on_shutdown(executors)
+    wake_status_poll(executors)
+    launch_nested_through_launcher(executors)
+    daemon_reevaluation_timers()
     end_with_owner(executors)
     sys.argv = ["snakemake", *argv[3:]]
     runpy.run_module("snakemake", run_name="__main__", alter_sys=True)
