@@ -24,7 +24,6 @@ Stdlib only (the job-process contract): the forked child must not inherit thread
 
 from __future__ import annotations
 
-import gc
 import os
 import select
 import signal
@@ -87,9 +86,6 @@ def _accept(listener, token, running, by_conn) -> None:
         conn.close()
         return
     conn.settimeout(None)
-    # the child's collector would walk (so write to, so copy) every page of the server's
-    # heap: frozen objects are never traversed
-    gc.freeze()
     pid = os.fork()
     if pid == 0:
         _child(conn, listener, runtime, folder)
@@ -149,7 +145,6 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if len(argv) == 2 and argv[1] in base.RUNTIMES:
         base.get(argv[1])  # jobs connecting meanwhile wait in the backlog
-    gc.collect()  # what the imports left over, so it is not frozen with the rest
     serve(listener, token)
     return 0
 
