@@ -61,17 +61,27 @@ def slurm_cluster() -> Iterator[Path]:
                 f"this cluster keeps no job-completion text log "
                 f"(JobCompType={settings.get('JobCompType')}); start tools/slurm-cluster.sh"
             )
-        yield Path(settings["JobCompLoc"])
+        log = Path(settings["JobCompLoc"])
+        # the log outlives test sessions, and a later session's tmp paths repeat earlier
+        # ones (pytest-of-root/pytest-N): only what this session appended counts
+        LOG_START[log] = log.stat().st_size if log.exists() else 0
+        yield log
     finally:
         if started:
             subprocess.run([CLUSTER, "stop"], capture_output=True, timeout=120)
 
 
+LOG_START: dict[Path, int] = {}  # job-completion log -> its size when the session began
+
+
 def completed_jobs(log: Path, workdir: Path) -> list[dict[str, str]]:
-    """Jobs in SLURM's job-completion log that ran in `workdir`."""
+    """Jobs in SLURM's job-completion log that ran in `workdir` during this session."""
     if not log.exists():
         return []
-    jobs = [dict(re.findall(r"(\w+)=(\S*)", ln)) for ln in log.read_text().splitlines()]
+    data = log.read_bytes()
+    start = LOG_START.get(log, 0)
+    text = data[start if start <= len(data) else 0 :].decode(errors="replace")
+    jobs = [dict(re.findall(r"(\w+)=(\S*)", ln)) for ln in text.splitlines()]
     return [j for j in jobs if j.get("WorkDir") == str(workdir)]
 
 

@@ -41,6 +41,9 @@ def test_keeps_only_the_named_executors() -> None:
     assert not keeps("snakemake_executor_plugin_slurmish", slurm)
     assert keeps("snakemake_storage_plugin_s3", {"local"})  # only executors are hidden
     assert keeps("numpy", {"local"})
+    nested = {"local", "slurm_jobstep"}  # what a SLURM job's own Snakemakes keep
+    assert keeps("snakemake_executor_plugin_slurm_jobstep", nested)
+    assert not keeps("snakemake_executor_plugin_slurm", nested)
 
 
 def modules_seen(tmp_path: Path, executors: str, env: dict[str, str]) -> set[str]:

@@ -185,7 +185,8 @@ def launch_nested_through_launcher(executors: set[str]) -> None:
     and once more in the jobstep's srun. Both run only the jobstep and local
     executors, so they start through this launcher with those alone.
     EFFLAB_SNAKEMAKE_NESTED=off skips it."""
-    if executors == {"local"} or _off("EFFLAB_SNAKEMAKE_NESTED"):
+    # SLURM only: what another executor's remote job needs is that plugin's business
+    if not executors & {"slurm", "slurm_jobstep"} or _off("EFFLAB_SNAKEMAKE_NESTED"):
         return
     from snakemake_interface_executor_plugins.executors import real
 
