@@ -11,10 +11,12 @@ import json
 import os
 import select
 import signal
+import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +183,8 @@ def wait_child(pid: int, timeout: float | None) -> tuple[int | None, Any]:
     return None, None
 
 
-def fork_script(inv: Invocation, folder: Path, deps: dict[str, Any]) -> int:
-    """Fork the script's child in its own group; signals to us take the group down."""
+def spawn_script(inv: Invocation, folder: Path, deps: dict[str, Any]) -> int:
+    """Fork the script's child in its own process group; its pid."""
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
@@ -191,6 +193,33 @@ def fork_script(inv: Invocation, folder: Path, deps: dict[str, Any]) -> int:
         os.setpgid(pid, pid)
     except OSError:
         pass
+    return pid
+
+
+def spawn_shell(inv: Invocation, folder: Path) -> subprocess.Popen:
+    """Start a run.sh script as `child` does, without copying this process: vfork+exec
+    (~1 ms here, against ~4.5 ms for fork+exec of a 16 MB Python, which pays for the
+    copy-on-write faults and for tearing the copy down). There is no parent-death
+    signal on this path: its caller ends the script's group itself (the job server)."""
+    out, err = (os.open(folder / n, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                for n in ("stdout.log", "stderr.log"))  # fmt: skip
+    try:
+        return subprocess.Popen(
+            ["bash", str(Path(inv.script_dir) / "run.sh")],
+            cwd=folder / "out",
+            env=child_env(inv, folder),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            process_group=0,
+        )
+    finally:
+        os.close(out)
+        os.close(err)
+
+
+def cancel_with(pid: int) -> None:
+    """From now on, SIGTERM/SIGINT/SIGHUP to this process take the script's group down."""
 
     def _cancel(signum, _frame):
         kill_group(pid)
@@ -198,6 +227,12 @@ def fork_script(inv: Invocation, folder: Path, deps: dict[str, Any]) -> int:
 
     for s in CANCEL_SIGNALS:
         signal.signal(s, _cancel)
+
+
+def fork_script(inv: Invocation, folder: Path, deps: dict[str, Any]) -> int:
+    """Fork the script's child in its own group; signals to us take the group down."""
+    pid = spawn_script(inv, folder, deps)
+    cancel_with(pid)
     return pid
 
 
@@ -221,7 +256,10 @@ class HostRuntime:
     def cleanup(self, run_id: str) -> list[str]:
         return []
 
-    def execute(self, repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
+    def launch(self, repo: Path, inv: Invocation, folder: Path, vfork: bool = False) -> HostJob:
+        """Start the script and return at once; `HostJob.result` judges it once reaped.
+        The job server waits for many such jobs in one process (no fork per job) and
+        starts run.sh scripts with `vfork` (`spawn_shell`)."""
         if sealed.settings() is not None:
             raise InvocationFailed(
                 "infrastructure",
@@ -229,25 +267,62 @@ class HostRuntime:
             )
         deps = load_deps(repo, inv)
         (folder / ".deps.json").write_text(json.dumps(deps))
-        timeout = float(inv.resources.get("timeout_s", DEFAULT_TIMEOUT_S))
         meter = energy.EnergyMeter()
         e0, t0, started = meter.read_rapl(), time.perf_counter(), now_iso()
         busy0 = contention.busy_seconds()
+        proc = spawn_shell(inv, folder) if vfork and inv.run == "run.sh" else None
+        pid = proc.pid if proc is not None else spawn_script(inv, folder, deps)
+        timeout = float(inv.resources.get("timeout_s", DEFAULT_TIMEOUT_S))
+        return HostJob(inv, folder, pid, timeout, started, t0, meter, e0, busy0, proc)
+
+    def execute(self, repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
         old = {s: signal.getsignal(s) for s in CANCEL_SIGNALS}
-        pid = fork_script(inv, folder, deps)
+        job = self.launch(repo, inv, folder)
         try:
-            status, ru = wait_child(pid, timeout)
+            cancel_with(job.pid)
+            status, ru = wait_child(job.pid, job.timeout)
             if status is None:
-                kill_group(pid)
-                os.waitpid(pid, 0)
-                raise InvocationFailed(
-                    TIMEOUT, f"timeout: killed after {timeout:g} s (resources.timeout_s)"
-                )
+                kill_group(job.pid)
+                os.waitpid(job.pid, 0)
+                raise job.timed_out()
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-            kill_group(pid)  # anything the script left running in its group goes with it
-        wall = time.perf_counter() - t0
+            kill_group(job.pid)  # anything the script left running in its group goes with it
+        return job.result(status, ru)
+
+
+@dataclass
+class HostJob:
+    """A started host script: what judging it needs once it has been reaped."""
+
+    inv: Invocation
+    folder: Path
+    pid: int
+    timeout: float
+    started: str
+    t0: float
+    meter: energy.EnergyMeter
+    e0: int | None
+    busy0: float | None
+    proc: subprocess.Popen | None = None  # held so that subprocess never reaps it itself
+
+    def reaped(self, status: int) -> None:
+        """Tell subprocess that our wait4 reaped the script: it must never poll the pid
+        again (by then another process may have it)."""
+        if self.proc is not None:
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+
+    def timed_out(self) -> InvocationFailed:
+        return InvocationFailed(
+            TIMEOUT, f"timeout: killed after {self.timeout:g} s (resources.timeout_s)"
+        )
+
+    def result(self, status: int, ru: Any) -> dict[str, Any]:
+        """The outputs.json payload from the reaped child's status and rusage, or raise
+        InvocationFailed."""
+        wall = time.perf_counter() - self.t0
+        self.reaped(status)
         if os.WIFSIGNALED(status):
             sig = signal.Signals(os.WTERMSIG(status)).name
             kind = OOM if sig == "SIGKILL" else SCRIPT
@@ -255,19 +330,20 @@ class HostRuntime:
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             raise InvocationFailed(
-                SCRIPT, f"script exited with code {code}" + last_error_line(folder)
+                SCRIPT, f"script exited with code {code}" + last_error_line(self.folder)
             )
-        out = read_script_outputs(inv, folder)
+        out = read_script_outputs(self.inv, self.folder)
         cpu = ru.ru_utime + ru.ru_stime
+        cpus = float(self.inv.resources.get("cpus", 1))
         out.update(
-            started=started,
+            started=self.started,
             ended=now_iso(),
             duration_s=wall,
             cpu_s=cpu,
             max_rss_mb=ru.ru_maxrss / 1024.0,
             runtime="host",
             image=None,
-            energy=invocation_energy(meter, e0, wall, cpu),
-            contention=contention.measure(busy0, wall, cpu, float(inv.resources.get("cpus", 1))),
+            energy=invocation_energy(self.meter, self.e0, wall, cpu),
+            contention=contention.measure(self.busy0, wall, cpu, cpus),
         )
         return out

@@ -50,6 +50,11 @@ def _end_with_owner() -> None:
         lifeline.watch(owner, lambda: os.kill(os.getpid(), signal.SIGTERM))
 
 
+def invocation_lock(folder: Path, inv: Invocation) -> FileLock:
+    return FileLock(folder / ".lock", f"invocation {inv.alias} {inv.key}",
+                    os.environ.get("EFFLAB_RUN_ID", ""))  # fmt: skip
+
+
 def run_invocation(folder: Path, runtime: str = "host", watch_owner: bool = True) -> int:
     folder = folder.resolve()
     repo = folder.parents[2]
@@ -58,8 +63,7 @@ def run_invocation(folder: Path, runtime: str = "host", watch_owner: bool = True
         _end_with_owner()
     # one runner per invocation at a time: a second (another run, or the rerun after a
     # kill that found the orphan still going) waits, then finds the outputs and stops
-    lock = FileLock(folder / ".lock", f"invocation {inv.alias} {inv.key}",
-                    os.environ.get("EFFLAB_RUN_ID", ""))  # fmt: skip
+    lock = invocation_lock(folder, inv)
     lock.acquire(on_wait=lambda h: print(
         f"efflab: {inv.alias} {inv.key}: waiting for {h}, which runs it now", file=sys.stderr))  # fmt: skip
     try:
@@ -72,48 +76,67 @@ def run_invocation(folder: Path, runtime: str = "host", watch_owner: bool = True
 
 def _execute(repo: Path, inv: Invocation, folder: Path, runtime: str) -> int:
     prepare(folder)
-    started, t0 = now_iso(), time.perf_counter()
+    attempt = Attempt(inv, folder, runtime)
     try:
         out = base.get(runtime).execute(repo, inv, folder)
     except Exception as exc:  # a failed script is data (a failed record), not a crash
+        return attempt.failed(exc)
+    return attempt.succeeded(out)
+
+
+class Attempt:
+    """One execution of an invocation, from its start to the file that ends it:
+    `outputs.json` (and its second name) or `failure.json`. The runner and the job
+    server's in-process jobs end an execution through this, so both write the same."""
+
+    def __init__(self, inv: Invocation, folder: Path, runtime: str):
+        self.inv, self.folder, self.runtime = inv, folder, runtime
+        self.started, self.t0 = now_iso(), time.perf_counter()
+
+    def failed(self, exc: Exception, say=None) -> int:
+        inv = self.inv
         kind = (
             exc.kind
             if isinstance(exc, InvocationFailed)
             else (SCRIPT if isinstance(exc, ValueError) else INFRASTRUCTURE)
         )
         atomic_json(
-            folder / "failure.json",
+            self.folder / "failure.json",
             {
                 "status": "failed",
                 "alias": inv.alias,
                 "key": inv.key,
                 "error": str(exc),
                 "failure_kind": kind,
-                "log_tail": log_tail(folder),
-                "started": started,
+                "log_tail": log_tail(self.folder),
+                "started": self.started,
                 "ended": now_iso(),
-                "duration_s": time.perf_counter() - t0,
-                "runtime": runtime,
+                "duration_s": time.perf_counter() - self.t0,
+                "runtime": self.runtime,
             },
         )
-        print(f"efflab: {inv.alias} {inv.key} failed ({kind}): {exc}", file=sys.stderr)
+        message = f"efflab: {inv.alias} {inv.key} failed ({kind}): {exc}"
+        (say or (lambda m: print(m, file=sys.stderr)))(message)
         return 1
-    out.update(
-        status="ok",
-        alias=inv.alias,
-        key=inv.key,
-        inputs=inv.inputs,
-        repetition=inv.repetition,
-        env=inv.env,
-        env_digest=inv.env_digest,
-    )
-    (folder / ".script-outputs.json").unlink(missing_ok=True)
-    atomic_json(folder / "outputs.json", out)
-    # a second name for the same file: Snakemake deletes a job's output before running
-    # it, so a concurrent run that scheduled this job finds the result here instead
-    (folder / DONE_COPY).unlink(missing_ok=True)
-    os.link(folder / "outputs.json", folder / DONE_COPY)
-    return 0
+
+    def succeeded(self, out: dict) -> int:
+        inv, folder = self.inv, self.folder
+        out.update(
+            status="ok",
+            alias=inv.alias,
+            key=inv.key,
+            inputs=inv.inputs,
+            repetition=inv.repetition,
+            env=inv.env,
+            env_digest=inv.env_digest,
+        )
+        (folder / ".script-outputs.json").unlink(missing_ok=True)
+        atomic_json(folder / "outputs.json", out)
+        # a second name for the same file: Snakemake deletes a job's output before running
+        # it, so a concurrent run that scheduled this job finds the result here instead
+        (folder / DONE_COPY).unlink(missing_ok=True)
+        os.link(folder / "outputs.json", folder / DONE_COPY)
+        return 0
 
 
 def run_batch(spec_file: Path, runtime: str = "host") -> int:

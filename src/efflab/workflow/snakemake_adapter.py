@@ -294,6 +294,10 @@ def start_jobserver(
             env=env,
             stdin=subprocess.PIPE,  # closed by the adapter: the server then stops
             pass_fds=(listener.fileno(),),
+            # out of efflab's process group: a kill -9 of the group spares the server,
+            # which then sees its stdin close and ends the scripts it started (run.sh
+            # scripts have no parent-death signal: the server starts them with vfork)
+            start_new_session=True,
         )
     finally:
         listener.close()
