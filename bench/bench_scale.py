@@ -1,12 +1,13 @@
 """Scale benchmarks (printed figures, not tests): efflab and plain Snakemake side by side.
 
     .venv/bin/python bench/bench_scale.py [startup] [overhead] [large] [index] [slurm]
-        [--sizes 1000,10000] [--reps N] [--no-plain]
+        [--sizes 1000,10000] [--slope-sizes 10,40] [--reps N] [--no-plain]
 
 startup   `import snakemake.cli`, `snakemake --version` with a SLURM client configured
           and no controller (the ~9 s probe), and through efflab's launcher; `efflab run`
           of a one-invocation experiment end to end                       goal <= 3 s
-overhead  per-job marginal cost (slope between 10 and 40 trivial jobs), efflab with
+overhead  per-job marginal cost (slope between 10 and 40 trivial jobs, or --slope-sizes:
+          plain Snakemake's 0-1 s end wait makes a slope over 30 jobs good to ~+-17 ms), efflab with
           and without the job server, and batched (--batch-seconds 600), vs plain
           Snakemake                                                      goal <= 1.2x
 large     N trivial invocations vs plain Snakemake on the same DAG (one shell rule per
@@ -127,7 +128,7 @@ def bench_startup(tmp: Path) -> None:
         show(name, xs, "<= 3 s" if name.startswith("efflab run") else "-")
 
 
-def bench_overhead(tmp: Path, sizes: tuple[int, int] = (10, 40)) -> None:
+def bench_overhead(tmp: Path, sizes: tuple[int, int] = (10, 40), reps: int = REPS) -> None:
     arms: dict[str, Callable[[], float]] = {}
     for n in sizes:
         plain, repo = plain_dir(tmp / f"p{n}", n), gen_repo(tmp / f"e{n}", n)
@@ -146,7 +147,7 @@ def bench_overhead(tmp: Path, sizes: tuple[int, int] = (10, 40)) -> None:
         arms[f"efflab-no-server {n}"] = lambda r=repo: run_eff(r, {"EFFLAB_JOBSERVER": "off"})
         # short jobs batched (one Snakemake job runs a batch's members in one runner)
         arms[f"efflab-batched {n}"] = lambda r=repo: run_eff(r, None, "--batch-seconds", "600")
-    res = interleaved(arms)
+    res = interleaved(arms, reps)
     lo, hi = sizes
     med = {k: show(f"{k} trivial jobs, whole run", v) for k, v in res.items()}
     kinds = ("plain", "efflab", "efflab-no-server", "efflab-batched")
@@ -332,6 +333,12 @@ def main() -> None:
         i = args.index("--sizes")
         sizes = [int(s) for s in args[i + 1].split(",")]
         del args[i : i + 2]
+    slope_sizes = (10, 40)
+    if "--slope-sizes" in args:
+        i = args.index("--slope-sizes")
+        lo, hi = (int(x) for x in args[i + 1].split(","))
+        slope_sizes = (lo, hi)
+        del args[i : i + 2]
     reps = REPS
     if "--reps" in args:
         i = args.index("--reps")
@@ -344,10 +351,11 @@ def main() -> None:
           f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        for name, fn in (("startup", bench_startup), ("overhead", bench_overhead),
-                         ("index", bench_index)):  # fmt: skip
+        for name, fn in (("startup", bench_startup), ("index", bench_index)):
             if name in which:
                 fn(tmp / name)
+        if "overhead" in which:
+            bench_overhead(tmp / "overhead", slope_sizes, reps)
         if "large" in which:
             bench_large(tmp / "large", sizes, reps, plain_arms=plain_arms)
         if "slurm" in which:
