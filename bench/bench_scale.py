@@ -139,7 +139,7 @@ def bench_overhead(tmp: Path, sizes: tuple[int, int] = (10, 40), reps: int = REP
 
         def run_eff(repo: Path = repo, env: dict | None = None, *extra: str) -> float:
             clean(repo / "artifacts", repo / "results", repo / ".snakemake")
-            cmd = efflab_cmd(repo, "run", "many", "-q", "--runtime", "host", *extra)
+            cmd = efflab_cmd(repo, "run", "many", "-q", "--cores", "1", "--runtime", "host", *extra)
             return wall(cmd, env=env)
 
         arms[f"plain {n}"] = run_plain
