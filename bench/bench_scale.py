@@ -328,6 +328,9 @@ def bench_slurm(tmp: Path, n: int = 50, reps: int = REPS) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
+    if "--help" in args or "-h" in args:
+        print(__doc__)
+        return
     sizes = [1000]
     if "--sizes" in args:
         i = args.index("--sizes")
@@ -346,7 +349,11 @@ def main() -> None:
         del args[i : i + 2]
     plain_arms = "--no-plain" not in args
     args = [a for a in args if a != "--no-plain"]
-    which = set(args) or {"startup", "overhead", "large", "index"}
+    known = {"startup", "overhead", "large", "index", "slurm"}
+    if unknown := set(args) - known:
+        print(f"bench_scale.py: unknown argument(s) {sorted(unknown)}; expected some of {sorted(known)} (--help)", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
+    which = set(args) or known - {"slurm"}
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  load: {os.getloadavg()}  cpus: {os.cpu_count()}  "
           f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as t:
