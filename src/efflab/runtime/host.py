@@ -201,21 +201,22 @@ def spawn_shell(inv: Invocation, folder: Path) -> subprocess.Popen:
     (~1 ms here, against ~4.5 ms for fork+exec of a 16 MB Python, which pays for the
     copy-on-write faults and for tearing the copy down). There is no parent-death
     signal on this path: its caller ends the script's group itself (the job server)."""
-    out, err = (os.open(folder / n, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                for n in ("stdout.log", "stderr.log"))  # fmt: skip
+    fds: list[int] = []
     try:
+        for n in ("stdout.log", "stderr.log"):
+            fds.append(os.open(folder / n, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
         return subprocess.Popen(
             ["bash", str(Path(inv.script_dir) / "run.sh")],
             cwd=folder / "out",
             env=child_env(inv, folder),
             stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
+            stdout=fds[0],
+            stderr=fds[1],
             process_group=0,
         )
     finally:
-        os.close(out)
-        os.close(err)
+        for fd in fds:  # the server lives for the whole run: a leaked log fd per job adds up
+            os.close(fd)
 
 
 def cancel_with(pid: int) -> None:
