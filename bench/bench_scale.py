@@ -24,6 +24,7 @@ with the figures: on a shared machine they are only as good as its load.
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import statistics
@@ -326,34 +327,28 @@ def bench_slurm(tmp: Path, n: int = 50, reps: int = REPS) -> None:
           f"(min {ratios[0]:.2f}, max {ratios[-1]:.2f}, n={len(ratios)})  goal <= 3x", flush=True)  # fmt: skip
 
 
+def _sizes(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
 def main() -> None:
-    args = sys.argv[1:]
-    if "--help" in args or "-h" in args:
-        print(__doc__)
-        return
-    sizes = [1000]
-    if "--sizes" in args:
-        i = args.index("--sizes")
-        sizes = [int(s) for s in args[i + 1].split(",")]
-        del args[i : i + 2]
-    slope_sizes = (10, 40)
-    if "--slope-sizes" in args:
-        i = args.index("--slope-sizes")
-        lo, hi = (int(x) for x in args[i + 1].split(","))
-        slope_sizes = (lo, hi)
-        del args[i : i + 2]
-    reps = REPS
-    if "--reps" in args:
-        i = args.index("--reps")
-        reps = int(args[i + 1])
-        del args[i : i + 2]
-    plain_arms = "--no-plain" not in args
-    args = [a for a in args if a != "--no-plain"]
-    known = {"startup", "overhead", "large", "index", "slurm"}
-    if unknown := set(args) - known:
-        print(f"bench_scale.py: unknown argument(s) {sorted(unknown)}; expected some of {sorted(known)} (--help)", file=sys.stderr)  # fmt: skip
-        sys.exit(2)
-    which = set(args) or known - {"slurm"}
+    benches = ("startup", "overhead", "large", "index", "slurm")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    # no `choices=`: Python 3.11's argparse rejects an empty `nargs="*"` against them
+    ap.add_argument("which", nargs="*", metavar="BENCH",
+                    help="some of: " + ", ".join(benches) + " (default: all but slurm)")  # fmt: skip
+    ap.add_argument("--sizes", type=_sizes, default=[1000])
+    ap.add_argument("--slope-sizes", type=_sizes, default=[10, 40])
+    ap.add_argument("--reps", type=int, default=REPS)
+    ap.add_argument("--no-plain", action="store_true")
+    a = ap.parse_args()
+    if unknown := sorted(set(a.which) - set(benches)):
+        ap.error(f"unknown bench(es) {unknown}; expected some of {', '.join(benches)}")
+    if len(a.slope_sizes) != 2:
+        ap.error(f"--slope-sizes: expected two sizes LO,HI, found {a.slope_sizes}")
+    which = set(a.which) or set(benches) - {"slurm"}
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  load: {os.getloadavg()}  cpus: {os.cpu_count()}  "
           f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as t:
@@ -362,11 +357,11 @@ def main() -> None:
             if name in which:
                 fn(tmp / name)
         if "overhead" in which:
-            bench_overhead(tmp / "overhead", slope_sizes, reps)
+            bench_overhead(tmp / "overhead", tuple(a.slope_sizes), a.reps)
         if "large" in which:
-            bench_large(tmp / "large", sizes, reps, plain_arms=plain_arms)
+            bench_large(tmp / "large", a.sizes, a.reps, plain_arms=not a.no_plain)
         if "slurm" in which:
-            bench_slurm(tmp / "slurm", reps=reps)
+            bench_slurm(tmp / "slurm", reps=a.reps)
     print(f"# done; load: {os.getloadavg()}")
 
 

@@ -82,6 +82,11 @@ def child_env(inv: Invocation, folder: Path) -> dict[str, str]:
     return env
 
 
+def _open_log(folder: Path, name: str) -> int:
+    """A fresh log for the script's stdout or stderr (a rerun's log replaces the last)."""
+    return os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+
 def child(inv: Invocation, folder: Path, deps: dict[str, Any], parent: int | None = None) -> None:
     """Runs in the forked child; never returns. Dies with its runner (`parent`), even
     when the runner is killed with SIGKILL and cannot take the group down itself."""
@@ -91,8 +96,7 @@ def child(inv: Invocation, folder: Path, deps: dict[str, Any], parent: int | Non
         lifeline.set_parent_death_signal(signal.SIGKILL, parent)
         env = child_env(inv, folder)
         fd_in = os.open(os.devnull, os.O_RDONLY)
-        fd_out = os.open(folder / "stdout.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        fd_err = os.open(folder / "stderr.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd_out, fd_err = _open_log(folder, "stdout.log"), _open_log(folder, "stderr.log")
         for fd, target in ((fd_in, 0), (fd_out, 1), (fd_err, 2)):
             os.dup2(fd, target)
         os.chdir(folder / "out")
@@ -204,7 +208,7 @@ def spawn_shell(inv: Invocation, folder: Path) -> subprocess.Popen:
     fds: list[int] = []
     try:
         for n in ("stdout.log", "stderr.log"):
-            fds.append(os.open(folder / n, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+            fds.append(_open_log(folder, n))
         return subprocess.Popen(
             ["bash", str(Path(inv.script_dir) / "run.sh")],
             cwd=folder / "out",
