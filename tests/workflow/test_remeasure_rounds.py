@@ -81,4 +81,4 @@ def test_the_waiter_is_patient_once_then_only_probes(monkeypatch) -> None:
     monkeypatch.delenv("EFFLAB_QUIET_WAIT_S", raising=False)
     w = remeasure.QuietWaiter()
     assert w() is False and w() is False and w() is False
-    assert calls[0] is None and all(0 < c < 1e-6 for c in calls[1:])  # a whole wait, then probes
+    assert calls[0] == 120.0 and all(0 < c < 1e-6 for c in calls[1:])  # a whole wait, then probes

@@ -67,8 +67,46 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+class WaitNotice:
+    """The live line of a wait for a quieter machine, on stderr: rewritten in place on
+    a terminal (in the progress bar's own line while one is shown), one line every
+    LINE_EVERY_S seconds elsewhere (logs, CI). Never silent: a wait is the one thing a
+    person must be able to tell from a hang."""
+
+    LINE_EVERY_S = 10.0
+
+    def __init__(self) -> None:
+        self._last_line = -1e9
+        self._shown = False
+
+    @staticmethod
+    def text(busy: float, waited: float, allowed: float) -> str:
+        return (
+            f"waiting for a quieter machine: others use {busy:.1f} cores "
+            f"({waited:.0f}/{allowed:.0f} s; --no-quiet-wait to skip)"
+        )
+
+    def __call__(self, busy: float, waited: float, allowed: float) -> None:
+        line = self.text(busy, waited, allowed)
+        bar = Progress.current
+        if bar is not None and bar.live:
+            bar.note(line)
+            return
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r\x1b[Kefflab: {line}")
+            if waited >= allowed:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+            return
+        if waited - self._last_line >= self.LINE_EVERY_S or waited >= allowed or not self._shown:
+            self._last_line, self._shown = waited, True
+            print(f"efflab: {line}", file=sys.stderr, flush=True)
+
+
 class Progress:
     """rich progress bar on stderr (quiet with -q or when stderr is not a terminal)."""
+
+    current: Progress | None = None  # the bar on screen now (a wait shows in its line)
 
     def __init__(self, description: str, quiet: bool = False):
         self.quiet = quiet
@@ -79,10 +117,11 @@ class Progress:
     def __enter__(self) -> Progress:
         if not self.quiet:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
 
             console = Console(stderr=True)
-            self._p = Progress(
+            self._p = Bar(
                 "[progress.description]{task.description}",
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -95,14 +134,26 @@ class Progress:
             self._task = self._p.add_task(self.description, total=None)
             if not console.is_terminal:
                 print(f"efflab: {self.description} ...", file=sys.stderr)
+        Progress.current = self
         return self
+
+    @property
+    def live(self) -> bool:
+        return self._p is not None and self._p.console.is_terminal
+
+    def note(self, text: str) -> None:
+        """Show `text` in the bar's line (a wait); the next update restores the name."""
+        if self._p is not None:
+            self._p.update(self._task, description=f"{self.description}: {text}")
 
     def update(self, done: int, total: int) -> None:
         if self._p is not None:
-            self._p.update(self._task, completed=done, total=total)
+            self._p.update(self._task, completed=done, total=total, description=self.description)
             if not self._p.console.is_terminal:
                 print(f"efflab: {done}/{total} jobs done", file=sys.stderr)
 
     def __exit__(self, *exc) -> None:
+        if Progress.current is self:
+            Progress.current = None
         if self._p is not None:
             self._p.__exit__(*exc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from efflab.cli.common import WaitNotice
 from efflab.core.errors import BadInput
 from efflab.runtime import base
 from efflab.workflow.options import RunOptions
@@ -64,13 +65,43 @@ def add_run_options(p: argparse.ArgumentParser, *, quick: bool = True, profile: 
         action="store_false",
         help="another efflab run holds the experiment: exit 2 naming it (default: wait for it)",
     )
+    g.add_argument(
+        "--quiet-wait",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="before exclusive timing jobs (and before measuring contended ones again), "
+        "wait up to SECONDS in all for other work on the machine to stop "
+        "(default $EFFLAB_QUIET_WAIT_S or 120)",
+    )
+    g.add_argument(
+        "--no-quiet-wait",
+        dest="quiet_wait",
+        action="store_const",
+        const=0.0,
+        help="never wait for a quieter machine (timings may come out contended)",
+    )
     g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds >= 0, found {text!r}"
+        ) from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, found {text}")
+    return v
 
 
 def run_options(args: argparse.Namespace, repo: Path) -> RunOptions:
     """The RunOptions of a parsed command line (resolves `auto` and the profile once)."""
     if getattr(args, "cores", 1) < 1:
         raise BadInput("--cores", "$", "a whole number >= 1", args.cores)
+    from efflab.workflow.remeasure import QuietWaiter  # planner imports: not at CLI start
+
     name = getattr(args, "profile", None)
     return RunOptions(
         cores=args.cores,
@@ -82,6 +113,7 @@ def run_options(args: argparse.Namespace, repo: Path) -> RunOptions:
         dry_run=bool(getattr(args, "dry_run", False)),
         quiet=bool(getattr(args, "quiet", False) or getattr(args, "json", False)),
         wait=bool(getattr(args, "wait", True)),
+        waiter=QuietWaiter(getattr(args, "quiet_wait", None), on_wait=WaitNotice()),
     )
 
 

@@ -97,11 +97,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"  {e.line}")
             continue
         failures += res.failures
+        recs = res.collected.ok if res.collected else []
+        contended = sum(bool(r.get("contended")) for r in recs)
         if args.json:
             out[p.experiment.name] = {
                 "version": res.version,
                 "new_version": res.new_version,
                 "jobs_run": res.jobs_run,
+                "records": len(recs),
+                "contended": contended,
                 "rows": [] if res.table is None else res.table.to_dict(orient="records"),
                 "failures": res.failures,
             }
@@ -116,6 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"\n## {p.experiment.name} — table {ver}, {res.jobs_run} jobs run, runtime {runtime}\n"
         )
         print(tables.to_markdown(res.table[cols]))
+        print(f"\n{contention_line(p.experiment.name, len(recs), contended)}")
     if args.json and not args.dry_run:
         print_json(out)
     if failures:
@@ -125,3 +130,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{len(failures)} point(s) failed; records under results/<exp>/runs/*.failed.json"
         )
     return 0
+
+
+def contention_line(experiment: str, records: int, contended: int) -> str:
+    """What `run` says about contended records: how many, and what it means for timings."""
+    if not contended:
+        return f"{records} records, none contended: other work left the measured cores alone."
+    return (
+        f"{contended} of {records} records contended: other work needed the cores they "
+        "ran on, so their timings are suspect, and a paper's timing claim that reads one "
+        "comes out inconclusive. Measure again on a quieter machine (`efflab run "
+        f"{experiment} --fresh`), or let `efflab reproduce` re-measure them."
+    )

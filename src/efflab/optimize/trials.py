@@ -139,6 +139,8 @@ def evaluate(
 ) -> Batch:
     """Run one batch of trials (one Snakemake call) and estimate their metrics;
     contended timing repetitions are measured again up to `rounds` times."""
+    if opts.waiter is None:  # a caller without a command's waiter: one for this batch
+        opts = opts.but(waiter=remeasure.QuietWaiter())
     unique = list({_canon(p): p for p in params}.values())
     plan, bad = _plan_points(repo, exp, unique)
     refused = {_canon(unique[i]): msg for i, msg in bad.items()}
@@ -174,7 +176,8 @@ def evaluate(
             # a timing objective from a contended record is measured again before Optuna
             # hears of it (bounded; what is still contended after the last round says so)
             again = [k for k, r in recs.items() if timed and r.get("contended")]
-            if opts.dry_run or remeasure.stop_reason(round_, rounds, again, previous):
+            why = remeasure.stop_reason(round_, rounds, again, previous, opts.waiter)
+            if opts.dry_run or why:
                 break
             remeasure.set_aside(repo, plan, again, round_ + 1)
             previous = again

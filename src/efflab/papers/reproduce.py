@@ -139,7 +139,9 @@ def reproduce(
     if not opts.runtime.available():  # asked for Docker and none answers: exit 2 first
         raise BadInput("--runtime", "$", f"a '{opts.runtime.name}' runtime that answers", "none")
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    quiet = remeasure.QuietWaiter()  # one per reproduction: patient once
+    # one waiter for the whole reproduction (the command's own, or one made here)
+    quiet = opts.waiter or remeasure.QuietWaiter()
+    opts = opts.but(waiter=quiet)
     for i, run in enumerate(runs):
         progress = on_experiment(run, i, len(runs)) if on_experiment else None
         t0 = time.monotonic()

@@ -7,6 +7,7 @@ can no longer drift between commands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +30,10 @@ class RunOptions:
     dry_run: bool = False
     quiet: bool = False
     wait: bool = True  # another run holds the experiment: wait for it (False: exit 2)
+    # the command's one quiet-machine waiter (workflow.remeasure.QuietWaiter): called
+    # before exclusive timing jobs run and before contended ones are measured again;
+    # None: never wait before a run (a view that re-measures makes its own)
+    waiter: Callable[[], bool] | None = None
 
     def but(self, **changes) -> RunOptions:
         return replace(self, **changes)

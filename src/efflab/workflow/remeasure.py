@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from efflab.core.errors import BadInput
 from efflab.core.layout import runs_dir
 from efflab.plan.planner import Plan
 from efflab.runtime import contention
@@ -39,41 +40,90 @@ def others_busy_cores(window_s: float = QUIET_WINDOW_S, sleep=time.sleep) -> flo
     return max(0.0, (b1 - b0 - (c1 - c0)) / window_s)
 
 
+# what a wait reports while it lasts: (others' busy cores, seconds waited, seconds allowed)
+OnWait = Callable[[float, float, float], None]
+
+
+def configured_wait_s(value: float | None = None) -> float:
+    """The wait allowed: `value` (--quiet-wait / --no-quiet-wait) when given, else
+    $EFFLAB_QUIET_WAIT_S, else QUIET_WAIT_S; 0 means no wait at all."""
+    if value is not None:
+        return max(0.0, float(value))
+    raw = os.environ.get("EFFLAB_QUIET_WAIT_S", "").strip()
+    if not raw:
+        return QUIET_WAIT_S
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise BadInput(
+            "$EFFLAB_QUIET_WAIT_S", "$", "a number of seconds (0: no wait)", raw
+        ) from None
+
+
 def wait_for_quiet(
     max_wait_s: float | None = None,
     probe: Callable[[], float | None] = others_busy_cores,
     clock: Callable[[], float] = time.monotonic,
+    on_wait: OnWait | None = None,
 ) -> bool:
     """Wait until other work would no longer make an exclusive timing contended (it
     would leave `contention.SLACK_CORES` at most); False when it stayed busy for
-    `max_wait_s` (default QUIET_WAIT_S, or EFFLAB_QUIET_WAIT_S, which also caps it)."""
-    configured = float(os.environ.get("EFFLAB_QUIET_WAIT_S", QUIET_WAIT_S))
-    if configured <= 0 or (max_wait_s is not None and max_wait_s <= 0):
-        return True  # 0: re-measure at once, whatever the load (tests of the rounds)
-    max_wait_s = configured if max_wait_s is None else min(max_wait_s, configured)
-    deadline = clock() + max_wait_s
+    `max_wait_s` (default: `configured_wait_s()`; 0: no wait at all). `on_wait` hears
+    of every busy sample, so a wait is never silent."""
+    max_wait_s = configured_wait_s() if max_wait_s is None else max_wait_s
+    if max_wait_s <= 0:
+        return True  # 0: measure at once, whatever the load
+    start = clock()
+    deadline = start + max_wait_s
     while True:
         busy = probe()
         if busy is None or busy <= contention.SLACK_CORES:
             return True
+        if on_wait is not None:
+            on_wait(busy, min(clock() - start, max_wait_s), max_wait_s)
         if clock() >= deadline:
             return False
 
 
 class QuietWaiter:
-    """`wait_for_quiet`, patient once per run: after the machine stayed busy through a
-    whole wait, later calls only probe once (a machine busy for minutes is likely to
-    stay busy: a reproduction of twenty experiments should not wait twenty times)."""
+    """The one waiter of a command (`run`, `reproduce`, `optimize`): `wait_for_quiet`
+    with one budget of `max_wait_s` for the whole command. Once the budget is spent
+    (the machine stayed busy through it), later calls only probe once: a machine busy
+    for minutes is likely to stay busy, and a reproduction of twenty experiments or a
+    study of twenty batches should not wait twenty times.
 
-    def __init__(self, max_wait_s: float | None = None) -> None:
+    `max_wait_s` None: $EFFLAB_QUIET_WAIT_S or QUIET_WAIT_S; 0: never wait (each call
+    answers True at once, as `--no-quiet-wait` asks)."""
+
+    def __init__(
+        self,
+        max_wait_s: float | None = None,
+        on_wait: OnWait | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_wait_s = max_wait_s
+        self.budget_s = configured_wait_s(max_wait_s)
+        self.on_wait = on_wait
+        self.clock = clock
+        self.spent_s = 0.0
         self.patient = True
 
     def __call__(self) -> bool:
-        if self.patient:
-            self.patient = wait_for_quiet(self.max_wait_s)
-            return self.patient
-        return wait_for_quiet(1e-9)  # one probe
+        if self.budget_s <= 0:
+            return True
+        if not self.patient:
+            return wait_for_quiet(1e-9)  # one probe
+        left = self.budget_s - self.spent_s
+        t0 = self.clock()
+        quiet = wait_for_quiet(max(left, 1e-9), on_wait=self._report)
+        self.spent_s += self.clock() - t0
+        if not quiet or self.spent_s >= self.budget_s:
+            self.patient = False
+        return quiet
+
+    def _report(self, busy: float, waited: float, allowed: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait(busy, self.spent_s + waited, self.budget_s)
 
 
 def stop_reason(
