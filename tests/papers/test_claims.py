@@ -73,9 +73,9 @@ def cond(
 
 
 def _schema() -> dict[str, Any]:
-    from efflab.core.specio import schema
+    from efflab.papers.spec import paper_schema
 
-    sch = schema("paper")
+    sch = paper_schema()
     return {
         "$defs": sch["$defs"],
         "type": "object",

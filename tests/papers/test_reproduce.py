@@ -34,6 +34,9 @@ claims:
             - {metric: sumsq, where: {n: 3, scale: 2.0}}
             - {metric: sumsq, where: {n: 3, scale: 1.0}}
         rel_tol: {value: 0.01, source: ours, why: "exact arithmetic"}
+    control:
+      replace: {scale: {2.0: 1.0}}
+      why: "the same scale on both sides: nothing doubles"
   - id: grows-with-n
     statement: "The sum grows with n."
     check: {trend: {metric: sumsq, where: {scale: 1.0}, along: n, direction: increasing, strict: true}}
@@ -81,6 +84,14 @@ def test_reproduce_writes_report_and_reuses_cached_runs(tiny_repo: Path) -> None
     assert "exactly 2x" in md and "<img src='plots/scale-doubles.png'" in page
     v = json.loads((rep / "verdicts.json").read_text())
     assert [c["verdict"] for c in v["claims"]] == ["reproduced", "reproduced"]
+    # the control (scale 1 over scale 1) is shown with its value and outcome; the trend
+    # has no control declared and its placebos (flat lines) fail
+    ctl = v["claims"][0]["control"]
+    assert ctl["outcome"] == "fails" and ctl["value"] == pytest.approx(1.0)
+    assert ctl["as_expected"] and "scale: 2.0 → 1.0" in ctl["change"]
+    assert v["claims"][1]["controlled"] == "no control declared"
+    assert [p["outcome"] for p in v["claims"][1]["placebos"]] == ["fails"] * 2
+    assert "| **reproduced** | fails (1 x) |" in md and "Control (the same scale" in md
     assert v["experiments"][0]["jobs_run"] == 6 and v["experiments"][0]["table_version"] == 1
     assert not list(rep.parent.glob(".tmp-*"))  # written atomically: no leftovers
 

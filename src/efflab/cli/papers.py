@@ -97,6 +97,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             "paper": None if c.paper is None else c.paper.text,
             "paper_value": None if c.paper is None else c.paper.value,
             "condition": render(c.condition),
+            "kind": c.kind,
+            "control": None if c.control is None else c.control.render(),
+            "controlled": c.control is not None and not c.control.none,
+            "requires": None if c.requires is None else c.requires.render(),
             "note": c.note,
         }
         for c in p.claims
@@ -128,6 +132,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         if c["paper"]:
             print(f"  paper: {c['paper']}")
         print(f"  check: {c['condition']}")
+        if c["kind"] != "claim":
+            print(f"  kind:  {c['kind']} (not counted)")
+        if c["control"] is None:
+            print("  control: none declared (uncontrolled)")
+        else:
+            print(f"  control: {c['control']}{'' if c['controlled'] else ' (uncontrolled)'}")
+        if c["requires"]:
+            print(f"  requires: {c['requires']} (else not applicable)")
         if c["note"]:
             print(f"  note:  {c['note'].strip()}")
     return 0
@@ -162,14 +174,22 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
-def verdict_rows(results: list[Any]) -> list[tuple[str, str, str, str, str]]:
+def _control_text(r: Any) -> str:
+    if r.control is not None:
+        text = {"pass": "holds", "fail": "fails"}.get(r.control.outcome.status, "undecided")
+        return f"control {text}{'' if r.control.as_expected else ' (!)'}"
+    return "uncontrolled" if r.claim.control is not None else "none declared"
+
+
+def verdict_rows(results: list[Any]) -> list[tuple[str, ...]]:
     return [
         (
             res.paper.id,
             r.claim.id,
             r.claim.paper.text if r.claim.paper else "—",
             r.outcome.ours,
-            r.verdict,
+            r.verdict + (" (sanity)" if r.kind == "sanity" else ""),
+            _control_text(r),
         )
         for res in results
         for r in res.results
@@ -177,9 +197,9 @@ def verdict_rows(results: list[Any]) -> list[tuple[str, str, str, str, str]]:
 
 
 def print_verdicts(results: list[Any]) -> None:
-    head = ("paper", "claim", "paper's value", "ours", "verdict")
+    head = ("paper", "claim", "paper's value", "ours", "verdict", "control")
     rows = [head, *verdict_rows(results)]
-    cap = (22, 34, 34, 44, 14)
+    cap = (22, 34, 30, 40, 24, 16)
     clip = [
         tuple(c if len(c) <= w else c[: w - 1] + "…" for c, w in zip(r, cap, strict=True))
         for r in rows
@@ -194,11 +214,12 @@ def print_verdicts(results: list[Any]) -> None:
 def headline_all(results: list[Any]) -> str:
     """Counted claims over all papers; a claim cited by several papers counts once."""
     seen: dict[str, str] = {}
-    n_sanity, remeasured = 0, 0
+    n_sanity, n_na, remeasured = 0, 0, 0
     for res in results:
         for c in res.results:
-            if not c.claim.counted:
-                n_sanity += 1
+            if not c.counted:
+                n_sanity += c.kind == "sanity"
+                n_na += c.kind == "claim"
                 continue
             seen.setdefault(c.claim.cites or f"{res.paper.id}/{c.claim.id}", c.verdict)
         remeasured += sum(run.remeasured for run in res.runs.values())
@@ -206,6 +227,7 @@ def headline_all(results: list[Any]) -> str:
     inc = sum(v == "inconclusive" for v in seen.values())
     text = f"{good} of {len(seen)} claims reproduced"
     text += f" ({inc} inconclusive)" if inc else ""
+    text += f"; {n_na} not applicable on this machine" if n_na else ""
     text += f"; {n_sanity} sanity checks not counted" if n_sanity else ""
     text += f"; {remeasured} contended timing runs re-measured" if remeasured else ""
     return text

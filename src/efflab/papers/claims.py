@@ -37,15 +37,18 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from efflab.core.errors import BadInput
+from efflab.papers import kinds
 from efflab.results.tables import STAT_COLUMNS
 
 Scalar = str | int | float | bool
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 PASS, FAIL, INCONCLUSIVE, ERROR = "pass", "fail", "inconclusive", "error"
+NOT_APPLICABLE = "not-applicable"  # the machine lacks what the claim requires
 SOURCES = ("paper", "ours")
 
 
@@ -81,59 +84,20 @@ class Arith:
 Expr = Select | Const | Arith
 
 
-@dataclass(frozen=True)
-class Compare:
-    left: Expr
-    op: str
-    right: Expr
-    path: str
+Condition = Any  # one of the dataclasses of efflab.papers.kinds (each kind its module)
+
+
+# ---------------------------------------------------------------- conditions (one kind per module)
 
 
 @dataclass(frozen=True)
-class Within:
-    """Agreement with the paper's number: |ours - target| within rel_tol or abs_tol."""
+class Context:
+    """What parsing a condition needs besides its YAML: the paper's experiments, the
+    file (for BadInput) and the claim's paper value (the default target of `within`)."""
 
-    value: Expr
-    target: Const
-    rel_tol: Const | None
-    abs_tol: Const | None
-    path: str
-
-
-@dataclass(frozen=True)
-class Trend:
-    """`sel`'s metric is monotone along parameter `along` (other params fixed by where)."""
-
-    sel: Select
-    along: str
-    direction: str  # "increasing" | "decreasing"
-    strict: bool
-    order: tuple[Scalar, ...] | None
-    path: str
-
-
-@dataclass(frozen=True)
-class Ranking:
-    """Items (values of `param`) ordered by `first` vs by `second`: `same` or `differ`."""
-
-    first: Select
-    second: Select
-    param: str
-    expect: str
-    path: str
-
-
-@dataclass(frozen=True)
-class Combine:
-    kind: str  # "all" | "any"
-    parts: tuple[Condition, ...]
-    path: str
-
-
-Condition = Compare | Within | Trend | Ranking | Combine
-
-
-# ---------------------------------------------------------------- parsing (schema-valid input)
+    experiments: list[str]
+    file: Any
+    target: Const | None = None
 
 
 def parse(
@@ -143,40 +107,60 @@ def parse(
     file: Any,
     target: Const | None = None,
 ) -> Condition:
-    """Schema-valid YAML -> Condition; `target` is the claim's paper value for `within`."""
-    ((kind, body),) = raw.items()
-    p = f"{path}.{kind}"
-    if kind in ("all", "any"):
-        parts = tuple(parse(c, f"{p}[{i}]", experiments, file, target) for i, c in enumerate(body))
-        return Combine(kind, parts, p)
-    if kind == "compare":
-        return Compare(
-            _expr(body["left"], f"{p}.left", experiments, file),
-            body["op"],
-            _expr(body["right"], f"{p}.right", experiments, file),
-            p,
+    """Schema-valid YAML -> Condition, by the kind its one key names."""
+    return kinds.parse(raw, path, Context(experiments, file, target))
+
+
+def thresholds(cond: Condition | Expr) -> list[Const]:
+    """Every threshold and tolerance a condition uses, in spec order (for reports)."""
+    if isinstance(cond, Const):
+        return [cond]
+    if isinstance(cond, Select):
+        return []
+    if isinstance(cond, Arith):
+        return thresholds(cond.left) + thresholds(cond.right)
+    return kinds.of(cond).thresholds(cond)
+
+
+def selections(cond: Condition | Expr) -> list[Select]:
+    """Every selection a condition reads, in spec order (for checks and plots)."""
+    if isinstance(cond, Select):
+        return [cond]
+    if isinstance(cond, Const):
+        return []
+    if isinstance(cond, Arith):
+        return selections(cond.left) + selections(cond.right)
+    return kinds.of(cond).selections(cond)
+
+
+def render(c: Condition | Expr) -> str:
+    """Human form, e.g. `median(tbt_p99_ms | policy=prefill-first) / median(...) >= 3`."""
+    if isinstance(c, Select):
+        w = _where_text(c.where)
+        inner = f"{c.stat}({c.metric}{' | ' + w if w else ''})"
+        return f"{c.agg} of {inner}" if c.agg else inner
+    if isinstance(c, Const):
+        return f"{c.value:g}"
+    if isinstance(c, Arith):
+        sym = " / " if c.op == "ratio" else " - "
+        return sym.join(
+            f"({render(x)})" if isinstance(x, Arith) else render(x) for x in (c.left, c.right)
         )
-    if kind == "within":
-        tgt = threshold(body["target"], f"{p}.target") if "target" in body else target
-        if tgt is None:
-            raise BadInput(
-                file, f"{p}.target", "a target threshold or the claim's paper.value", None
-            )
-        val = _expr(body["value"], f"{p}.value", experiments, file)
-        tols = [
-            threshold(body[t], f"{p}.{t}") if t in body else None for t in ("rel_tol", "abs_tol")
-        ]
-        return Within(val, tgt, tols[0], tols[1], p)
-    if kind == "trend":
-        order = tuple(body["order"]) if "order" in body else None
-        sel = _select(body, p, experiments, file)
-        return Trend(sel, body["along"], body["direction"], body.get("strict", False), order, p)
-    if kind == "ranking":
-        base = {k: body[k] for k in ("experiment", "where") if k in body}
-        first = _select({**base, **body["first"]}, f"{p}.first", experiments, file)
-        second = _select({**base, **body["second"]}, f"{p}.second", experiments, file)
-        return Ranking(first, second, body["param"], body["expect"], p)
-    raise BadInput(file, path, "one of compare, within, trend, ranking, all, any", kind)
+    return kinds.of(c).render(c)
+
+
+def rewrite(c: Condition | Expr, f: Callable[[Select], Select]) -> Any:
+    """The same condition with every selection passed through `f` (controls, placebos)."""
+    if isinstance(c, Select):
+        return f(c)
+    if isinstance(c, Const):
+        return c
+    if isinstance(c, Arith):
+        return Arith(c.op, rewrite(c.left, f), rewrite(c.right, f))
+    return kinds.of(c).rewrite(c, f)
+
+
+# ---------------------------------------------------------------- expressions
 
 
 def threshold(raw: dict[str, Any], path: str) -> Const:
@@ -196,99 +180,53 @@ def bare_numbers(raw: Any, path: str) -> list[tuple[str, Any]]:
     """
     if not isinstance(raw, dict) or len(raw) != 1:
         return []
-    ((kind, body),) = raw.items()
-    p = f"{path}.{kind}"
-    if kind in ("all", "any") and isinstance(body, list):
-        return [x for i, c in enumerate(body) for x in bare_numbers(c, f"{p}[{i}]")]
-    if not isinstance(body, dict):
-        return []
-    if kind == "compare":
-        return _bare_expr(body.get("left"), f"{p}.left") + _bare_expr(
-            body.get("right"), f"{p}.right"
-        )
-    if kind == "within":
-        out = _bare_expr(body.get("value"), f"{p}.value")
-        return out + [
-            (f"{p}.{k}", body[k]) for k in ("target", "rel_tol", "abs_tol") if _num(body.get(k))
-        ]
-    return []
+    ((name, body),) = raw.items()
+    kind = kinds.registry().get(name)
+    return [] if kind is None else kind.bare_numbers(body, f"{path}.{name}")
 
 
-def _num(v: Any) -> bool:
+def is_bare(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _bare_expr(raw: Any, path: str) -> list[tuple[str, Any]]:
-    if _num(raw):
+def bare_expr(raw: Any, path: str) -> list[tuple[str, Any]]:
+    """Bare numbers inside a raw expression (see bare_numbers)."""
+    if is_bare(raw):
         return [(path, raw)]
     if isinstance(raw, dict):
         for op in ("ratio", "difference"):
             if isinstance(raw.get(op), list):
-                return [
-                    x for i, e in enumerate(raw[op]) for x in _bare_expr(e, f"{path}.{op}[{i}]")
-                ]
+                return [x for i, e in enumerate(raw[op]) for x in bare_expr(e, f"{path}.{op}[{i}]")]
     return []
 
 
-def _expr(raw: Any, path: str, experiments: list[str], file: Any) -> Expr:
+def expr(raw: Any, path: str, ctx: Context) -> Expr:
+    """A schema-valid expression -> Const | Select | Arith."""
     if "source" in raw and "value" in raw:
         return threshold(raw, path)
     for op in ("ratio", "difference"):
         if op in raw:
             a, b = raw[op]
-            return Arith(
-                op,
-                _expr(a, f"{path}.{op}[0]", experiments, file),
-                _expr(b, f"{path}.{op}[1]", experiments, file),
-            )
-    return _select(raw, path, experiments, file)
+            return Arith(op, expr(a, f"{path}.{op}[0]", ctx), expr(b, f"{path}.{op}[1]", ctx))
+    return select(raw, path, ctx)
 
 
-def _select(raw: dict[str, Any], path: str, experiments: list[str], file: Any) -> Select:
+def select(raw: dict[str, Any], path: str, ctx: Context) -> Select:
+    """A schema-valid selection -> Select (the experiment defaults to the paper's only one)."""
     exp = raw.get("experiment")
     if exp is None:
-        if len(experiments) != 1:
+        if len(ctx.experiments) != 1:
             raise BadInput(
-                file, f"{path}.experiment", f"one of {experiments} (the paper needs several)", None
+                ctx.file,
+                f"{path}.experiment",
+                f"one of {ctx.experiments} (the paper needs several)",
+                None,
             )
-        exp = experiments[0]
+        exp = ctx.experiments[0]
     where = tuple(
         (k, tuple(v) if isinstance(v, list) else v) for k, v in (raw.get("where") or {}).items()
     )
     return Select(exp, raw["metric"], where, raw.get("stat", "median"), raw.get("agg"), path)
-
-
-def thresholds(cond: Condition | Expr) -> list[Const]:
-    """Every threshold and tolerance a condition uses, in spec order (for reports)."""
-    if isinstance(cond, Const):
-        return [cond]
-    if isinstance(cond, Select):
-        return []
-    if isinstance(cond, Arith | Compare):
-        return thresholds(cond.left) + thresholds(cond.right)
-    if isinstance(cond, Within):
-        tols = [t for t in (cond.rel_tol, cond.abs_tol) if t is not None]
-        return thresholds(cond.value) + [cond.target, *tols]
-    if isinstance(cond, Trend | Ranking):
-        return []
-    return [t for part in cond.parts for t in thresholds(part)]
-
-
-def selections(cond: Condition | Expr) -> list[Select]:
-    """Every selection a condition reads, in spec order (for checks and plots)."""
-    if isinstance(cond, Select):
-        return [cond]
-    if isinstance(cond, Const):
-        return []
-    if isinstance(cond, Arith | Compare):
-        return selections(cond.left) + selections(cond.right)
-    if isinstance(cond, Within):
-        return selections(cond.value)
-    if isinstance(cond, Trend):
-        return [cond.sel]
-    if isinstance(cond, Ranking):
-        return [cond.first, cond.second]
-    return [s for part in cond.parts for s in selections(part)]
 
 
 # ---------------------------------------------------------------- rendering
@@ -306,33 +244,6 @@ def _where_text(where: tuple) -> str:
         f"{k} in [{', '.join(map(str, v))}]" if isinstance(v, tuple) else f"{k}={v}"
         for k, v in where
     )
-
-
-def render(c: Condition | Expr) -> str:
-    """Human form, e.g. `median(tbt_p99_ms | policy=prefill-first) / median(...) >= 3`."""
-    if isinstance(c, Select):
-        w = _where_text(c.where)
-        inner = f"{c.stat}({c.metric}{' | ' + w if w else ''})"
-        return f"{c.agg} of {inner}" if c.agg else inner
-    if isinstance(c, Const):
-        return f"{c.value:g}"
-    if isinstance(c, Arith):
-        sym = " / " if c.op == "ratio" else " - "
-        return sym.join(
-            f"({render(x)})" if isinstance(x, Arith) else render(x) for x in (c.left, c.right)
-        )
-    if isinstance(c, Compare):
-        return f"{render(c.left)} {c.op} {render(c.right)}"
-    if isinstance(c, Within):
-        tol = f"±{c.rel_tol.value:.0%}" if c.rel_tol is not None else f"±{c.abs_tol.value:g}"
-        return f"{render(c.value)} within {tol} of {c.target.value:g}"
-    if isinstance(c, Trend):
-        strict = "strictly " if c.strict else ""
-        return f"{render(c.sel)} {strict}{c.direction} along {c.along}"
-    if isinstance(c, Ranking):
-        return f"order of {c.param} by {render(c.first)} {'differs from' if c.expect == 'differ' else 'equals'} order by {render(c.second)}"
-    joiner = " and " if c.kind == "all" else " or "
-    return joiner.join(f"({render(p)})" for p in c.parts)
 
 
 # ---------------------------------------------------------------- values

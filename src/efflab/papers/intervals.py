@@ -74,10 +74,14 @@ class _Leaf:
 class Resolver:
     """Binds the selections of some expressions to point samples, then bootstraps them."""
 
-    def __init__(self, samples: Mapping[str, Samples]):
+    def __init__(self, samples: Mapping[str, Samples], paired: bool = False):
         self.samples = samples
         self.leaves: list[_Leaf] = []
         self.timing = False
+        # paired: a point read twice is one leaf, resampled once (placebos compare an
+        # arm with itself: the difference is then exactly 0 in every resample)
+        self.paired = paired
+        self._bound: dict[tuple[str, str], int] = {}
 
     def _select(self, sel: Select, extra: tuple[tuple[str, Scalar], ...]) -> list[int]:
         s = self.samples.get(sel.experiment)
@@ -102,8 +106,12 @@ class Resolver:
                 )
             self.timing |= s.timing
             label = f"{sel.experiment}/{sel.metric}/{ps.label}"
+            if self.paired and (label, sel.stat) in self._bound:
+                out.append(self._bound[(label, sel.stat)])
+                continue
             self.leaves.append(_Leaf(ps.values, sel.stat, ps.contended if s.timing else 0, label))
             out.append(len(self.leaves) - 1)
+            self._bound[(label, sel.stat)] = out[-1]
         return out
 
     def bind(self, e: Expr, extra: tuple[tuple[str, Scalar], ...] = ()) -> Bound:

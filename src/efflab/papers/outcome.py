@@ -23,6 +23,7 @@ VERDICTS = {
     claims.FAIL: "not reproduced",
     claims.INCONCLUSIVE: "inconclusive",
     claims.ERROR: "error",
+    claims.NOT_APPLICABLE: "not applicable",
 }
 
 
@@ -42,6 +43,7 @@ class ExperimentRun:
     remeasured: int = 0  # contended timing invocations measured again
     still_contended: int = 0  # contended after the last allowed re-measurement
     remeasure_stop: str = ""  # why re-measuring stopped while some were still contended
+    not_applicable: str = ""  # what the machine lacks that every paper needing it requires
 
     @property
     def table(self) -> pd.DataFrame | None:
@@ -49,9 +51,44 @@ class ExperimentRun:
 
 
 @dataclass
+class Check:
+    """The claim's condition run where it must not hold: its control or a placebo."""
+
+    label: str
+    condition: str  # rendered
+    outcome: Outcome
+    expect: str = "fail"  # "fail"; "holds" for an equivalence claim's placebo
+
+    @property
+    def as_expected(self) -> bool:
+        want = claims.PASS if self.expect == "holds" else claims.FAIL
+        return self.outcome.status == want
+
+
+@dataclass
 class ClaimResult:
     claim: Claim
     outcome: Outcome
+    control: Check | None = None
+    placebos: list[Check] = field(default_factory=list)
+    by_construction: str = ""  # why it holds whatever the mechanism does (-> sanity)
+
+    @property
+    def kind(self) -> str:
+        """The declared kind, or sanity when a control or placebo showed it cannot fail."""
+        return "sanity" if self.by_construction else self.claim.kind
+
+    @property
+    def counted(self) -> bool:
+        return self.kind == "claim" and self.outcome.status != claims.NOT_APPLICABLE
+
+    @property
+    def controlled(self) -> str:
+        """controlled | uncontrolled (control: none) | no control declared."""
+        c = self.claim.control
+        if c is None:
+            return "no control declared"
+        return "uncontrolled" if c.none else "controlled"
 
     @property
     def verdict(self) -> str:
@@ -70,7 +107,7 @@ class PaperResult:
     @property
     def counted(self) -> list[ClaimResult]:
         """Claims that decide the verdict (sanity checks are shown, never counted)."""
-        return [r for r in self.results if r.claim.counted]
+        return [r for r in self.results if r.counted]
 
     @property
     def ok(self) -> bool:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from efflab.core.errors import BadInput
-from efflab.papers.claims import Combine, Condition, Ranking, Select, Trend, same_value, selections
+from efflab.papers import kinds
+from efflab.papers.claims import Condition, Select, same_value
 
 
 @dataclass
@@ -24,33 +25,14 @@ class Catalog:
     points: list[dict[str, Any]]  # distinct parameter combinations of the plan
 
 
-def _walk(cond: Condition) -> list[Condition]:
-    if isinstance(cond, Combine):
-        return [cond, *(c for p in cond.parts for c in _walk(p))]
-    return [cond]
-
-
 def check(cond: Condition, catalogs: dict[str, Catalog], file: Any) -> None:
     """Raise BadInput for whatever would make the claim an error once the table exists.
 
     Unknown experiment, metric or parameter; a value the grid never takes; a `where`
     that matches no planned point, or several without `agg`; a trend or ranking axis
-    with fewer than two values.
+    with fewer than two values. Each kind checks its own parts (efflab.papers.kinds).
     """
-    for c in _walk(cond):
-        if isinstance(c, Trend):
-            _check_select(c.sel, catalogs, file, c.along, f"{c.path}.along")
-            if c.order is not None:
-                known = values(catalogs[c.sel.experiment].points, c.along)
-                for i, o in enumerate(c.order):
-                    if not any(same_value(k, o) for k in known):
-                        raise BadInput(file, f"{c.path}.order[{i}]", f"one of {known}", o)
-        elif isinstance(c, Ranking):
-            for s in (c.first, c.second):
-                _check_select(s, catalogs, file, c.param, f"{c.path}.param")
-        elif not isinstance(c, Combine):
-            for s in selections(c):
-                _check_select(s, catalogs, file)
+    kinds.check(cond, catalogs, file)
 
 
 def values(points: list[dict[str, Any]], param: str) -> list[Any]:
@@ -61,7 +43,7 @@ def values(points: list[dict[str, Any]], param: str) -> list[Any]:
     return out
 
 
-def _check_select(
+def check_select(
     s: Select, catalogs: dict[str, Catalog], file: Any, free: str | None = None, free_path: str = ""
 ) -> None:
     cat = catalogs.get(s.experiment)

@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from efflab.core import layout
-from efflab.papers import claims
+from efflab.papers import claims, machine
 from efflab.papers.evaluate import EvalError, rows
-from efflab.papers.outcome import ClaimResult, PaperResult
+from efflab.papers.outcome import Check, ClaimResult, PaperResult
 from efflab.results import render, tables
 
 MAX_ROWS = 24  # more points than this: plot only the selected ones
@@ -148,6 +148,7 @@ def _experiments(repo: Path, res: PaperResult) -> list[dict[str, Any]]:
                 "remeasured": run.remeasured,
                 "still_contended": run.still_contended,
                 "remeasure_stop": run.remeasure_stop,
+                "not_applicable": run.not_applicable or None,
             }
         )
     return out
@@ -156,8 +157,12 @@ def _experiments(repo: Path, res: PaperResult) -> list[dict[str, Any]]:
 RULES = (
     "reproduced: the whole 95% interval (percentile bootstrap over repetitions) satisfies "
     "the condition; not reproduced: the whole interval violates it; inconclusive: it "
-    "straddles, or a timing-sensitive point has fewer than 3 repetitions. Sanity checks "
-    "are shown, never counted. Every threshold says whether the paper or we set it."
+    "straddles, or a timing-sensitive point has fewer than 3 repetitions. Each counted "
+    "claim's control (the mechanism absent) and automatic placebo (both sides from one "
+    "arm) must fail; a claim that holds on either is true by construction and shown as a "
+    "sanity check; one that holds while a control or placebo is undecided is "
+    "inconclusive. Sanity checks are shown, never counted. Every threshold says whether "
+    "the paper or we set it."
 )
 
 
@@ -176,8 +181,10 @@ def summary(res: PaperResult, repo: Path | None = None) -> dict[str, Any]:
         "reproduced": res.ok,
         "scale": None if p.scale is None else {"paper": p.scale.paper, "ours": p.scale.ours},
         "counted": len(res.counted),
+        "sanity_by_construction": sum(bool(r.by_construction) for r in res.results),
         "counted_reproduced": sum(r.outcome.status == claims.PASS for r in res.counted),
         "rules": RULES,
+        "machine": machine.this_machine().summary(),
         "report_dir": None if res.report_dir is None else str(res.report_dir),
         "claims": [
             {
@@ -193,7 +200,13 @@ def summary(res: PaperResult, repo: Path | None = None) -> dict[str, Any]:
                 "n_min": r.outcome.n_min,
                 "interval_method": r.outcome.method,
                 "verdict": r.verdict,
-                "kind": r.claim.kind,
+                "kind": r.kind,
+                "declared_kind": r.claim.kind,
+                "by_construction": r.by_construction or None,
+                "controlled": r.controlled,
+                "control": _control(r),
+                "placebos": [_check(p) for p in r.placebos],
+                "requires": None if r.claim.requires is None else r.claim.requires.render(),
                 "cites": r.claim.cites,
                 "thresholds": [
                     {"value": t.value, "source": t.source, "basis": t.basis, "path": t.path}
@@ -208,17 +221,86 @@ def summary(res: PaperResult, repo: Path | None = None) -> dict[str, Any]:
     }
 
 
+CHECK_OUTCOMES = {
+    claims.PASS: "holds",
+    claims.FAIL: "fails",
+    claims.INCONCLUSIVE: "undecided",
+    claims.ERROR: "error",
+}
+
+
+def _check(c: Check) -> dict[str, Any]:
+    o = c.outcome
+    return {
+        "label": c.label,
+        "condition": c.condition,
+        "expect": c.expect,
+        "outcome": CHECK_OUTCOMES.get(o.status, o.status),
+        "as_expected": c.as_expected,
+        "ours": o.ours,
+        "value": o.value,
+        "low": o.low,
+        "high": o.high,
+        "detail": o.detail,
+    }
+
+
+def _control(r: ClaimResult) -> dict[str, Any] | None:
+    ctl = r.claim.control
+    if ctl is None:
+        return None
+    if ctl.none:
+        return {"none": ctl.why}
+    assert r.control is not None
+    return {"why": ctl.why, "change": ctl.render(), **_check(r.control)}
+
+
+def check_text(c: dict[str, Any]) -> str:
+    """`control: precision: int8 → fp32: not reproduced (as required), 1.02 x`."""
+    want = "must hold" if c["expect"] == "holds" else "must fail"
+    ok = "as required" if c["as_expected"] else "NOT as required"
+    return f"{c['label']} — {c['outcome']} ({want}: {ok}); {c['ours']}"
+
+
+def control_cell(c: dict[str, Any]) -> str:
+    """The verdict table's control column: its outcome, or why there is none."""
+    ctl = c.get("control")
+    if ctl is None:
+        return "no control declared"
+    if "none" in ctl:
+        return "uncontrolled"
+    return f"{ctl['outcome']} ({ctl['ours']})"
+
+
+def machine_text(m: dict[str, Any] | None) -> str:
+    """`AMD EPYC, 2 usable cores; has avx2, fma; lacks avx512_bf16, ...; no accelerator`."""
+    if not m:
+        return "not recorded"
+    acc = ", ".join(m["accelerators"]) or "no accelerator"
+    return (
+        f"{m['cpu_model'] or 'unknown CPU'}, {m['usable_cores']} usable cores; "
+        f"has {', '.join(m['cpu_features']) or 'none of the listed features'}; "
+        f"lacks {', '.join(m['cpu_features_absent']) or 'none'}; {acc} "
+        "(read from /proc/cpuinfo flags, os.sched_getaffinity, /proc/driver/nvidia/gpus)"
+    )
+
+
 def headline(s: dict[str, Any]) -> str:
     """`3 of 4 claims reproduced (1 inconclusive); 1 sanity check`."""
-    counted = [c for c in s["claims"] if c["kind"] == "claim"]
+    counted = [c for c in s["claims"] if c["kind"] == "claim" and c["verdict"] != "not applicable"]
     n_ok = sum(c["verdict"] == "reproduced" for c in counted)
     text = f"{n_ok} of {len(counted)} claims reproduced"
     inc = sum(c["verdict"] == "inconclusive" for c in counted)
     if inc:
         text += f" ({inc} inconclusive)"
-    n_s = len(s["claims"]) - len(counted)
+    na = sum(c["verdict"] == "not applicable" for c in s["claims"] if c["kind"] == "claim")
+    if na:
+        text += f"; {na} not applicable on this machine"
+    n_s = sum(c["kind"] == "sanity" for c in s["claims"])
     if n_s:
-        text += f"; {n_s} sanity check{'s' if n_s > 1 else ''} (not counted)"
+        text += f"; {n_s} sanity check{'s' if n_s > 1 else ''} (not counted"
+        by = sum(bool(c.get("by_construction")) for c in s["claims"])
+        text += f", {by} by construction)" if by else ")"
     return text
 
 
@@ -235,6 +317,24 @@ def _contended(e: dict[str, Any]) -> str:
     return text
 
 
+def _checks_lines(c: dict[str, Any]) -> list[str]:
+    """Markdown bullets: why the claim can fail (control, placebos) or why it cannot."""
+    out = []
+    if c.get("by_construction"):
+        out.append(f"- **By construction** (shown as a sanity check): {c['by_construction']}")
+    ctl = c.get("control")
+    if ctl is None:
+        out.append("- Control: none declared (uncontrolled)")
+    elif "none" in ctl:
+        out.append(f"- Control: none, uncontrolled — {ctl['none']}")
+    else:
+        out.append(f"- Control ({ctl['why']}): {check_text(ctl)}")
+        out.append(f"  - `{ctl['condition']}`")
+    for p in c.get("placebos") or []:
+        out.append(f"- {check_text(p)}")
+    return out
+
+
 def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
     head = headline(s)
     lines = [
@@ -249,17 +349,18 @@ def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         lines += [paper.summary.strip(), ""]
     if s["scale"]:
         lines += [f"- Paper's scale: {s['scale']['paper']}", f"- Ours: {s['scale']['ours']}", ""]
+    lines += [f"Machine: {machine_text(s.get('machine'))}", ""]
     lines += [f"Verdict rules: {s['rules']}", ""]
     lines += [
         "## Verdicts",
         "",
-        "| claim | kind | paper's value | ours [95% interval] | verdict |",
-        "|---|---|---|---|---|",
+        "| claim | kind | paper's value | ours [95% interval] | verdict | control |",
+        "|---|---|---|---|---|---|",
     ]
     for c in s["claims"]:
         lines.append(
             f"| {c['id']} | {c['kind']} | {_cell(c['paper'] or '—')} | {_cell(c['ours'])} "
-            f"| **{c['verdict']}** |"
+            f"| **{c['verdict']}** | {_cell(control_cell(c))} |"
         )
     lines += ["", "## Claims", ""]
     for c in s["claims"]:
@@ -272,6 +373,7 @@ def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         if c["paper"]:
             lines.append(f"- Paper: {c['paper']}")
         lines += [f"- Ours: {c['ours']}", f"- Detail: {c['detail']}"]
+        lines += _checks_lines(c)
         if c["note"]:
             lines.append(f"- Note: {c['note'].strip()}")
         if c["id"] in plots:
@@ -288,6 +390,8 @@ def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         if e["git_commit"]:
             ver += f" @ {e['git_commit'][:10]}{' (dirty)' if e['git_dirty'] else ''}"
         fails = "; ".join(e["failures"]) or e["error"] or "none"
+        if e.get("not_applicable"):
+            fails = f"not run: needs {e['not_applicable']}"
         ov = json.dumps(e["overrides"]) if e["overrides"] else "—"
         lines.append(
             f"| {e['experiment']} | `{ov}` | {ver} | {e['jobs_run']} | {e['runtime']} "
@@ -314,6 +418,7 @@ def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         "not reproduced": "not-reproduced",
         "inconclusive": "inconclusive",
         "error": "error",
+        "not applicable": "inconclusive",  # grey: neither a pass nor a failure
     }
     out = [
         f"<h1>Reproduction: {e(paper.title)}</h1>",
@@ -328,14 +433,16 @@ def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         out.append(
             f"<p>Paper's scale: {e(s['scale']['paper'])}<br>Ours: {e(s['scale']['ours'])}</p>"
         )
+    out.append(f"<p>Machine: {e(machine_text(s.get('machine')))}</p>")
     out.append(f"<p>Verdict rules: {e(s['rules'])}</p>")
     out.append("<h2>Verdicts</h2><table><tr><th>claim</th><th>kind</th><th>paper's value</th>")
-    out.append("<th>ours [95% interval]</th><th>verdict</th></tr>")
+    out.append("<th>ours [95% interval]</th><th>verdict</th><th>control</th></tr>")
     for c in s["claims"]:
         out.append(
             f"<tr><td><a href='#{e(c['id'])}'>{e(c['id'])}</a></td><td>{e(c['kind'])}</td>"
             f"<td>{e(c['paper'] or '—')}</td>"
-            f"<td>{e(c['ours'])}</td><td class='{cls[c['verdict']]}'>{e(c['verdict'])}</td></tr>"
+            f"<td>{e(c['ours'])}</td><td class='{cls[c['verdict']]}'>{e(c['verdict'])}</td>"
+            f"<td>{e(control_cell(c))}</td></tr>"
         )
     out.append("</table><h2>Claims</h2>")
     for c in s["claims"]:
@@ -352,6 +459,7 @@ def to_html(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         if c["paper"]:
             out.append(f"<li>Paper: {e(c['paper'])}</li>")
         out.append(f"<li>Ours: {e(c['ours'])}</li><li>Detail: {e(c['detail'])}</li>")
+        out += [f"<li>{e(line[2:].strip())}</li>" for line in _checks_lines(c)]
         if c["note"]:
             out.append(f"<li>Note: {e(c['note'].strip())}</li>")
         out.append("</ul>")

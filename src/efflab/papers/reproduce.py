@@ -18,11 +18,11 @@ from typing import Any
 
 from efflab.core.errors import BadInput, RunFailed
 from efflab.core.specio import canonical_json
-from efflab.papers import claims, plancheck, samples
-from efflab.papers.evaluate import Outcome, evaluate
+from efflab.papers import claims, machine, plancheck, samples, verdict
+from efflab.papers.evaluate import Outcome
 from efflab.papers.outcome import ClaimResult, ExperimentRun, PaperResult
 from efflab.papers.report import write_report
-from efflab.papers.spec import Paper, load_papers
+from efflab.papers.spec import Claim, Paper, load_papers
 from efflab.plan.planner import Plan, Planner, load_experiment
 from efflab.workflow import remeasure
 from efflab.workflow.options import RunOptions
@@ -39,13 +39,16 @@ def _catalog(plan: Plan) -> plancheck.Catalog:
 
 
 def prepare(
-    repo: Path, papers: list[Paper], quick: bool
+    repo: Path, papers: list[Paper], quick: bool, host: machine.Machine | None = None
 ) -> tuple[list[ExperimentRun], dict[str, dict[str, ExperimentRun]]]:
     """Plan each distinct experiment once and check every claim against its plan.
 
-    Returns the runs and, per paper, experiment name -> its run. Raises BadInput
-    (naming the paper file and JSON path) before anything runs.
+    Returns the runs and, per paper, experiment name -> its run (marked not applicable
+    when every paper needing it requires what `host` lacks). Raises BadInput (naming
+    the paper file and JSON path) before anything runs.
     """
+    host = host or machine.this_machine()
+    seen: set[tuple[str, str]] = set()
     exp_dir = repo / "workflows" / "experiments"
     known = sorted(p.stem for p in exp_dir.glob("*.yaml"))
     planner = Planner(repo)
@@ -73,12 +76,34 @@ def prepare(
                     )
                 runs[key] = ExperimentRun(need.name, ov, planner.plan(exp))
             runs[key].papers.append(paper.id)
+            missing = "; ".join(need.requires.missing(host)) if need.requires else ""
+            if key not in seen:  # the first need sets it; any need that can run clears it
+                runs[key].not_applicable = missing
+                seen.add(key)
+            elif not missing:
+                runs[key].not_applicable = ""
             mine[need.name] = runs[key]
         catalogs = {n: _catalog(r.plan) for n, r in mine.items()}
         for c in paper.claims:
             plancheck.check(c.condition, catalogs, paper.file)
+            check_control(paper, c, catalogs)
         per_paper[paper.id] = mine
     return list(runs.values()), per_paper
+
+
+def check_control(paper: Paper, claim: Claim, catalogs: dict[str, plancheck.Catalog]) -> None:
+    """The control's points must be planned too (new ones via the paper's inputs)."""
+    if claim.control is None or claim.control.none or claim.cites:
+        return
+    try:
+        plancheck.check(claim.control.condition(claim.condition), catalogs, paper.file)
+    except BadInput as exc:
+        raise BadInput(
+            paper.file,
+            claim.control.path,
+            "a control whose points the experiment plans (add them in experiments[].inputs)",
+            f"{exc.path}: {exc.found!r} ({exc.expected})",
+        ) from None
 
 
 MAX_REMEASURE = remeasure.MAX_ROUNDS
@@ -107,16 +132,26 @@ def set_aside(repo: Path, run: ExperimentRun, keys: list[str], round_: int) -> N
     remeasure.set_aside(repo, run.plan, keys, round_)
 
 
-def judge(paper: Paper, runs: dict[str, ExperimentRun]) -> list[ClaimResult]:
-    """Evaluate every claim; a claim on an experiment that failed to run is an error."""
+def judge(
+    paper: Paper, runs: dict[str, ExperimentRun], host: machine.Machine | None = None
+) -> list[ClaimResult]:
+    """Evaluate every claim; a claim on an experiment that failed to run is an error,
+    one on an experiment this machine cannot run is not applicable."""
+    host = host or machine.this_machine()
     tables = {n: r.samples for n, r in runs.items() if r.samples is not None}
     out = []
     for c in paper.claims:
+        skipped = [
+            f"{n} needs {runs[n].not_applicable}" for n in c.experiments if runs[n].not_applicable
+        ]
         broken = [f"{n}: {runs[n].error}" for n in c.experiments if runs[n].error]
-        if broken:
+        if skipped:
+            why = "not applicable on this machine: " + "; ".join(skipped)
+            out.append(ClaimResult(c, Outcome(claims.NOT_APPLICABLE, "—", why)))
+        elif broken:
             out.append(ClaimResult(c, Outcome(claims.ERROR, "—", "; ".join(broken))))
         else:
-            out.append(ClaimResult(c, evaluate(c.condition, tables)))
+            out.append(verdict.judge(c, tables, host))
     return out
 
 
@@ -143,6 +178,8 @@ def reproduce(
     quiet = opts.waiter or remeasure.QuietWaiter()
     opts = opts.but(waiter=quiet)
     for i, run in enumerate(runs):
+        if run.not_applicable:  # every paper needing it requires what this machine lacks
+            continue
         progress = on_experiment(run, i, len(runs)) if on_experiment else None
         t0 = time.monotonic()
         run.runtime = opts.runtime.name

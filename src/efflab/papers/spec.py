@@ -7,13 +7,14 @@ efflab.papers.reproduce.prepare.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from efflab.core.errors import BadInput
-from efflab.core.specio import load_yaml, validate
-from efflab.papers import claims
+from efflab.core.specio import load_yaml, schema, validate
+from efflab.papers import claims, controls, kinds, machine
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Need:
     inputs: dict[str, Any]
     quick_inputs: dict[str, Any]
     path: str
+    requires: machine.Requires | None = None  # without it the experiment does not run
 
     def overrides(self, quick: bool) -> dict[str, Any]:
         return {**self.inputs, **(self.quick_inputs if quick else {})}
@@ -46,6 +48,9 @@ class Claim:
     path: str
     kind: str = "claim"  # "sanity": shown, never counted, no say in the exit code
     cites: str | None = None  # "<paper>/<claim>" whose check this claim reuses
+    control: controls.Control | None = None  # None: none declared (shown "uncontrolled")
+    placebo: controls.PlaceboRule = field(default_factory=controls.PlaceboRule)
+    requires: machine.Requires | None = None  # without it: "not applicable"
 
     @property
     def counted(self) -> bool:
@@ -79,6 +84,12 @@ class Paper:
     scale: Scale | None = None
 
 
+@cache
+def paper_schema() -> dict[str, Any]:
+    """schemas/paper.schema.json with each condition kind's own fragment filled in."""
+    return kinds.paper_schema(schema("paper"))
+
+
 def papers_dir(repo: Path) -> Path:
     return repo / "workflows" / "papers"
 
@@ -108,16 +119,30 @@ def load_paper(repo: Path, pid: str) -> Paper:
         if found:
             path, num = found[0]
             raise BadInput(f, path, claims.THRESHOLD_EXPECTED, num, "say where the bar comes from")
-    validate(raw, "paper", f)
+        ctl = c.get("control") if isinstance(c, dict) else None
+        if (
+            isinstance(ctl, dict)
+            and "none" not in ctl
+            and not {"replace", "set", "metric"} & set(ctl)
+        ):
+            raise BadInput(
+                f, f"$.claims[{i}].control", controls.CONTROL_EXPECTED, ctl, "see docs/claims.md"
+            )
+    validate(raw, paper_schema(), f)
     if raw["id"] != f.stem:
         raise BadInput(f, "$.id", f"the file name '{f.stem}'", raw["id"])
     needs: list[Need] = []
     for i, e in enumerate(raw["experiments"]):
         if any(n.name == e["name"] for n in needs):
             raise BadInput(f, f"$.experiments[{i}].name", "each experiment once", e["name"])
+        p = f"$.experiments[{i}]"
         needs.append(
             Need(
-                e["name"], e.get("inputs") or {}, e.get("quick_inputs") or {}, f"$.experiments[{i}]"
+                e["name"],
+                e.get("inputs") or {},
+                e.get("quick_inputs") or {},
+                p,
+                machine.parse_requires(e.get("requires"), f"{p}.requires"),
             )
         )
     names = [n.name for n in needs]
@@ -132,9 +157,19 @@ def load_paper(repo: Path, pid: str) -> Paper:
         if paper is not None and paper.value is not None:
             target = claims.Const(paper.value, "paper", paper.text, f"{path}.paper.value")
         if "cites" in c:
-            cond = cited_condition(repo, f, f"{path}.cites", c["cites"])
+            for own in ("control", "placebo"):
+                if own in c:
+                    raise BadInput(
+                        f, f"{path}.{own}", f"no {own} (the cited claim's applies)", c[own]
+                    )
+            cited = cited_claim(repo, f, f"{path}.cites", c["cites"])
+            cond, control, placebo = cited.condition, cited.control, cited.placebo
         else:
             cond = claims.parse(c["check"], f"{path}.check", names, f, target)
+            control = None
+            if "control" in c:
+                control = controls.parse_control(c["control"], f"{path}.control", cond, f)
+            placebo = controls.parse_placebo(c.get("placebo"))
         out.append(
             Claim(
                 c["id"],
@@ -145,6 +180,9 @@ def load_paper(repo: Path, pid: str) -> Paper:
                 path,
                 c.get("kind", "claim"),
                 c.get("cites"),
+                control,
+                placebo,
+                machine.parse_requires(c.get("requires"), f"{path}.requires"),
             )
         )
     return Paper(
@@ -162,8 +200,9 @@ def load_paper(repo: Path, pid: str) -> Paper:
     )
 
 
-def cited_condition(repo: Path, file: Path, path: str, ref: str) -> claims.Condition:
-    """The condition of claim `<paper>/<claim>`; that claim must define its own check."""
+def cited_claim(repo: Path, file: Path, path: str, ref: str) -> Claim:
+    """Claim `<paper>/<claim>` (its check, control and placebo rule are reused); that
+    claim must define its own check."""
     pid, cid = ref.split("/", 1)
     if pid not in paper_ids(repo) or pid == file.stem:
         raise BadInput(file, path, "another paper's id / a claim id", ref)
@@ -174,7 +213,7 @@ def cited_condition(repo: Path, file: Path, path: str, ref: str) -> claims.Condi
                 raise BadInput(
                     file, path, "a claim that defines its own check", ref, f"it cites {c.cites}"
                 )
-            return c.condition
+            return c
     raise BadInput(file, path, f"a claim of {pid} ({', '.join(c.id for c in other.claims)})", cid)
 
 
