@@ -49,6 +49,8 @@ def recorded_claim(c: dict) -> dict:
     return {
         **{k: c[k] for k in ("verdict", "value", "low", "high")},
         "kind": c.get("kind", "claim"),
+        "by_construction": c.get("by_construction"),
+        "cites": c.get("cites"),
         "thresholds": [
             {"value": t["value"], "source": t["source"], "path": t["path"]}
             for t in c.get("thresholds") or []
