@@ -6,9 +6,11 @@ What is real: every number comes from the edge-digits scripts run by Snakemake h
 The second machine is this machine under another hostname (a UTS namespace,
 `unshare -u`) running the benchmark anew (`--fresh`), imported with
 `efflab results import`. The tournament's ledger entries are written through the real
-ledger (`Ledger.append`, hash-chained) and judged with the tournament's real
-constraints, but their metrics are the edge-digits run's measurements at the entries'
-inputs, not a sealed Docker re-run (that path is `tests/tournaments/`).
+ledger (organiser-signed, hash-chained, participants' keys registered and their
+signatures stored) and judged with the tournament's real constraints, but their
+metrics are the edge-digits run's measurements at the entries' inputs (its run records
+copied as the entries' runs), not a sealed Docker re-run (that path is
+`tests/tournaments/`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 
 from efflab.core.clock import now_iso
 from efflab.results import records
-from efflab.tournaments.ledger import Ledger
+from efflab.tournaments import identity
+from efflab.tournaments.organiser import tournament_ledger
 from efflab.tournaments.spec import load_tournament
 from efflab.tournaments.submission import load_submission, sha256_file
 
@@ -100,10 +103,15 @@ def ledger_from_runs(repo: Path) -> list[dict]:
     """Example entries judged on the edge-digits measurements (see module docstring)."""
     t = load_tournament(repo, "edge-digits")
     by_point: dict[tuple, dict[str, list[float]]] = {}
+    keys_at: dict[tuple, list[str]] = {}
+    runs = t.root(repo) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
     for rec in records.load(repo, "edge-digits"):
         pt = (rec["point"].get("model"), rec["point"].get("precision"))
         for m, v in rec["metrics"].items():
             by_point.setdefault(pt, {}).setdefault(m, []).append(v["value"])
+        keys_at.setdefault(pt, []).append(rec["key"])
+        shutil.copy(repo / "results/edge-digits/runs" / f"{rec['key']}.json", runs)
     ex = repo / "workflows/tournaments/examples/edge-digits"
     for name, text in EXTRA_ENTRIES.items():
         (ex / name).write_text(text)
@@ -112,11 +120,22 @@ def ledger_from_runs(repo: Path) -> list[dict]:
         ex / "cnn64-int8-static.yaml",
         *(ex / n for n in EXTRA_ENTRIES),
     ]
-    led = Ledger(t.root(repo) / "ledger.jsonl")
+    led = tournament_ledger(t.root(repo), t.id)
+    reg = identity.Registry(t.root(repo) / "participants.json")
+    keydir = repo.parent / "keys"
+    keydir.mkdir(exist_ok=True)
     out = []
     for f in files:
         sub = load_submission(f, t.id, t.inputs_schema, t.metrics)
-        vals = by_point[(sub.inputs["model"], sub.inputs["precision"])]
+        if not (keydir / sub.participant).exists():
+            reg.register(sub.participant, identity.generate(keydir / sub.participant).public_b64)
+        priv = identity.load_private(keydir / sub.participant)
+        stored = t.root(repo) / "submissions" / f"test-{f.stem}" / "submission.yaml"
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, stored)
+        signed = identity.signed_fields(t.id, sha256_file(stored), None)
+        pt = (sub.inputs["model"], sub.inputs["precision"])
+        vals = by_point[pt]
         metrics = {o.metric: statistics.median(vals[o.metric]) for o in t.objectives}
         judged = [c for c in t.constraints if c.metric in vals]  # edge-digits has no agreement
         for c in judged:
@@ -131,9 +150,13 @@ def ledger_from_runs(repo: Path) -> list[dict]:
                 "id": f"test-{f.stem}",
                 "participant": sub.participant,
                 "entry": sub.entry,
-                "file": str(f.relative_to(repo)),
-                "sha256": sha256_file(f),
+                "key": identity.fingerprint(priv.public_key().public_bytes_raw()),
+                "signature": identity.sign(priv, identity.message_bytes(signed)),
+                "signed": signed,
+                "file": str(stored.relative_to(t.root(repo))),
+                "sha256": sha256_file(stored),
                 "archive": None,
+                "archive_sha256": None,
                 "inputs": sub.inputs,
                 "claimed": sub.claimed,
             },
@@ -144,9 +167,14 @@ def ledger_from_runs(repo: Path) -> list[dict]:
             )
             or None,
             "metrics": metrics,
-            "repetitions": {},
+            "repetitions": {m: vals[m] for m in metrics},
             "flags": [],
-            "verification": {"runtime": "host (site test: measured by the edge-digits run)"},
+            "verification": {
+                "runtime": "host (site test: measured by the edge-digits run)",
+                "repetitions": len(vals[next(iter(metrics))]),
+                "aggregate": "median",
+                "keys": sorted(keys_at[pt]),
+            },
         }
         out.append(led.append(body))
     return out

@@ -629,3 +629,28 @@ def test_runtime_files_planted_by_an_entry_are_not_taken(arena: Path, tmp_path: 
     assert (folder / "outputs.json").is_file() and (folder / "failure.json").exists() is False
     assert "loot" not in (folder / "invocation.json").read_text()
     assert_one_more_line(arena, before, entry)
+
+
+# ---------------------------------------------------------------- the ledger's proof (#31)
+
+
+def test_honest_keyed_ledger_proves_and_a_copied_entry_does_not(arena: Path) -> None:
+    """Real sealed verdicts verify end to end (signatures, digests, run records); the
+    same accepted line appended again with a better number, by efflab's own ledger code
+    on the organiser's machine, fails naming it and is not ranked."""
+    from efflab.tournaments.organiser import tournament_ledger
+
+    r = cli(arena, "tournament", "verify-ledger", "tiny", "--json")
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["ok"] and not out["problems"], r.stdout
+    es = ledger(arena)
+    ana = next(e for e in es if (e.get("submission") or {}).get("participant") == "ana")
+    assert ana["submission"]["signature"] and ana["submission"]["signed"]["submission_sha256"] == ana["submission"]["sha256"]  # fmt: skip
+    body = {k: v for k, v in ana.items() if k not in ("seq", "prev", "hash", "head_sig")}
+    body["metrics"] = {**body["metrics"], "eval_us": 1e-8}
+    body["repetitions"] = {**body["repetitions"], "eval_us": [1e-8] * len(body["repetitions"]["eval_us"])}  # fmt: skip
+    tournament_ledger(arena / "results/tournaments/tiny", "tiny").append(body)
+    r = cli(arena, "tournament", "verify-ledger", "tiny")
+    assert r.returncode == 1
+    assert f"entry {len(es)} (line {len(es) + 1}): its eval_us repetitions are not what its run records measured" in r.stderr  # fmt: skip
+    assert all(x["seq"] != len(es) for x in build(arena)["entries"])

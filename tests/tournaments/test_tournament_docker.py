@@ -375,14 +375,14 @@ def test_hand_edited_ledger_is_detected(arena: Path, tmp_path: Path) -> None:
     ledger = arena / "results/tournaments/tiny/ledger.jsonl"
     original = ledger.read_bytes()
     lines = original.decode().splitlines(keepends=True)
-    e = json.loads(lines[1])
+    e = json.loads(lines[2])  # line 1: the organiser's genesis, 2: ana's, 3: bo's
     e["metrics"]["eval_us"] /= 10  # a "small" improvement to bo's entry
-    lines[1] = json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n"
+    lines[2] = json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n"
     ledger.write_text("".join(lines))
     r = cli(arena, "tournament", "verify-ledger", "tiny")
-    assert r.returncode == 1 and "entry 1 (line 2)" in r.stderr and "edited" in r.stderr
+    assert r.returncode == 1 and "entry 2 (line 3)" in r.stderr and "edited" in r.stderr
     j = json.loads(cli(arena, "tournament", "verify-ledger", "tiny", "--json").stdout)
-    assert j["ok"] is False and j["first_bad_line"] == 2
+    assert j["ok"] is False and j["first_bad_line"] == 3
     r = cli(arena, "tournament", "leaderboard", "tiny")
     assert r.returncode == 1 and "does not verify" in r.stderr
     edited = ledger.read_bytes()

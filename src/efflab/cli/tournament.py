@@ -68,11 +68,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     lb.set_defaults(func=cmd_leaderboard)
     vl = ts.add_parser(
         "verify-ledger",
-        help="recompute the ledger's hash chain; exit 1 at the first tampered entry",
+        help="prove the ledger: chain, organiser signatures, participants' signatures, "
+        "digests, stored files; exit 1 naming each entry that fails",
     )
     vl.add_argument("tournament")
     vl.add_argument(
-        "--expect-head", metavar="HASH", help="a head hash published earlier: detects cut entries"
+        "--expect-head",
+        metavar="HASH",
+        help="a head hash published earlier: must be the current head or an organiser-signed "
+        "ancestor (detects cut entries and rewritten ledgers)",
+    )
+    vl.add_argument(
+        "--organiser-key",
+        metavar="PUB",
+        type=Path,
+        help="the organiser's published public key (base64 file); default: the key kept on "
+        "this machine",
     )
     vl.add_argument("--json", action="store_true", help="machine-readable output")
     vl.set_defaults(func=cmd_verify_ledger)
@@ -288,28 +299,35 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_ledger(args: argparse.Namespace) -> int:
-    from efflab.tournaments.ledger import Ledger, stored_file_problems
+    from efflab.core.errors import BadInput
+    from efflab.tournaments.proof import prove
     from efflab.tournaments.spec import load_tournament
 
     repo = find_repo(args.repo)
     t = load_tournament(repo, args.tournament)
-    res = Ledger(t.root(repo) / "ledger.jsonl").verify(args.expect_head)
-    files = stored_file_problems(t.root(repo), res.entries) if res.ok else []
-    out = {**res.to_json(), "files": files, "ok": res.ok and not files}
+    pub = None
+    if args.organiser_key is not None:
+        if not args.organiser_key.is_file():
+            raise BadInput(args.organiser_key, "$", "the organiser's public key file", "no such file")  # fmt: skip
+        pub = args.organiser_key.read_text()[:200]
+    res = prove(repo, t, args.expect_head, pub)
+    out = res.to_json()
+    ch = res.chain
     if args.json:
         print_json(out)
-    elif out["ok"]:
-        print(f"ledger {res.path}: {len(res.entries)} entries verify; head {out['head']}")
+    elif res.ok:
+        n = len(ch.entries)
+        print(f"ledger {ch.path}: {n} entries verify; organiser key {res.organiser or '-'} (pinned by {res.pinned or '-'}); head {out['head']}")  # fmt: skip
     else:
-        if not res.ok:
+        if not ch.ok:
             print(
-                f"efflab: ledger {res.path}: entry {res.first_bad} (line {res.first_bad + 1}) "
-                f"is the first that does not verify: {res.reason}",
+                f"efflab: ledger {ch.path}: entry {ch.first_bad} (line {ch.first_bad + 1}) "
+                f"is the first that does not verify: {ch.reason}",
                 file=sys.stderr,
             )
-        for f in files:
-            print(f"efflab: {f}", file=sys.stderr)
-    return 0 if out["ok"] else 1
+        for p in res.problems:
+            print(f"efflab: ledger {ch.path}: {p.text()}", file=sys.stderr)
+    return 0 if res.ok else 1
 
 
 def _register_organiser(ts: argparse._SubParsersAction) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from efflab.cli.common import find_repo, print_json
@@ -25,6 +26,15 @@ def register(ts: argparse._SubParsersAction) -> None:
     rg.add_argument("--replace", action="store_true", help="rotate a registered key")
     rg.add_argument("--json", action="store_true", help="machine-readable output")
     rg.set_defaults(func=cmd_register)
+    rv = ts.add_parser("revoke", help="organiser: withdraw a participant's key (a signed ledger entry)")  # fmt: skip
+    rv.add_argument("tournament")
+    rv.add_argument("participant")
+    rv.add_argument("--json", action="store_true", help="machine-readable output")
+    rv.set_defaults(func=cmd_revoke)
+    ok = ts.add_parser("organiser-key", help="organiser: print the public key that signs the ledger's heads (publish it)")  # fmt: skip
+    ok.add_argument("tournament")
+    ok.add_argument("--json", action="store_true", help="machine-readable output")
+    ok.set_defaults(func=cmd_organiser_key)
     sg = ts.add_parser("sign", help="sign a submission (writes FILE.sig)")
     sg.add_argument("tournament")
     sg.add_argument("file", type=Path, help="the submission file")
@@ -75,4 +85,34 @@ def cmd_sign(args: argparse.Namespace) -> int:
         print_json({"signature": str(out), "fingerprint": fp})
     else:
         print(f"wrote {out} (key {fp})")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from efflab.tournaments.identity import Registry
+    from efflab.tournaments.spec import load_tournament
+    from efflab.tournaments.submit import participants_file
+
+    repo = find_repo(args.repo)
+    t = load_tournament(repo, args.tournament)
+    k = Registry(participants_file(repo, t)).revoke(args.participant)
+    if args.json:
+        print_json({"participant": args.participant, "revoked": k.fingerprint})
+    else:
+        print(f"revoked {args.participant}'s key {k.fingerprint} for {t.id}")
+    return 0
+
+
+def cmd_organiser_key(args: argparse.Namespace) -> int:
+    from efflab.tournaments.organiser import key_file, load_or_create
+    from efflab.tournaments.spec import load_tournament
+
+    repo = find_repo(args.repo)
+    t = load_tournament(repo, args.tournament)
+    org = load_or_create(t.id)
+    if args.json:
+        print_json({"public_key": org.public_b64, "fingerprint": org.fingerprint, "private": str(key_file(t.id))})  # fmt: skip
+    else:
+        print(org.public_b64)
+        print(f"efflab: fingerprint {org.fingerprint}; private key {key_file(t.id)}", file=sys.stderr)  # fmt: skip
     return 0

@@ -48,8 +48,9 @@ def load_boards(repo: Path, skipped: list[Skipped]) -> list[Board]:
         entries = verify(ledger).entries
         ver: dict[int, dict[str, Any]] = {}
         for e in entries:
-            f = t.root(repo) / "submissions" / str(e["submission"]["id"]) / "verification.json"
-            if f.is_file():
+            sid = (e.get("submission") or {}).get("id")
+            f = t.root(repo) / "submissions" / str(sid) / "verification.json"
+            if sid is not None and f.is_file():
                 try:
                     ver[e["seq"]] = json.loads(f.read_text())
                 except (OSError, ValueError):
@@ -157,9 +158,13 @@ def _ledger_page(bd: Board) -> Page:
         sub = e.get("submission") or {}
         seq = e["seq"]
         ver = bd.verifications.get(seq)
+        what = (
+            f"{esc(sub.get('participant'))}/{esc(sub.get('entry'))} — {esc(e.get('verdict'))}"
+            if sub
+            else f"{esc(e.get('kind'))} {esc(e.get('participant') or e.get('fingerprint'))}"
+        )  # attempts, or the genesis / a key registered or revoked by the organiser
         parts.append(
-            f"<section id='entry-{seq}' class='ledger'><h3>entry {seq}: "
-            f"{esc(sub.get('participant'))}/{esc(sub.get('entry'))} — {esc(e.get('verdict'))}</h3>"
+            f"<section id='entry-{seq}' class='ledger'><h3>entry {seq}: {what}</h3>"
             f"<p>time {esc(e.get('time'))} · hash <code>{esc(e.get('hash'))}</code> · prev "
             f"<code>{esc(str(e.get('prev'))[:16])}…</code></p>"
             f"<details open><summary>ledger entry</summary><pre>"

@@ -34,6 +34,8 @@ from efflab.core.specio import atomic_write_json, atomic_write_text, canonical_j
 from efflab.tournaments.submission import Rejected
 
 MESSAGE_VERSION = "efflab-tournament-submission-v1"
+# the service's: the same digests plus a nonce and a time, so an upload can't be replayed
+SERVICE_VERSION = "efflab-tournament-submission-v2"
 
 
 @dataclass(frozen=True)
@@ -48,16 +50,54 @@ def fingerprint(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def signed_fields(
+    tournament: str,
+    submission_sha256: str,
+    archive_sha256: str | None,
+    nonce: str | None = None,
+    timestamp: str | None = None,
+) -> dict[str, Any]:
+    """What a participant signs, as the ledger stores it: the tournament and the digests
+    of what they hand in (and, over the service, a nonce and the moment of signing)."""
+    out: dict[str, Any] = {
+        "v": MESSAGE_VERSION if nonce is None else SERVICE_VERSION,
+        "tournament": tournament,
+        "submission_sha256": submission_sha256,
+        "archive_sha256": archive_sha256,
+    }
+    if nonce is not None:
+        out.update(nonce=nonce, timestamp=timestamp)
+    return out
+
+
 def message(tournament: str, submission_sha256: str, archive_sha256: str | None) -> bytes:
-    """What a participant signs: the tournament and the digests of what they hand in."""
-    return canonical_json(
-        {
-            "v": MESSAGE_VERSION,
-            "tournament": tournament,
-            "submission_sha256": submission_sha256,
-            "archive_sha256": archive_sha256,
-        }
-    ).encode()
+    """The bytes signed for a local submission (`efflab tournament sign`)."""
+    return canonical_json(signed_fields(tournament, submission_sha256, archive_sha256)).encode()
+
+
+def message_bytes(fields: dict[str, Any]) -> bytes:
+    return canonical_json(fields).encode()
+
+
+def verify_signature(public_b64: str, msg: bytes, signature: str | bytes) -> bool:
+    try:
+        sig = base64.b64decode(signature.strip(), validate=True)
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64)).verify(sig, msg)
+    except (InvalidSignature, binascii.Error, ValueError, TypeError):
+        return False
+    return True
+
+
+def replay(entries: list[dict[str, Any]]) -> dict[str, Key]:
+    """Registered keys after these ledger entries (registrations and revocations)."""
+    keys: dict[str, Key] = {}
+    for e in entries:
+        who = e.get("participant")
+        if e.get("kind") == "register" and isinstance(who, str):
+            keys[who] = Key(who, str(e.get("public_key")), str(e.get("fingerprint")), str(e.get("time")))  # fmt: skip
+        elif e.get("kind") == "revoke" and isinstance(who, str):
+            keys.pop(who, None)
+    return keys
 
 
 def generate(out: Path) -> Key:
@@ -101,24 +141,39 @@ def parse_public(text: str, where: Path | str) -> bytes:
 
 
 class Registry:
-    """results/tournaments/<id>/participants.json: participant -> registered public key."""
+    """Participants' registered keys, as the ledger records them.
+
+    Registrations and revocations are ledger entries (`kind: register | revoke`),
+    signed like every entry by the organiser (efflab.tournaments.organiser), so
+    `verify-ledger` can say which key was registered for a name when each attempt was
+    made. `participants.json` beside the ledger is a readable view written after each
+    change; nothing reads it back.
+    """
 
     def __init__(self, path: Path):
-        self.path = path
+        self.path = path  # results/tournaments/<id>/participants.json
+        self.root = path.parent
+        self.tid = path.parent.name
 
     def load(self) -> dict[str, Key]:
-        if not self.path.exists():
-            return {}
-        import json
+        from efflab.tournaments.ledger import Ledger
 
-        data: dict[str, Any] = json.loads(self.path.read_text())
-        return {p: Key(p, v["public_key"], v["fingerprint"], v["registered"]) for p, v in data.items()}  # fmt: skip
+        return replay(Ledger(self.root / "ledger.jsonl").entries())
+
+    def _append(self, body: dict[str, Any]) -> None:
+        from efflab.tournaments.organiser import tournament_ledger
+
+        tournament_ledger(self.root, self.tid).append({"time": now_iso(), "tournament": self.tid, **body})  # fmt: skip
+        atomic_write_json(
+            self.path,
+            {p: {"public_key": k.public_b64, "fingerprint": k.fingerprint, "registered": k.registered}
+             for p, k in sorted(self.load().items())},
+        )  # fmt: skip
 
     def register(self, participant: str, public_b64: str, replace: bool = False) -> Key:
         """Add a participant's key; a different key for a known name needs `replace`."""
         raw = parse_public(public_b64, "public key")
-        keys = self.load()
-        old = keys.get(participant)
+        old = self.load().get(participant)
         if old and old.fingerprint != fingerprint(raw) and not replace:
             raise BadInput(
                 self.path,
@@ -127,20 +182,19 @@ class Registry:
                 "signed with the old key stay theirs and cannot be replaced by the new one)",
                 f"registered with key {old.fingerprint}",
             )
-        keys[participant] = Key(participant, base64.b64encode(raw).decode(), fingerprint(raw), now_iso())  # fmt: skip
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            self.path,
-            {
-                p: {
-                    "public_key": k.public_b64,
-                    "fingerprint": k.fingerprint,
-                    "registered": k.registered,
-                }
-                for p, k in sorted(keys.items())
-            },  # fmt: skip
-        )
-        return keys[participant]
+        if old and old.fingerprint == fingerprint(raw):
+            return old
+        pub = base64.b64encode(raw).decode()
+        self._append({"kind": "register", "participant": participant, "public_key": pub, "fingerprint": fingerprint(raw)})  # fmt: skip
+        return self.load()[participant]
+
+    def revoke(self, participant: str) -> Key:
+        """Withdraw a participant's key: later attempts signed with it are refused."""
+        old = self.load().get(participant)
+        if old is None:
+            raise BadInput(self.path, f"$.{participant}", "a registered participant", "none registered under that name")  # fmt: skip
+        self._append({"kind": "revoke", "participant": participant, "fingerprint": old.fingerprint})  # fmt: skip
+        return old
 
     def check(self, participant: str, msg: bytes, signature: bytes | None) -> Key:
         """The key that verified `signature` over `msg`, or Rejected (stage identity)."""
@@ -149,10 +203,6 @@ class Registry:
             raise Rejected("identity", f"participant '{participant}' has no registered key (the organiser runs `efflab tournament register`)")  # fmt: skip
         if signature is None:
             raise Rejected("identity", "unsigned: this tournament takes only submissions signed with the participant's registered key (`efflab tournament sign`)")  # fmt: skip
-        try:
-            sig = base64.b64decode(signature.strip(), validate=True)
-            pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_b64))
-            pub.verify(sig, msg)
-        except (InvalidSignature, binascii.Error, ValueError):
-            raise Rejected("identity", f"the signature does not verify with the key registered for '{participant}' ({key.fingerprint}): signed by another key, or over other content") from None  # fmt: skip
+        if not verify_signature(key.public_b64, msg, signature):
+            raise Rejected("identity", f"the signature does not verify with the key registered for '{participant}' ({key.fingerprint}): signed by another key, or over other content")  # fmt: skip
         return key

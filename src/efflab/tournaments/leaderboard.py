@@ -35,7 +35,8 @@ from typing import Any
 from efflab.tournaments.attempts import ACCEPTED, is_stale
 from efflab.tournaments.baseline import is_baseline
 from efflab.tournaments.intervals import rank_ranges, tie_groups
-from efflab.tournaments.ledger import Ledger
+from efflab.tournaments.ledger import Ledger, attempts_only
+from efflab.tournaments.proof import prove
 from efflab.tournaments.spec import Objective, Tournament
 
 
@@ -173,11 +174,18 @@ def with_rank_ranges(t: Tournament, ranked: list[Row]) -> list[Row]:
 def build(repo: Path, t: Tournament) -> dict[str, Any]:
     """The leaderboard as data (raises LedgerTampered when the ledger doesn't verify)."""
     entries = Ledger(t.root(repo) / "ledger.jsonl").entries()
+    # a line the ledger cannot attribute (no organiser signature, an unregistered or
+    # unverified key, no digests, metrics not its repetitions') is listed, never ranked
+    proof = prove(repo, t)
+    unproven = {p.seq: p.reason for p in proof.problems}
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     rejected, refused = [], []
     per_participant: dict[str, dict[str, int]] = {}
-    for e in entries:
+    for e in attempts_only(entries):
         sub = e["submission"]
+        if e["seq"] in unproven:
+            refused.append({"seq": e["seq"], "row": f"{sub.get('participant')}/{sub.get('entry')}", "reason": f"does not verify: {unproven[e['seq']]}"})  # fmt: skip
+            continue
         who = str(sub.get("participant"))
         c = per_participant.setdefault(who, {"attempts": 0, "accepted": 0, "rejected": 0, "infrastructure-error": 0})  # fmt: skip
         if e.get("reverify_of") is None and e.get("retry_of") is None:
@@ -234,5 +242,10 @@ def build(repo: Path, t: Tournament) -> dict[str, Any]:
         "refused": refused,
         "attempts": per_participant,
         "rejected": rejected,
-        "ledger": {"entries": len(entries), "head": entries[-1]["hash"] if entries else None},
+        "ledger": {
+            "entries": len(entries),
+            "head": entries[-1]["hash"] if entries else None,
+            "head_sig": entries[-1].get("head_sig") if entries else None,
+            "organiser_key": proof.organiser,
+        },
     }

@@ -10,6 +10,12 @@ is why entries also carry the digests of the stored submission files.
 
 Appends take a file lock and re-verify the chain first: concurrent submitters never
 interleave, and nothing is appended to a ledger that no longer verifies.
+
+Who wrote a line is efflab.tournaments.organiser's and efflab.tournaments.proof's
+business: a Ledger given the organiser's key opens an empty ledger with a genesis
+entry naming that key and signs each new entry's hash (`head_sig`, outside the hash);
+entries of `kind` register/revoke record participants' keys, entries without a kind
+are attempts.
 """
 
 from __future__ import annotations
@@ -19,15 +25,22 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
+from efflab.core.clock import now_iso
+from efflab.core.errors import RunFailed
 from efflab.core.specio import canonical_json
 from efflab.tournaments.submission import sha256_file
 
+if TYPE_CHECKING:
+    from efflab.tournaments.organiser import Organiser
+
 GENESIS = "0" * 64
 LOCK_TIMEOUT_S = 600.0
+UNHASHED = ("hash", "head_sig")  # the hash itself and the organiser's signature over it
+ORGANISER, REGISTER, REVOKE = "organiser", "register", "revoke"
 
 
 class LedgerTampered(Exception):
@@ -35,8 +48,8 @@ class LedgerTampered(Exception):
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
-    """sha256 over the canonical JSON of the entry without its own `hash` field."""
-    body = {k: v for k, v in entry.items() if k != "hash"}
+    """sha256 over the canonical JSON of the entry without `hash` and `head_sig`."""
+    body = {k: v for k, v in entry.items() if k not in UNHASHED}
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
@@ -126,12 +139,28 @@ def _check_line(raw: bytes, i: int, prev: str) -> str:
     return ""
 
 
-class Ledger:
-    """One tournament's ledger file; `append` is the only way to write it."""
+def is_attempt(e: dict[str, Any]) -> bool:
+    """An attempt's line (not the genesis, a registration or a revocation)."""
+    return e.get("kind") in (None, "submission") and isinstance(e.get("submission"), dict)
 
-    def __init__(self, path: Path):
+
+def attempts_only(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in entries if is_attempt(e)]
+
+
+class Ledger:
+    """One tournament's ledger file; `append` is the only way to write it.
+
+    With `organiser` (efflab.tournaments.organiser.for_ledger), appends are signed and an
+    empty ledger starts with the genesis entry; without, the chain alone is written
+    (and efflab.tournaments.proof refuses such lines).
+    """
+
+    def __init__(self, path: Path, organiser: Organiser | None = None, tournament: str = ""):
         self.path = path
         self.lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+        self.organiser = organiser
+        self.tournament = tournament or path.parent.name
 
     def verify(self, expect_head: str | None = None) -> Verification:
         """`verify` under the lock: never reads a line an append is still writing."""
@@ -154,17 +183,40 @@ class Ledger:
             v = verify(self.path)
             if not v.ok:
                 raise LedgerTampered(_tampered_message(v))
-            prev = v.entries[-1]["hash"] if v.entries else GENESIS
-            entry = {**body, "seq": len(v.entries), "prev": prev}
-            entry["hash"] = entry_hash(entry)
-            line = json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str) + "\n"
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:  # one write() of the whole line: readers see all of it or none
-                os.write(fd, line.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            return entry
+            org = self.organiser
+            if org is not None and not v.entries:
+                genesis = {
+                    "kind": ORGANISER,
+                    "time": now_iso(),
+                    "tournament": self.tournament,
+                    "public_key": org.public_b64,
+                    "fingerprint": org.fingerprint,
+                }
+                v.entries.append(self._write(genesis, v.entries))
+            elif org is not None:
+                first = v.entries[0]
+                if first.get("kind") == ORGANISER and first.get("fingerprint") != org.fingerprint:
+                    raise RunFailed(
+                        f"{self.path}: this ledger is signed by organiser key "
+                        f"{first.get('fingerprint')}, and this machine holds {org.fingerprint}: "
+                        "only the organiser's machine appends to it; nothing was written"
+                    )
+            return self._write(body, v.entries)
+
+    def _write(self, body: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+        prev = entries[-1]["hash"] if entries else GENESIS
+        entry = {**body, "seq": len(entries), "prev": prev}
+        entry["hash"] = entry_hash(entry)
+        if self.organiser is not None:
+            entry["head_sig"] = self.organiser.sign_head(entry["hash"])
+        line = json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:  # one write() of the whole line: readers see all of it or none
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return entry
 
 
 def _tampered_message(v: Verification) -> str:
@@ -175,7 +227,7 @@ def _tampered_message(v: Verification) -> str:
 def stored_file_problems(root: Path, entries: list[dict[str, Any]]) -> list[str]:
     """Stored submission files that no longer match the digests their entry recorded."""
     bad = []
-    for e in entries:
+    for e in attempts_only(entries):
         sub = e["submission"]
         for name, digest in ((sub.get("file"), sub.get("sha256")),
                              (sub.get("archive"), sub.get("archive_sha256"))):  # fmt: skip

@@ -35,7 +35,8 @@ from efflab.core.specio import atomic_write_json
 from efflab.plan.registry import Registry
 from efflab.runtime import base
 from efflab.tournaments import attempts, identity, private, sandbox, untrusted
-from efflab.tournaments.ledger import Ledger
+from efflab.tournaments.ledger import Ledger, attempts_only
+from efflab.tournaments.organiser import tournament_ledger
 from efflab.tournaments.spec import Tournament, load_tournament
 from efflab.tournaments.submission import (
     Rejected,
@@ -87,6 +88,9 @@ class Intake:
     participant: str | None = None
     entry: str | None = None
     key: str | None = None  # fingerprint of the key that verified the signature
+    signature: str | None = None  # the detached signature (base64), kept in the ledger ...
+    signed: dict[str, Any] | None = None  # ... with what it signs (identity.signed_fields)
+    presigned: tuple[str, dict[str, Any]] | None = None  # checked by the service at upload
 
 
 def sealed_settings(t: Tournament) -> dict[str, Any]:
@@ -150,9 +154,17 @@ def _intake(
     elif t.script is not None and t.script.required:
         raise Rejected("archive", f"a script archive for step '{t.script.step}' is required")
     if t.identity == "keys":
-        sig = _signature(file, signature, sub.signature)
-        msg = identity.message(t.id, it.sub_sha256, it.archive_sha256)
+        if it.presigned is not None:  # over the service: digests + nonce + time
+            sig, fields = it.presigned[0].encode(), it.presigned[1]
+            want = (t.id, it.sub_sha256, it.archive_sha256)
+            if (fields.get("tournament"), fields.get("submission_sha256"), fields.get("archive_sha256")) != want:  # fmt: skip
+                raise Rejected("identity", "the signed digests are not those of the stored files")
+        else:
+            sig = _signature(file, signature, sub.signature)
+            fields = identity.signed_fields(t.id, it.sub_sha256, it.archive_sha256)
+        msg = identity.message_bytes(fields)
         it.key = identity.Registry(participants_file(repo, t)).check(sub.participant, msg, sig).fingerprint  # fmt: skip
+        it.signature, it.signed = (sig or b"").decode(errors="replace").strip(), fields
     return sub
 
 
@@ -225,14 +237,23 @@ def attempt(
     on_progress: Callable[[int, int], None] | None = None,
     digest: str | None = None,
     again: dict[str, Any] | None = None,
+    sid: str | None = None,
+    presigned: tuple[str, dict[str, Any]] | None = None,
+    record: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Verdict:
-    """One attempt → one ledger line. `again` re-runs a stored submission (retry/reverify)."""
-    sid = new_submission_id()
+    """One attempt → one ledger line. `again` re-runs a stored submission (retry/reverify).
+
+    From the submission service: `sid` (the job's attempt id), `presigned` (signature,
+    signed fields, checked at upload), `record` (writes the line and returns it: the
+    service appends what its workers report) and `extra` (fields for the line)."""
+    resumed = sid is not None  # the service's id: a run cut short by a crash comes back
+    sid = sid or new_submission_id()
     root = t.root(repo)
     folder = root / "submissions" / sid
-    folder.mkdir(parents=True)
-    ledger = Ledger(root / "ledger.jsonl")
-    it = Intake()
+    folder.mkdir(parents=True, exist_ok=resumed)
+    ledger = Ledger(root / "ledger.jsonl")  # read here; appended under the organiser's key
+    it = Intake(presigned=presigned)
     sub: Submission | None = None
     details: dict[str, Any] = {}
     m = Measured({}, {})
@@ -275,6 +296,8 @@ def attempt(
                 "participant": it.participant,
                 "entry": it.entry,
                 "key": it.key,
+                "signature": it.signature,
+                "signed": it.signed,
                 "file": str(it.stored.relative_to(root)) if it.stored else None,
                 "sha256": it.sub_sha256,
                 "archive": str(it.packed.relative_to(root)) if it.packed else None,
@@ -301,10 +324,11 @@ def attempt(
                 "duration_s": round(time.monotonic() - t0 - details.get("queued_s", 0.0), 3),
             },
             **({k: again[k] for k in ("retry_of", "reverify_of") if again and k in again}),
+            **(extra or {}),
         }
-        entry = ledger.append(body)
+        entry = record(body) if record is not None else tournament_ledger(root, t.id).append(body)
     atomic_write_json(folder / "verification.json", {**details, "ledger_entry": entry})
-    if verdict == attempts.INFRA:  # re-queued: `efflab tournament retry` runs it again
+    if verdict == attempts.INFRA and record is None:  # `efflab tournament retry` runs it again
         atomic_write_json(root / "queue" / f"{sid}.json", {"seq": entry["seq"], "submission": sid})  # fmt: skip
     return Verdict(verdict == attempts.ACCEPTED, entry, folder, reason, stage, m.metrics, flags)
 
@@ -318,6 +342,7 @@ def _restore(again: dict[str, Any], root: Path, folder: Path, it: Intake) -> Non
     it.stored = folder / "submission.yaml"
     shutil.copyfile(src, it.stored)
     it.sub_sha256, it.key = sub["sha256"], sub.get("key")
+    it.signature, it.signed = sub.get("signature"), sub.get("signed")
     it.participant, it.entry = sub.get("participant"), sub.get("entry")
     if sub.get("archive"):
         it.packed = folder / "script.tar.gz"
@@ -359,7 +384,7 @@ def retry(repo: Path, tid: str, on_progress: Callable[[int, int], None] | None =
     if not jobs:
         return []
     digest = preflight(repo, t)
-    entries = {e["seq"]: e for e in Ledger(t.root(repo) / "ledger.jsonl").entries()}
+    entries = {e["seq"]: e for e in attempts_only(Ledger(t.root(repo) / "ledger.jsonl").entries())}
     out = []
     for j in jobs:
         seq = json.loads(j.read_text())["seq"]
@@ -372,7 +397,7 @@ def retry(repo: Path, tid: str, on_progress: Callable[[int, int], None] | None =
 def reverify(repo: Path, tid: str, on_progress: Callable[[int, int], None] | None = None) -> list[Verdict]:  # fmt: skip
     """Measure again, under the current spec, each stale entry that still holds a row."""
     t = load_tournament(repo, tid)
-    entries = Ledger(t.root(repo) / "ledger.jsonl").entries()
+    entries = attempts_only(Ledger(t.root(repo) / "ledger.jsonl").entries())
     latest: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
     for e in entries:
         if e["verdict"] == attempts.ACCEPTED:
