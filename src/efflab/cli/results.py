@@ -37,7 +37,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "nothing is overwritten. A folder that is not efflab results, or a record that "
         "conflicts with one here, is exit 2 naming the file(s); nothing is written then.",
     )
-    i.add_argument("path", help="a results/ folder, a project root, or a published results repo")
+    i.add_argument(
+        "path",
+        help="a results/ folder, a project root, or a published results repo; with --format "
+        "mlperf an MLPerf submission tree, a folder of dated summary snapshots or a git "
+        "repository of successive submissions; with --format asv an asv results folder",
+    )
+    i.add_argument(
+        "--format",
+        choices=["efflab", "mlperf", "asv"],
+        default="efflab",
+        help="efflab (default): another machine's efflab results; mlperf: an MLPerf "
+        "inference submission tree (records + tables under results/<exp>/hosts/mlperf-"
+        "<submitter>/) or a history of them (each snapshot or commit a nightly night); "
+        "asv: an airspeed-velocity results folder (tables and nightly history)",
+    )
     i.add_argument("--host", default=None, help="host label when the source names none")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_import)
@@ -57,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_check)
+    importlib.import_module("efflab.cli.formats").register_results(rs)
     # publish/history (nightly) register themselves here when present
     try:
         importlib.import_module("efflab.cli.publish").register(rs)
@@ -160,6 +175,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     from efflab.results.importer import import_results
 
+    if args.format != "efflab":
+        from efflab.cli.formats import cmd_import_foreign
+
+        return cmd_import_foreign(args)
     res = import_results(find_repo(args.repo), Path(args.path), args.host)
     if args.json:
         print_json(res.to_json())

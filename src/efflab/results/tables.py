@@ -143,7 +143,10 @@ REPAIR_HINT = "run `efflab results check {exp} --repair` to set bad files aside"
 
 
 def manifest(repo: Path, experiment: str, version: int) -> dict[str, Any]:
-    f = tables_dir(repo, experiment) / f"v{version}" / "manifest.json"
+    return _manifest_at(tables_dir(repo, experiment) / f"v{version}" / "manifest.json", experiment)
+
+
+def _manifest_at(f: Path, experiment: str) -> dict[str, Any]:
     hint = REPAIR_HINT.format(exp=experiment)
     try:
         data = json.loads(f.read_bytes())
@@ -183,11 +186,19 @@ def save(
     df: pd.DataFrame,
     git_commit: str | None,
     extra: dict[str, Any] | None = None,
+    root: Path | None = None,
 ) -> tuple[int, bool]:
-    """Save df as the next version unless it equals the latest. Returns (version, new)."""
+    """Save df as the next version unless it equals the latest. Returns (version, new).
+    `root`: another tables folder than the experiment's own (an imported source's
+    `results/<exp>/hosts/<host>/tables`)."""
     h = content_hash(df)
-    existing = versions(repo, experiment)
-    if existing and manifest(repo, experiment, existing[-1])["content_hash"] == h:
+    root = root or tables_dir(repo, experiment)
+    existing = render.numbers(root, prefix="v")
+    if (
+        existing
+        and _manifest_at(root / f"v{existing[-1]}" / "manifest.json", experiment)["content_hash"]
+        == h
+    ):
         return existing[-1], False
     data = {"table.csv": to_csv(df), "table.md": to_markdown(df)}
 
@@ -210,7 +221,6 @@ def save(
         }
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
 
-    root = tables_dir(repo, experiment)
     try:
         return render.write_numbered(root, fill, prefix="v"), True
     except OSError as exc:  # full or read-only disk: nothing half-written, one line

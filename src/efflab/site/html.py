@@ -74,7 +74,9 @@ class Page:
         nav = " · ".join(f"<a href='{r}{href}'>{esc(name)}</a>" for name, href in NAV)
         opts = "".join(f"<option value='{esc(h)}'>{esc(h)}</option>" for h in all_hosts)
         data = json.dumps(self.data, separators=(",", ":"), default=str, allow_nan=False)
-        data = data.replace("</", "<\\/")
+        # no `<` at all inside the script element: `</script>`, `<!--` and `<script` in
+        # foreign data (an imported system description) cannot change the parser's state
+        data = data.replace("<", "\\u003c")
         scripts = f"<script src='{r}assets/plotly.min.js'></script>" if self.plots else ""
         return (
             "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
