@@ -68,6 +68,14 @@ def test_conflicting_record_is_exit_2_naming_both_files(tmp_path: Path) -> None:
     efflab(a, "run", "demo", "--quick", "--runtime", "host", check=True)
     b = tmp_path / "b"
     shutil.copytree(a / "results", b / "results")
+    # a copy of this machine's own records: imported beside them, marked, never as local
+    info = json.loads(
+        efflab(a, "results", "import", str(b / "results"), "--json", check=True).stdout
+    )
+    me = info["hosts"][0]
+    local = sorted(p.name for p in (a / "results/demo/runs").glob("*.json"))
+    landed = a / "results/demo/hosts" / me / "runs"
+    assert sorted(p.name for p in landed.glob("*.json")) == local
     rec_file = sorted((b / "results/demo/runs").glob("*.json"))[0]
     rec = json.loads(rec_file.read_text())
     rec["metrics"]["sumsq"]["value"] += 1.0  # same key, same host, other content
@@ -77,7 +85,7 @@ def test_conflicting_record_is_exit_2_naming_both_files(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stdout + r.stderr
     line = r.stderr.strip()
     assert len(line.splitlines()) == 1 and "Traceback" not in line
-    assert str(rec_file) in line and str(a / "results/demo/runs" / rec_file.name) in line
+    assert str(rec_file) in line and str(landed / rec_file.name) in line
     assert sorted(p.relative_to(a) for p in (a / "results").rglob("*")) == before
 
 

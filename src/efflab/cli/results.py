@@ -32,10 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = rs.add_parser(
         "import",
         help="merge another machine's results/ (or a published results repo) into this one",
-        description="Records are merged by key and host (another host's land in "
-        "results/<exp>/hosts/<host>/), table versions and reproduction reports are added; "
-        "nothing is overwritten. A folder that is not efflab results, or a record that "
-        "conflicts with one here, is exit 2 naming the file(s); nothing is written then.",
+        description="Records are merged by key and host (every imported record lands in "
+        "results/<exp>/hosts/<host>/, marked imported with its source and sha256, whatever "
+        "host it claims), table versions and reproduction reports are added (a report's "
+        "JSON and images only: never its HTML); nothing is overwritten. The source is "
+        "hostile: a symbolic link, device or FIFO anywhere in it, a file or byte count "
+        "over the caps, a record, manifest or verdicts file that `efflab results check` "
+        "would reject, or a record that conflicts with one here is exit 2 naming the "
+        "file; nothing is written then. See docs/security.md.",
     )
     i.add_argument(
         "path",
@@ -53,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "asv: an airspeed-velocity results folder (tables and nightly history)",
     )
     i.add_argument("--host", default=None, help="host label when the source names none")
+    i.add_argument("--max-files", type=int, default=None,
+                   help="most files one import reads (default 200000; $EFFLAB_IMPORT_MAX_FILES)")  # fmt: skip
+    i.add_argument("--max-bytes", type=int, default=None,
+                   help="most bytes one import reads (default 4 GiB; $EFFLAB_IMPORT_MAX_BYTES)")  # fmt: skip
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_import)
     r = rs.add_parser(
@@ -174,12 +182,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from efflab.results.importer import import_results
+    from efflab.results.safe_copy import Limits
 
     if args.format != "efflab":
         from efflab.cli.formats import cmd_import_foreign
 
         return cmd_import_foreign(args)
-    res = import_results(find_repo(args.repo), Path(args.path), args.host)
+    limits = Limits.from_env(max_files=args.max_files, max_bytes=args.max_bytes)
+    res = import_results(find_repo(args.repo), Path(args.path), args.host, limits)
     if args.json:
         print_json(res.to_json())
         return 0
@@ -187,7 +197,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"imported {res.source} ({res.kind}; hosts: {', '.join(res.hosts) or '-'}): "
         f"records +{res.records_added} ({res.records_unchanged} already here), "
         f"tables +{res.tables_added} ({res.tables_unchanged} already here), "
-        f"reports +{res.reports_added} ({res.reports_unchanged} already here)"
+        f"reports +{res.reports_added} ({res.reports_unchanged} already here); "
+        f"{res.files_read} files read, {len(res.left_out)} left out (not JSON, tables or images)"
     )
     return 0
 

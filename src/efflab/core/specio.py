@@ -27,6 +27,7 @@ LIMITS = {
     "EFFLAB_MAX_SPEC_BYTES": 16 << 20,
     "EFFLAB_MAX_SPEC_DEPTH": 64,
     "EFFLAB_MAX_SPEC_NODES": 1_000_000,  # after expanding YAML aliases
+    "EFFLAB_MAX_JSON_BYTES": 64 << 20,  # one run record, manifest, verdicts file, ...
 }
 
 
@@ -66,6 +67,54 @@ def read_spec_text(path: Path) -> str:
         return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(path, "$", "a readable UTF-8 file", str(exc)) from None
+
+
+def read_json_file(
+    path: Path, what: str = "a JSON file", cap: int | None = None, shown: str | Path | None = None
+) -> Any:
+    """A JSON file (run record, manifest, verdicts) under a size cap: a regular file
+    (never a FIFO that would block), at most EFFLAB_MAX_JSON_BYTES, valid JSON not
+    nested past what the parser can take. Anything else is BadInput naming the file
+    (as `shown`: where a staged copy came from)."""
+    try:
+        return _read_json_file(path, what, cap or limit("EFFLAB_MAX_JSON_BYTES"))
+    except BadInput as exc:
+        if shown is not None:
+            exc.file = shown
+        raise
+
+
+def _read_json_file(path: Path, what: str, cap: int) -> Any:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise BadInput(path, "$", what, "no such file") from None
+    except OSError as exc:
+        raise BadInput(path, "$", f"{what} that can be read", exc.strerror or str(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadInput(path, "$", f"{what} (a regular file)", _kind(st.st_mode))
+        if st.st_size > cap:
+            raise BadInput(path, "$", f"{what} of at most {cap} bytes", f"{st.st_size} bytes",
+                           "raise EFFLAB_MAX_JSON_BYTES to allow it")  # fmt: skip
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(cap + 1)
+    finally:
+        os.close(fd)
+    if len(data) > cap:
+        raise BadInput(path, "$", f"{what} of at most {cap} bytes", "a growing file")
+    return parse_json(data, path, what)
+
+
+def parse_json(data: bytes, path: str | Path, what: str = "a JSON file") -> Any:
+    """JSON from bytes; a syntax error, bad UTF-8 or a bomb of nesting is BadInput."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise BadInput(path, "$", f"{what} nested less deeply", "too deep to read") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(path, "$", f"{what} (valid JSON)", str(exc)[:200]) from None
 
 
 class _TooDeep(Exception):

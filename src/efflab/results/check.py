@@ -10,16 +10,17 @@ outputs, and a table version from the records.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from efflab.core import layout
 from efflab.core.errors import BadInput
-from efflab.core.specio import validate
+from efflab.core.specio import read_json_file, validate
+from efflab.results import tables
 
 VIEW_DIRS = {"reproductions", "tournaments", "nightly"}  # results/ folders that are not experiments
 
@@ -56,41 +57,97 @@ def experiments(repo: Path) -> list[str]:
     )
 
 
-def _record_problem(f: Path) -> tuple[str, str] | None:
-    try:
-        rec = json.loads(f.read_bytes())
-    except (OSError, ValueError) as exc:
-        return "$", f"corrupt JSON: {exc}"
-    try:
-        validate(rec, "run-record", f)
-    except BadInput as exc:
-        return exc.path, f"expected {exc.expected}, found {exc.found!r}"
+def _problem(exc: BadInput) -> tuple[str, str]:
+    return exc.path, f"expected {exc.expected}, found {exc.found!r}"
+
+
+def check_record(f: Path, shown: str | Path | None = None) -> dict:
+    """The run record in `f`, or BadInput naming `shown` (default: f): the schema, and
+    the key its file is named for. The same check guards `results import`."""
+    shown = shown or f
+    rec = read_json_file(f, "a JSON run record", shown=shown)
+    validate(rec, "run-record", shown)
     key = f.name.removesuffix(".failed.json").removesuffix(".json")
     if rec["key"] != key:
-        return "$.key", f"key {rec['key']!r} in a file named for {key!r}"
+        raise BadInput(shown, "$.key", f"the key the file is named for ({key!r})", rec["key"])
+    return rec
+
+
+def record_problem(f: Path) -> tuple[str, str] | None:
+    """(JSON path, problem) of a bad run record file, or None."""
+    try:
+        check_record(f)
+    except BadInput as exc:
+        return _problem(exc)
     return None
 
 
-def _version_problem(d: Path) -> tuple[str, str, str] | None:
-    """(file, path, problem) of a bad table version folder, or None."""
-    man = d / "manifest.json"
+def check_version(d: Path, shown: str | Path | None = None) -> dict:
+    """The manifest of the table version folder `d`, or BadInput naming the file under
+    `shown` (default: d): the schema, version = folder name, the Parquet's rows."""
+    shown = Path(shown or d)
+    man = read_json_file(d / "manifest.json", "a table manifest", shown=shown / "manifest.json")
+    validate(man, "table-manifest", shown / "manifest.json")
+    if f"v{man['version']}" != d.name:
+        raise BadInput(shown / "manifest.json", "$.version", f"{d.name[1:]} (the folder's number)",
+                       man["version"])  # fmt: skip
     try:
-        data = json.loads(man.read_bytes())
-    except FileNotFoundError:
-        return man.name, "$", "no manifest.json"
-    except (OSError, ValueError) as exc:
-        return man.name, "$", f"corrupt JSON: {exc}"
-    for name in ("content_hash", "version", "created", "rows", "columns"):
-        if not isinstance(data, dict) or name not in data:
-            return man.name, f"$.{name}", "field missing"
-    if data["version"] != int(d.name[1:]):
-        return man.name, "$.version", f"version {data['version']} in folder {d.name}"
-    try:
-        rows = pq.read_table(d / "table.parquet").num_rows
+        table = pq.read_table(d / "table.parquet")
     except (OSError, ValueError, Exception) as exc:  # pyarrow raises its own kinds
-        return "table.parquet", "$", f"unreadable Parquet: {str(exc)[:120]}"
-    if rows != data["rows"]:
-        return "table.parquet", "$", f"{rows} rows, manifest says {data['rows']}"
+        raise BadInput(shown / "table.parquet", "$", "a readable Parquet table",
+                       str(exc)[:120]) from None  # fmt: skip
+    rows = table.num_rows
+    _check_columns(table.schema, man, shown / "table.parquet")
+    if rows != man["rows"]:
+        raise BadInput(shown / "table.parquet", "$", f"{man['rows']} rows (as its manifest says)",
+                       rows)  # fmt: skip
+    return man
+
+
+def _check_columns(schema: pa.Schema, man: dict, shown: Path) -> None:
+    """The Parquet's columns are the manifest's, with the statistics a view reads typed
+    as efflab writes them (text for metric/unit/better, numbers for the rest)."""
+    if schema.names != man["columns"]:
+        raise BadInput(shown, "$.columns", f"the manifest's columns {man['columns']}"[:200], schema.names)  # fmt: skip
+    for col in tables.STAT_COLUMNS:
+        if col not in schema.names:
+            raise BadInput(shown, f"$.columns.{col}", "a column of every efflab table", "none")
+        t = schema.field(col).type
+        text = col in ("metric", "unit", "better")
+        ok = pa.types.is_null(t) or (
+            pa.types.is_string(t) or pa.types.is_large_string(t)
+            if text
+            else pa.types.is_integer(t) or pa.types.is_floating(t)
+        )
+        if not ok:
+            raise BadInput(shown, f"$.columns.{col}", "text" if text else "a number", str(t))
+
+
+def version_problem(d: Path) -> tuple[str, str, str] | None:
+    """(file, path, problem) of a bad table version folder, or None."""
+    try:
+        check_version(d)
+    except BadInput as exc:
+        name = Path(str(exc.file)).name if exc.file else "manifest.json"
+        if exc.found == "no such file":
+            return name, "$", f"no {name}"
+        return name, *_problem(exc)
+    return None
+
+
+def check_verdicts(f: Path, shown: str | Path | None = None) -> dict:
+    """A reproduction's `verdicts.json`, or BadInput naming `shown` (default: f)."""
+    data = read_json_file(f, "a reproduction's verdicts", shown=shown)
+    validate(data, "verdicts", shown or f)
+    return data
+
+
+def verdicts_problem(f: Path) -> tuple[str, str] | None:
+    """(JSON path, problem) of a bad reproduction `verdicts.json`, or None."""
+    try:
+        check_verdicts(f)
+    except BadInput as exc:
+        return _problem(exc)
     return None
 
 
@@ -104,7 +161,7 @@ def check(repo: Path, names: list[str] | None = None, repair: bool = False) -> R
         runs = layout.runs_dir(repo, exp)
         for f in sorted(runs.glob("*.json")) if runs.is_dir() else []:
             rep.checked += 1
-            bad = _record_problem(f)
+            bad = record_problem(f)
             if bad:
                 found.append((f, Problem(str(f.relative_to(repo)), bad[0], bad[1])))
         tables = layout.tables_dir(repo, exp)
@@ -112,7 +169,7 @@ def check(repo: Path, names: list[str] | None = None, repair: bool = False) -> R
             if not (d.is_dir() and d.name[1:].isdigit()):
                 continue
             rep.checked += 1
-            bad = _version_problem(d)
+            bad = version_problem(d)
             if bad:
                 found.append((d, Problem(str((d / bad[0]).relative_to(repo)), bad[1], bad[2])))
         for target, prob in found:
@@ -122,4 +179,26 @@ def check(repo: Path, names: list[str] | None = None, repair: bool = False) -> R
                 target.rename(dest)  # same file system: a move, never a copy-and-delete
                 prob.moved_to = str(dest.relative_to(repo))
             rep.problems.append(prob)
+    if names is None:
+        _check_reports(repo, rep, stamp, repair)
     return rep
+
+
+def _check_reports(repo: Path, rep: Report, stamp: str, repair: bool) -> None:
+    """Each reproduction report's verdicts.json (a bad one: its folder set aside)."""
+    root = layout.results_dir(repo) / "reproductions"
+    for paper in sorted(root.iterdir()) if root.is_dir() else []:
+        if not paper.is_dir() or paper.is_symlink():
+            continue
+        for d in sorted(p for p in paper.iterdir() if p.name.isdigit() and p.is_dir()):
+            rep.checked += 1
+            bad = verdicts_problem(d / "verdicts.json")
+            if bad is None:
+                continue
+            prob = Problem(str((d / "verdicts.json").relative_to(repo)), bad[0], bad[1])
+            if repair:
+                dest = paper / "quarantine" / stamp / d.name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                d.rename(dest)
+                prob.moved_to = str(dest.relative_to(repo))
+            rep.problems.append(prob)

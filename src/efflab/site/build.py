@@ -1,7 +1,9 @@
 """`efflab site build`: read results/ once, write every page, swap the site in whole.
 
 The site is built in a folder beside `--out` and renamed into place, so a reader (or
-`efflab site serve`) never sees half a site. What could not be read is skipped, named
+`efflab site serve`) never sees half a site. Replacing `--out` deletes what it held,
+so it must be empty, missing, or an earlier efflab site (the marker file `MARKER`),
+and never the project, its results/ or a folder holding either (`check_out`). What could not be read is skipped, named
 on the home page and returned (`Built.skipped`): one corrupt record must not take the
 whole site down.
 """
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from efflab.core import layout
+from efflab.core.errors import BadInput
 from efflab.results.provenance import host_info
 from efflab.site.assets import write_assets
 from efflab.site.experiment_page import experiment_pages
@@ -29,6 +32,38 @@ from efflab.site.paper_page import copy_reports, load_papers, paper_page
 from efflab.site.tournament_page import board_pages, load_boards
 
 TITLE = "efflab playground"
+MARKER = ".efflab-site"  # written into every built site: this folder may be replaced
+
+
+def _is_site(d: Path) -> bool:
+    if (d / MARKER).is_file():
+        return True
+    try:  # a site built before the marker existed: its home page and script
+        head = (d / "index.html").read_bytes()[-4096:]
+    except OSError:
+        return False
+    return b"by <code>efflab site build</code>" in head and (d / "assets" / "site.js").is_file()
+
+
+def check_out(repo: Path, out: Path) -> None:
+    """BadInput (exit 2) unless `out` may be replaced by a new site."""
+    repo, out = repo.resolve(), out.resolve()
+    results = layout.results_dir(repo).resolve()
+    default = layout.site_dir(repo).resolve()
+    why = None
+    if out == repo or out in repo.parents:
+        why = "the project folder (or a folder holding it)"
+    elif out == results or out in results.parents:
+        why = "results/ (or a folder holding it)"
+    elif results in out.parents and out != default:
+        why = f"a folder inside results/ (only {default} is the site's there)"
+    elif out.exists() and not out.is_dir():
+        why = "a file"
+    elif out.is_dir() and any(out.iterdir()) and not _is_site(out):
+        why = f"a non-empty folder that is not an efflab site (no {MARKER} in it)"
+    if why:
+        raise BadInput(out, "$", "for --out a new or empty folder, or an earlier efflab site",
+                       why, "the site replaces the whole folder")  # fmt: skip
 
 
 @dataclass
@@ -61,6 +96,7 @@ def build(
 ) -> Built:
     t0 = time.monotonic()
     out = (out or layout.site_dir(repo)).resolve()
+    check_out(repo, out)
     step = on_step or (lambda s: None)
     skipped: list[Skipped] = []
     step("experiments")
@@ -112,12 +148,16 @@ def build(
             text = p.render(title, all_hosts, built).encode()
             f.write_bytes(text)
             res.pages[p.path] = len(text)
-        for p in papers:
-            copy_reports(p, tmp)
+        for p in papers:  # an imported report's page is rendered here, never copied
+            for page in copy_reports(p, tmp, skipped):
+                text = page.render(title, all_hosts, built).encode()
+                (tmp / page.path).write_bytes(text)
+                res.pages[page.path] = len(text)
         if nightly:
             for n in nightly.summaries:
                 src = layout.nightly_dir(repo) / str(n)
                 shutil.copytree(src, tmp / "nightly" / str(n), dirs_exist_ok=True)
+        (tmp / MARKER).write_text("built by efflab site build; replaced whole by the next build\n")
         tmp.chmod(0o755)
         _swap(tmp, out)
     finally:

@@ -10,7 +10,6 @@ be read is skipped and named (`Skipped`), never fatal: the site must still build
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter
@@ -21,6 +20,8 @@ from typing import Any
 import pandas as pd
 
 from efflab.core import layout
+from efflab.core.errors import BadInput
+from efflab.core.specio import read_json_file, validate
 from efflab.results import lookup, tables
 from efflab.results.importer import NOT_EXPERIMENTS, record_host
 
@@ -122,12 +123,12 @@ def read_records(
 
 def _reader(skipped: list[Skipped]):
     def read(f: Path) -> dict[str, Any] | None:
-        try:
-            rec = json.loads(f.read_bytes())
-        except FileNotFoundError:
+        if not f.exists():
             return None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            skipped.append(Skipped(str(f), f"not valid JSON ({exc})"))
+        try:
+            rec = read_json_file(f, "a JSON run record")  # capped; a FIFO never blocks
+        except BadInput as exc:
+            skipped.append(Skipped(str(f), f"{exc.path}: expected {exc.expected}, found {exc.found}"))  # fmt: skip
             return None
         why = _problem(rec)
         if why:
@@ -155,6 +156,9 @@ def _problem(rec: Any) -> str:
 
 
 def _manifests(tables_root: Path, skipped: list[Skipped]) -> list[dict[str, Any]]:
+    """The readable versions' manifests, oldest first; a version whose manifest does not
+    pass `efflab results check`'s schema (`"keys": 5`, no version, another folder's
+    number) or has no table beside it is skipped and named, never fatal."""
     out = []
     if not tables_root.is_dir():
         return out
@@ -163,28 +167,23 @@ def _manifests(tables_root: Path, skipped: list[Skipped]) -> list[dict[str, Any]
             continue
         f = d / "manifest.json"
         try:
-            man = json.loads(f.read_text())
+            man = read_json_file(f, "a table manifest")
+            validate(man, "table-manifest", f)
+            if f"v{man['version']}" != d.name:
+                raise BadInput(f, "$.version", f"{d.name[1:]} (its folder)", man["version"])
             if not (d / "table.parquet").is_file():
-                raise ValueError("no table.parquet beside it")
+                raise BadInput(d / "table.parquet", "$", "a table beside the manifest", "none")
             out.append(man)
-        except (OSError, ValueError) as exc:
-            skipped.append(Skipped(str(f), f"table version unreadable ({exc})"))
-    return sorted(out, key=lambda m: m.get("version", 0))
+        except BadInput as exc:
+            why = f"{exc.path}: expected {exc.expected}, found {exc.found}"
+            skipped.append(Skipped(str(f), f"table version unreadable ({why})"))
+    return sorted(out, key=lambda m: m["version"])
 
 
 def _source(
     repo: Path, exp: str, root: Path, host: str, imported: bool, skipped: list[Skipped]
 ) -> Source | None:
-    if root == layout.experiment_dir(repo, exp):  # this project's own: through tables
-        vs = tables.versions(repo, exp)
-        mans = []
-        for v in vs:
-            try:
-                mans.append(tables.manifest(repo, exp, v))
-            except (OSError, ValueError) as exc:
-                skipped.append(Skipped(str(root / "tables" / f"v{v}"), f"unreadable ({exc})"))
-    else:
-        mans = _manifests(root / "tables", skipped)
+    mans = _manifests(root / "tables", skipped)
     src = Source(host=host, imported=imported, root=root, versions=mans)
     while src.versions:
         try:

@@ -8,7 +8,6 @@ an error. A report that cannot be read is skipped and named.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from efflab.core import layout
-from efflab.results import tables
+from efflab.core.errors import BadInput
+from efflab.core.specio import read_json_file
+from efflab.results import safe_copy, tables
+from efflab.results.check import check_verdicts
 from efflab.results.importer import record_host
 from efflab.site.experiments import Skipped
 from efflab.site.html import Page, esc, fmt, slug, table
+from efflab.site.report_page import render_imported
 
 VERDICT_CLASS = {
     "reproduced": "ok",
@@ -69,15 +72,26 @@ def _local_host(repo: Path, verdicts: dict[str, Any]) -> str | None:
             continue
         try:
             keys = tables.manifest(repo, exp, v).get("keys") or []
-        except (OSError, ValueError):
+        except (BadInput, OSError, ValueError):
             continue
-        for k in keys[:3]:
+        for k in keys[:3] if isinstance(keys, list) else []:
             f = layout.runs_dir(repo, exp) / f"{k}.json"
             try:
-                hosts[record_host(json.loads(f.read_bytes()))] += 1
-            except (OSError, ValueError):
+                hosts[record_host(read_json_file(f, "a run record"))] += 1
+            except BadInput:
                 continue
     return hosts.most_common(1)[0][0] if hosts else None
+
+
+def _imported_meta(f: Path) -> dict[str, Any]:
+    """What `results import` wrote beside a report; an unreadable one still marks it imported."""
+    try:
+        imp = read_json_file(f, "an import note")
+    except BadInput:
+        return {"host": "imported"}
+    if not isinstance(imp, dict):
+        return {"host": "imported"}
+    return {k: str(v)[:200] for k, v in imp.items() if isinstance(v, str | int | float)}
 
 
 def load_papers(repo: Path, skipped: list[Skipped]) -> list[PaperRuns]:
@@ -88,22 +102,17 @@ def load_papers(repo: Path, skipped: list[Skipped]) -> list[PaperRuns]:
             continue
         pr = PaperRuns(pdir.name, pdir.name)
         for rdir in sorted(
-            (d for d in pdir.iterdir() if d.name.isdigit()), key=lambda d: int(d.name)
+            (d for d in pdir.iterdir() if d.name.isascii() and d.name.isdigit()),
+            key=lambda d: int(d.name),
         ):
             f = rdir / "verdicts.json"
             try:
-                v = json.loads(f.read_text())
-                if not isinstance(v, dict) or not isinstance(v.get("claims"), list):
-                    raise ValueError("expected an object with a list of claims")
-            except (OSError, ValueError) as exc:
-                skipped.append(Skipped(str(f), f"reproduction report unreadable ({exc})"))
+                v = check_verdicts(f)  # the schema `results check` uses: no crash on "abc"
+            except BadInput as exc:
+                why = f"{exc.path}: expected {exc.expected}, found {exc.found}"
+                skipped.append(Skipped(str(f), f"reproduction report unreadable ({why})"))
                 continue
-            imp = None
-            if (rdir / "imported.json").is_file():
-                try:
-                    imp = json.loads((rdir / "imported.json").read_text())
-                except (OSError, ValueError):
-                    imp = {"host": "imported"}
+            imp = _imported_meta(rdir / "imported.json") if (rdir / "imported.json").exists() else None  # fmt: skip
             host = (imp or {}).get("host") or _local_host(repo, v) or "this machine"
             exps = [e for e in v.get("experiments") or [] if isinstance(e, dict)]
             commit = next((e.get("git_commit") for e in exps if e.get("git_commit")), None)
@@ -124,15 +133,29 @@ def _interval(c: dict[str, Any]) -> str:
     return ""
 
 
-def copy_reports(pr: PaperRuns, out: Path) -> None:
-    """Each run's own report folder (report.html + its matplotlib PNGs) into the site."""
+def copy_reports(pr: PaperRuns, out: Path, skipped: list[Skipped]) -> list[Page]:
+    """Each run's report folder into the site. This machine's own reports are copied as
+    they are (report.html and its matplotlib PNGs); an imported one gets only its images
+    and JSON, and its page is rendered here from its verdicts (returned, to be written).
+    A report folder holding a link or a device is skipped and named."""
+    pages = []
     for r in pr.runs:
         dest = out / "papers" / slug(pr.paper) / str(r.number)
-        shutil.copytree(r.folder, dest, dirs_exist_ok=True)
+        try:
+            if r.imported is not None:
+                rel = f"papers/{slug(pr.paper)}/{r.number}/report.html"
+                pages.append(render_imported(r.folder, dest, rel, pr.paper, r.number, r.verdicts, r.host))  # fmt: skip
+            else:
+                safe_copy.copy_tree(r.folder, dest)
+        except (BadInput, OSError) as exc:
+            shutil.rmtree(dest, ignore_errors=True)
+            skipped.append(Skipped(str(r.folder), f"report not copied into the site ({exc})"))
+    return pages
 
 
 def report_link(pr: PaperRuns, r: Run) -> str:
-    name = "report.html" if (r.folder / "report.html").is_file() else "verdicts.json"
+    own = r.imported is None and (r.folder / "report.html").is_file()
+    name = "report.html" if own or r.imported is not None else "verdicts.json"
     return f"{slug(pr.paper)}/{r.number}/{name}"
 
 

@@ -13,8 +13,10 @@ import functools
 import os
 import threading
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 from efflab.core import layout
 from efflab.site.build import build
@@ -52,8 +54,25 @@ def fingerprint(repo: Path, out: Path) -> tuple:
 
 
 class _Quiet(SimpleHTTPRequestHandler):
+    """The stdlib's file handler, quiet, and answering a hostile path with an error
+    instead of an exception (`/index.html%00.js` made `os.stat` raise ValueError)."""
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib's name
         pass
+
+    def send_head(self):
+        if "\0" in unquote(self.path) or "\0" in self.path:
+            self.send_error(HTTPStatus.BAD_REQUEST, "a path with a NUL byte")
+            return None
+        try:
+            return super().send_head()
+        except (ValueError, OSError):  # an undecodable or unreadable path: never a traceback
+            self.send_error(HTTPStatus.NOT_FOUND, "no such file")
+            return None
+
+    def end_headers(self) -> None:
+        self.send_header("X-Content-Type-Options", "nosniff")  # a .png is never run as HTML
+        super().end_headers()
 
 
 def serve(
