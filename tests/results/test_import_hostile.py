@@ -83,11 +83,15 @@ def test_honest_import_marks_records_and_never_copies_report_html(a: Path, src: 
     for f in landed:
         rec = json.loads(f.read_text())
         orig = src / "demo/runs" / f.name
-        assert rec["imported"]["source"] == str(orig)
-        assert rec["imported"]["sha256"] == hashlib.sha256(orig.read_bytes()).hexdigest()
-        assert rec["imported"]["claimed_host"] == rec["provenance"]["host"]["hostname"]
-        assert f.parent.parent.name == host_slug(rec["imported"]["claimed_host"])
-    assert json.loads(landed[0].read_text())["imported"]["claimed_host"] == local_host
+        assert rec["provenance"]["imported"]["source"] == str(orig)
+        assert (
+            rec["provenance"]["imported"]["sha256"] == hashlib.sha256(orig.read_bytes()).hexdigest()
+        )
+        assert (
+            rec["provenance"]["imported"]["claimed_host"] == rec["provenance"]["host"]["hostname"]
+        )
+        assert f.parent.parent.name == host_slug(rec["provenance"]["imported"]["claimed_host"])
+    assert json.loads(landed[0].read_text())["provenance"]["imported"]["claimed_host"] == local_host
     rep = a / "results/reproductions/squares/1"
     assert sorted(p.name for p in rep.rglob("*") if p.is_file()) == [
         "grows-with-n.png", "imported.json", "scale-doubles.png", "verdicts.json"

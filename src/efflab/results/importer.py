@@ -6,7 +6,8 @@ project imports them all and builds one site. What can be merged, and how:
 - run records (`<exp>/runs/<key>.json`) land in `results/<exp>/hosts/<host>/runs/`,
   **always** — a record claiming this machine's hostname too: an imported record never
   passes as a local measurement. Each is marked (`imported`: the source file, the
-  sha256 of its bytes as found there, the host it claims). The same (key, host) with
+  sha256 of its bytes as found there, the host it claims: `provenance.imported`, as
+  the MLPerf and asv importers mark theirs). The same (key, host) with
   the same content is already here; with other content it is a conflict (exit 2
   naming both files), never an overwrite;
 - table versions (`<exp>/tables/v<N>/`, or `<exp>/v<N>/` in a repository written by
@@ -205,7 +206,8 @@ def _stage_experiment(
             rec = check_record(f, root / rel)
             if rec["experiment"] != exp:
                 raise BadInput(root / rel, "$.experiment", f"{exp!r} (its folder)", rec["experiment"])  # fmt: skip
-            rec["imported"] = {
+            rec["provenance"]["imported"] = {
+                "format": "efflab",
                 "source": str(root / rel),
                 "sha256": hashlib.sha256(raw).hexdigest(),
                 "claimed_host": record_host(rec),
@@ -267,7 +269,9 @@ def _stage_reports(
 
 
 def _strip(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in rec.items() if k != "imported"}
+    """A record without its import mark (the same record imported twice is the same)."""
+    prov = {k: v for k, v in rec["provenance"].items() if k != "imported"}
+    return {**rec, "provenance": prov}
 
 
 def _plan(repo: Path, src: _Source, staged: _Staged, res: Imported) -> list[tuple[Path, Path]]:
@@ -278,7 +282,7 @@ def _plan(repo: Path, src: _Source, staged: _Staged, res: Imported) -> list[tupl
     exps: list[str] = []
     at = datetime.now(UTC).isoformat(timespec="seconds")
     for exp, shown, f, rec in staged.records:
-        host = rec["imported"]["claimed_host"]
+        host = rec["provenance"]["imported"]["claimed_host"]
         hosts.add(host)
         key_hosts[(exp, rec["key"])] = host
         target = _host_dir(repo, exp, host) / "runs" / f.name
@@ -297,7 +301,7 @@ def _plan(repo: Path, src: _Source, staged: _Staged, res: Imported) -> list[tupl
                                f"{rec['key']} and host {host})", "a different record",
                                "records are never overwritten: remove one of the two files")  # fmt: skip
             continue
-        rec["imported"]["at"] = at
+        rec["provenance"]["imported"]["at"] = at
         atomic_write_json(f, rec)
         moves.append((f, target))
         res.records_added += 1
