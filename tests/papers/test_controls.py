@@ -198,3 +198,21 @@ def test_a_control_the_plan_lacks_is_bad_input_before_anything_runs(tmp_path: Pa
         prepare(REPO, [paper], True)
     assert exc.value.path == "$.claims[0].control"
     assert "resnet-50" in str(exc.value) and "experiments[].inputs" in str(exc.value)
+
+
+# re-done on the vLLM engine (#37): their owner adds controls with this syntax
+LEAD_PAPERS = {"sarathi-serve", "kinetics", "llm-inference-hyperparams"}
+
+
+def test_every_counted_shipped_claim_names_its_control() -> None:
+    """`control:` (or `control: {none: why}`) on every counted claim of every spec."""
+    from efflab.papers.spec import load_papers
+
+    missing = [
+        f"{p.id}/{c.id}"
+        for p in load_papers(REPO, [], True)
+        if p.id not in LEAD_PAPERS
+        for c in p.claims
+        if c.kind == "claim" and c.control is None and not c.cites
+    ]
+    assert missing == []

@@ -95,19 +95,6 @@ LEAD = {
     "llm-inference-hyperparams/throughput-rises-along-batch",
     "sarathi-serve/chunking-costs-little-throughput",
 }
-# declared counted, true by construction on the recorded data: re-audited in #30
-PENDING_AUDIT = {
-    "beyond-backprop/mf-accuracy-matches-bp",
-    "distzo2/zo-step-costs-two-forwards",
-    "dual-cnn/cascade-keeps-accuracy",
-    "e2gc/speedup-far-below-mac-cut",
-    "efficient-modulation/modulation-cost-near-conv",
-    "int8-ptq/static-int8-accuracy",
-    "polca/capping-costs-little-goodput",
-    "polca/inference-power-headroom",
-    "reduced-precision-odl/bf16-keeps-accuracy",
-    "reduced-precision-odl/fp16-keeps-accuracy",
-}
 
 
 def test_no_declared_claim_holds_by_construction_on_recorded_data() -> None:
@@ -121,4 +108,4 @@ def test_no_declared_claim_holds_by_construction_on_recorded_data() -> None:
         for k, v in [(f"{p.id}/{c.id}", EXPECTED[f"{p.id}/{c.id}"])]
         if v["kind"] != "claim"
     }
-    assert bad == LEAD | PENDING_AUDIT
+    assert bad == LEAD

@@ -30,7 +30,10 @@ def checks(claim: Claim, tables: Mapping[str, Samples]) -> tuple[Check | None, l
     ctl = claim.control
     if ctl is not None and not ctl.none:
         cond = ctl.condition(claim.condition)
-        control = Check(f"control: {ctl.render()}", claims.render(cond), evaluate(cond, tables))
+        # paired: a control that reads one point on both sides (an arm swapped for the
+        # other) reads one sample, exactly as a placebo does
+        out = evaluate(cond, tables, paired=True)
+        control = Check(f"control: {ctl.render()}", claims.render(cond), out)
     points = {n: s.points for n, s in tables.items()}
     placebos = [
         Check(
