@@ -79,8 +79,11 @@ def efflab_experiment_targets(experiment, quick=False):
     """Plan an experiment (pure Python), write its invocation files, return its targets."""
     from efflab.workflow.snakemake_adapter import write_invocations
     from efflab.plan.planner import plan_experiment
+    from efflab.runtime import base
 
-    plan = plan_experiment(Path.cwd(), experiment, quick=quick)
+    # keyed for the runtime the jobs will run on, as `efflab run --runtime` keys them
+    identity = base.get(EFFLAB_RUNTIME).identity()
+    plan = plan_experiment(Path.cwd(), experiment, quick=quick, runtime=identity)
     write_invocations(Path.cwd(), plan.invocations.values())
     return [f"{inv.folder}/outputs.json" for inv in plan.targets]
 

@@ -96,12 +96,13 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     file = Path(args.suite).resolve() if args.suite else suite_mod.default_file(repo)
     suite = suite_mod.load(file)
     run_id = new_run_id()
-    plans = suite_mod.plan(repo, suite, salt=run_id)  # all bad input before anything runs
+    opts = run_options(args, repo)
+    # all bad input before anything runs
+    plans = suite_mod.plan(repo, suite, salt=run_id, runtime=opts.runtime.identity())
     if args.publish:
         from efflab.results.publish import check_destination
 
         check_destination(Path(args.publish))
-    opts = run_options(args, repo)
     quiet = opts.quiet
     bar: list[Progress] = []  # one progress bar per experiment, opened as each starts
 

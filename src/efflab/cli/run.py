@@ -72,8 +72,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = new_run_id()
     salt = run_id if args.fresh else ""
     # plan everything first: all bad input is reported before anything runs
-    plans = [plan_experiment(repo, e, args.quick, overrides, salt) for e in args.experiments]
     opts = run_options(args, repo)
+    identity = opts.runtime.identity()
+    plans = [
+        plan_experiment(repo, e, args.quick, overrides, salt, identity) for e in args.experiments
+    ]
     runtime = opts.runtime.name
     out, failures = {}, []
     for p in plans:

@@ -171,8 +171,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadInput("--repetitions", "$", "a whole number >= 1", args.repetitions)
     exp = single_invocation(script, parse_sets(args.set), args.repetitions)
     run_id = new_run_id()
-    plan = Planner(repo, reg, salt=run_id if args.fresh else "").plan(exp)
     opts = run_options(args, repo)
+    salt = run_id if args.fresh else ""
+    plan = Planner(repo, reg, salt=salt, runtime=opts.runtime.identity()).plan(exp)
     with Progress(f"script {script.alias}", opts.quiet) as prog:
         res = run_experiment(repo, exp.name, opts, run_id=run_id, prepared=plan,
                              on_progress=prog.update)  # fmt: skip

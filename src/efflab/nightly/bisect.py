@@ -38,6 +38,7 @@ import git
 
 from efflab.core.errors import BadInput, RunFailed
 from efflab.core.layout import state_dir
+from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.nightly import regression as regress
 from efflab.nightly import suite as suite_mod
 from efflab.nightly.findings import finite
@@ -117,11 +118,17 @@ def _commit(r: git.Repo, rev: str, option: str) -> git.Commit:
         raise BadInput(option, "$", f"a commit of {r.working_dir}", rev) from None
 
 
-def _plan(root: Path, entry: suite_mod.Entry, overrides: dict[str, Any], salt: str) -> Plan:
+def _plan(
+    root: Path,
+    entry: suite_mod.Entry,
+    overrides: dict[str, Any],
+    salt: str,
+    runtime: RuntimeIdentity | None = None,
+) -> Plan:
     exp = load_experiment(root, entry.name, entry.quick, overrides)
     if entry.repetitions is not None:
         exp.repetitions = entry.repetitions
-    return Planner(root, salt=salt).plan(exp)
+    return Planner(root, salt=salt, runtime=runtime).plan(exp)
 
 
 def prepare(
@@ -228,6 +235,7 @@ class Bisector:
 
     def __init__(self, req: Request, opts: RunOptions, run_id: str):
         self.req, self.opts, self.run_id = req, opts, run_id
+        self.identity = opts.runtime.identity()
         self.salt = f"bisect-{run_id}"
         self.cache = state_dir(req.repo, "bisect") / "artifacts"
         self.cache.mkdir(parents=True, exist_ok=True)
@@ -261,9 +269,7 @@ class Bisector:
 
     def one(self, wt: Path, p: Plan, rep: int, salt: str, sha: str) -> tuple[list[float], int]:
         """Run repetition `rep` of plan `p` in `wt`: (values, jobs run)."""
-        part = Plan(
-            p.experiment, p.script, p.invocations, [x for x in p.points if x.repetition == rep]
-        )
+        part = replace(p, points=[x for x in p.points if x.repetition == rep])
         res = run_experiment(
             wt,
             self.req.entry.name,
@@ -292,14 +298,16 @@ class Bisector:
         wt = self.tree(sha)
         try:
             try:
-                p = _plan(wt, self.req.entry, self.req.overrides, self.salt)
+                p = _plan(wt, self.req.entry, self.req.overrides, self.salt, self.identity)
             except BadInput as exc:
                 t.note = f"cannot plan at this commit: {exc}"
                 return t
             keys = tuple(sorted({x.key for x in p.points}))
             if self.good_tree is None:
                 self.good_tree = self.tree(self.req.good)
-                gk = _plan(self.good_tree, self.req.entry, self.req.overrides, self.salt)
+                gk = _plan(
+                    self.good_tree, self.req.entry, self.req.overrides, self.salt, self.identity
+                )
                 same = Tested(self.req.good, "good", GOOD, note="same content keys as good")
                 self.measured[tuple(sorted({x.key for x in gk.points}))] = same
             if keys in self.measured:  # same content keys as a commit measured before
@@ -310,7 +318,7 @@ class Bisector:
                 t.note = old.note if old.commit == self.req.good else f"as {old.commit[:10]}"
                 return t
             pair_salt = f"{self.salt}-vs-{sha[:12]}"  # good measured anew beside this commit
-            gp = _plan(self.good_tree, self.req.entry, self.req.overrides, pair_salt)
+            gp = _plan(self.good_tree, self.req.entry, self.req.overrides, pair_salt, self.identity)
             reps = sorted({x.repetition for x in p.points})
             try:
                 for r in reps:

@@ -227,7 +227,8 @@ def run(
     the caller report bad input before taking the lock.
     """
     opts = opts or RunOptions()
-    plans = plans if plans is not None else suite_mod.plan(repo, suite, salt=run_id)
+    if plans is None:
+        plans = suite_mod.plan(repo, suite, salt=run_id, runtime=opts.runtime.identity())
     nightly_dir(repo).mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(nightly_dir(repo) / ".lock"))
     try:

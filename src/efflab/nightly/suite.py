@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.core.errors import BadInput
+from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.core.specio import load_yaml, validate
 from efflab.nightly.changepoints import Settings
 from efflab.nightly.regression import Policy
@@ -136,7 +137,9 @@ def load(file: Path) -> Suite:
     )
 
 
-def _plan_entry(repo: Path, suite: Suite, entry: Entry, salt: str) -> Plan:
+def _plan_entry(
+    repo: Path, suite: Suite, entry: Entry, salt: str, runtime: RuntimeIdentity | None
+) -> Plan:
     try:
         exp = load_experiment(repo, entry.name, entry.quick, entry.overrides)
     except BadInput as exc:
@@ -146,7 +149,7 @@ def _plan_entry(repo: Path, suite: Suite, entry: Entry, salt: str) -> Plan:
     if entry.repetitions is not None:
         exp.repetitions = entry.repetitions
     try:
-        return Planner(repo, salt=salt).plan(exp)
+        return Planner(repo, salt=salt, runtime=runtime).plan(exp)
     except BadInput as exc:
         # an override the script rejects is the suite's fault: point at the suite line
         # (the planner names an override "--set NAME", as it would for the command line)
@@ -158,9 +161,12 @@ def _plan_entry(repo: Path, suite: Suite, entry: Entry, salt: str) -> Plan:
         raise
 
 
-def plan(repo: Path, suite: Suite, salt: str = "") -> list[Plan]:
-    """Plan every entry (top-level keys salted so the night measures anew)."""
-    plans = [_plan_entry(repo, suite, e, salt) for e in suite.entries]
+def plan(
+    repo: Path, suite: Suite, salt: str = "", runtime: RuntimeIdentity | None = None
+) -> list[Plan]:
+    """Plan every entry (top-level keys salted so the night measures anew) for
+    `runtime` (`Runtime.identity()`; default this machine's host)."""
+    plans = [_plan_entry(repo, suite, e, salt, runtime) for e in suite.entries]
     reported: set[str] = set()
     for entry, p in zip(suite.entries, plans, strict=True):
         declared = list(p.script.metrics)

@@ -23,6 +23,7 @@ from scipy.stats import binom
 
 from efflab.core import layout
 from efflab.core.errors import BadInput
+from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.optimize.request import Request
 from efflab.plan.planner import Experiment, Plan, Planner
 from efflab.workflow import remeasure
@@ -103,23 +104,25 @@ def _trial_experiment(exp: Experiment, points: list[dict[str, Any]]) -> Experime
 
 
 def _plan_points(
-    repo: Path, exp: Experiment, params: list[dict[str, Any]]
+    repo: Path, exp: Experiment, params: list[dict[str, Any]], runtime: RuntimeIdentity
 ) -> tuple[Plan | None, dict[int, str]]:
-    """One plan for the batch; a point the planner refuses (a cross-field rule of the
-    script's check.py) fails as a trial instead of stopping the search."""
+    """One plan for the batch (keyed for `runtime`); a point the planner refuses (a
+    cross-field rule of the script's check.py) fails as a trial instead of stopping
+    the search."""
+    planner = Planner(repo, runtime=runtime)
     try:
-        return Planner(repo).plan(_trial_experiment(exp, params)), {}
+        return planner.plan(_trial_experiment(exp, params)), {}
     except BadInput:
         pass
     bad: dict[int, str] = {}
     good: list[dict[str, Any]] = []
     for i, p in enumerate(params):
         try:
-            Planner(repo).plan(_trial_experiment(exp, [p]))
+            planner.plan(_trial_experiment(exp, [p]))
             good.append(p)
         except BadInput as e:
             bad[i] = f"not a valid configuration: {e.expected}, found {e.found!r} ({e.path})"
-    plan = Planner(repo).plan(_trial_experiment(exp, good)) if good else None
+    plan = planner.plan(_trial_experiment(exp, good)) if good else None
     return plan, bad
 
 
@@ -142,7 +145,7 @@ def evaluate(
     if opts.waiter is None:  # a caller without a command's waiter: one for this batch
         opts = opts.but(waiter=remeasure.QuietWaiter())
     unique = list({_canon(p): p for p in params}.values())
-    plan, bad = _plan_points(repo, exp, unique)
+    plan, bad = _plan_points(repo, exp, unique, opts.runtime.identity())
     refused = {_canon(unique[i]): msg for i, msg in bad.items()}
     by_params: dict[tuple, list[str]] = {}
     before: dict[str, bool] = {}

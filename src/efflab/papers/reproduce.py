@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.core.errors import BadInput, RunFailed
+from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.core.specio import canonical_json
 from efflab.papers import claims, machine, plancheck, samples, verdict
 from efflab.papers.evaluate import Outcome
@@ -39,9 +40,14 @@ def _catalog(plan: Plan) -> plancheck.Catalog:
 
 
 def prepare(
-    repo: Path, papers: list[Paper], quick: bool, host: machine.Machine | None = None
+    repo: Path,
+    papers: list[Paper],
+    quick: bool,
+    host: machine.Machine | None = None,
+    runtime: RuntimeIdentity | None = None,
 ) -> tuple[list[ExperimentRun], dict[str, dict[str, ExperimentRun]]]:
-    """Plan each distinct experiment once and check every claim against its plan.
+    """Plan each distinct experiment once (keyed for `runtime`) and check every claim
+    against its plan.
 
     Returns the runs and, per paper, experiment name -> its run (marked not applicable
     when every paper needing it requires what `host` lacks). Raises BadInput (naming
@@ -51,7 +57,7 @@ def prepare(
     seen: set[tuple[str, str]] = set()
     exp_dir = repo / "workflows" / "experiments"
     known = sorted(p.stem for p in exp_dir.glob("*.yaml"))
-    planner = Planner(repo)
+    planner = Planner(repo, runtime=runtime)
     runs: dict[tuple[str, str], ExperimentRun] = {}
     per_paper: dict[str, dict[str, ExperimentRun]] = {}
     for paper in papers:
@@ -170,7 +176,8 @@ def reproduce(
     opts = opts or RunOptions()
     quick = opts.quick
     papers = load_papers(repo, ids, all_papers)
-    runs, per_paper = prepare(repo, papers, quick)  # every bad input surfaces here
+    # every bad input surfaces here
+    runs, per_paper = prepare(repo, papers, quick, runtime=opts.runtime.identity())
     if not opts.runtime.available():  # asked for Docker and none answers: exit 2 first
         raise BadInput("--runtime", "$", f"a '{opts.runtime.name}' runtime that answers", "none")
     started = datetime.now(UTC).isoformat(timespec="seconds")

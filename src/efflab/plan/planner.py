@@ -19,6 +19,7 @@ from typing import Any
 from efflab.core.envspec import context_digest
 from efflab.core.errors import BadInput, json_path
 from efflab.core.invocation import KEY_LEN, Invocation
+from efflab.core.runtime_identity import RuntimeIdentity, host_identity
 from efflab.core.specio import canonical_json, describe_error, load_yaml, validate
 from efflab.plan.registry import Registry, Script
 
@@ -53,6 +54,7 @@ class Plan:
     script: Script
     invocations: dict[str, Invocation]
     points: list[Point]
+    runtime: RuntimeIdentity  # what every key was computed for (run it nowhere else)
 
     @property
     def targets(self) -> list[Invocation]:
@@ -127,10 +129,21 @@ def _fill(template: Any, parent: dict[str, Any]) -> Any:
 class Planner:
     """Expands experiments; caches per-script work so 10k points plan in about a second."""
 
-    def __init__(self, repo: Path, registry: Registry | None = None, salt: str = ""):
+    def __init__(
+        self,
+        repo: Path,
+        registry: Registry | None = None,
+        salt: str = "",
+        runtime: RuntimeIdentity | None = None,
+    ):
+        """`runtime`: where the plan will run (`Runtime.identity()`); it enters every
+        key, so a point measured elsewhere is never a cache hit. Default: this
+        machine's host runtime."""
         self.repo = repo
         self.registry = registry or Registry.for_repo(repo)
         self.salt = salt
+        self.runtime = runtime or host_identity()
+        self._runtime_part = self.runtime.key_part()
         self.invocations: dict[str, Invocation] = {}
         self._ok_values: set[tuple[str, str, str, str]] = set()
         self._memo: dict[tuple[str, str, int, bool], Invocation] = {}
@@ -208,6 +221,7 @@ class Planner:
             "env": env_digest,
             "repetition": repetition,
             "salt": self.salt if salted else "",
+            "runtime": self._runtime_part,
         }
         if script.collection:  # a collection's commit is part of its scripts' identity
             ident["collection"] = script.collection
@@ -275,7 +289,7 @@ class Planner:
                         m,
                     )
         used = _closure(self.invocations, {p.key for p in points})
-        return Plan(exp, script, {k: self.invocations[k] for k in used}, points)
+        return Plan(exp, script, {k: self.invocations[k] for k in used}, points, self.runtime)
 
 
 def _check_size(exp: Experiment) -> None:
@@ -332,8 +346,11 @@ def plan_experiment(
     quick: bool = False,
     overrides: dict[str, Any] | None = None,
     salt: str = "",
+    runtime: RuntimeIdentity | None = None,
 ) -> Plan:
-    return Planner(repo, salt=salt).plan(load_experiment(repo, name, quick, overrides))
+    return Planner(repo, salt=salt, runtime=runtime).plan(
+        load_experiment(repo, name, quick, overrides)
+    )
 
 
 def single_invocation(

@@ -30,6 +30,8 @@ def runs_dir(repo: Path, experiment: str) -> Path:
     return layout.runs_dir(repo, experiment)
 
 
+SCHEMA_VERSION = 2  # 2: provenance.identity (runtime kind, device class, image)
+
 REPAIR_HINT = "run `efflab results check {exp} --repair` to set bad files aside"
 
 
@@ -109,7 +111,7 @@ def _record(
             metrics[name] = {"value": value, "unit": meta["unit"], "better": meta["better"]}
     energy = (out or {}).get("energy") or {}
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "experiment": plan.experiment.name,
         "key": inv.key,
@@ -128,7 +130,9 @@ def _record(
         "contention": (out or {}).get("contention"),
         "provenance": {
             **prov,
-            "runtime": (out or {}).get("runtime", "host"),
+            "runtime": (out or {}).get("runtime", plan.runtime.kind),
+            # what the key was computed for (efflab.core.runtime_identity)
+            "identity": plan.runtime.to_json(),
             "image": (out or {}).get("image"),
             "env": inv.env,
             "env_digest": inv.env_digest,

@@ -36,6 +36,7 @@ from efflab.core.clock import now_iso
 from efflab.core.envspec import context_digest
 from efflab.core.errors import BadInput
 from efflab.core.invocation import Invocation
+from efflab.core.runtime_identity import RuntimeIdentity, device_class, gpu_models
 from efflab.envs import cleanup as imagegc
 from efflab.envs import images
 from efflab.runtime import energy, inside_report, sealed, warm
@@ -310,9 +311,24 @@ def _run_warm(
 class DockerRuntime:
     name = "docker"
     seals = True  # no network, read-only root, caps dropped, limits (see container_config)
+    supports_warm = True  # jobs reuse one container per sandbox class (efflab.runtime.warm)
 
     def available(self) -> bool:
         return engine_available()
+
+    def identity(self) -> RuntimeIdentity:
+        """The env's build context is in the key already (env_digest); the base image
+        every env image is built on is named here (its id is known only once built)."""
+        return RuntimeIdentity(kind=self.name, device=device_class(), image=images.base_ref())
+
+    def provenance(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"device": device_class(), "accelerators": gpu_models()}
+        try:
+            info["engine"] = docker.from_env(timeout=5).version().get("Version")
+        except Exception as exc:  # provenance never fails a run
+            info["engine"] = None
+            info["engine_error"] = type(exc).__name__
+        return info
 
     def prepare(self, repo: Path, invocations: Iterable[Invocation]) -> None:
         prepare_images(repo, invocations)

@@ -23,6 +23,7 @@ from typing import Any
 from efflab.core import lifeline
 from efflab.core.clock import now_iso
 from efflab.core.invocation import Invocation
+from efflab.core.runtime_identity import RuntimeIdentity, device_class, gpu_models, host_identity
 from efflab.runtime import contention, energy, sealed
 from efflab.runtime.failure import OOM, SCRIPT, TIMEOUT, InvocationFailed
 from efflab.runtime.outputs import (
@@ -251,9 +252,16 @@ def kill_group(pid: int) -> None:
 class HostRuntime:
     name = "host"
     seals = False  # the host has no sandbox: sealed runs refuse it
+    supports_warm = False  # a host job is a fork (or runs in the job server): nothing to keep warm
 
     def available(self) -> bool:
         return True
+
+    def identity(self) -> RuntimeIdentity:
+        return host_identity()
+
+    def provenance(self) -> dict[str, Any]:
+        return {"device": device_class(), "accelerators": gpu_models()}
 
     def prepare(self, repo: Path, invocations: Iterable[Invocation]) -> None:
         return None

@@ -27,8 +27,8 @@ from efflab.runtime.host import fork_script, wait_child
 from efflab.runtime.outputs import DONE_COPY, atomic_json, completed_outputs, log_tail
 
 USAGE = (
-    "usage: python -m efflab.runtime.runner [--runtime host|docker] ARTIFACT_FOLDER\n"
-    "       python -m efflab.runtime.runner [--runtime host|docker] --batch BATCH.json\n"
+    "usage: python -m efflab.runtime.runner [--runtime {names}] ARTIFACT_FOLDER\n"
+    "       python -m efflab.runtime.runner [--runtime {names}] --batch BATCH.json\n"
     "       (runs one planned invocation, or a batch of them in order: what Snakemake\n"
     "       runs per job)"
 )
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) == 2 and argv[0] == "--batch" and runtime in base.RUNTIMES:
         return run_batch(Path(argv[1]), runtime)
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print(USAGE)
+        print(USAGE.format(names="|".join(base.names())))
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     if runtime not in base.RUNTIMES:
         print(f"efflab: --runtime: expected one of {sorted(base.RUNTIMES)}, found {runtime!r}",

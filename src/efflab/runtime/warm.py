@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from efflab.runtime import warm_server
+from efflab.runtime import base, warm_server
 from efflab.runtime.host import THREAD_VARS
 
 DIR_ENV = "EFFLAB_WARM_DIR"  # set by the adapter for local docker runs
@@ -64,9 +64,12 @@ def dir_for(run_id: str) -> Path:
 
 
 def wanted(run_id: str, runtime: str, executor: str, dry_run: bool) -> bool:
+    """Keep sandboxes warm for this run? Only where the runtime says it can
+    (`Runtime.supports_warm`), on the local executor, and unless switched off."""
     return (
         bool(run_id)
-        and runtime == "docker"
+        and runtime in base.RUNTIMES
+        and base.get(runtime).supports_warm
         and executor == "local"
         and not dry_run
         and (os.environ.get(OFF_ENV, "1") != "0")

@@ -31,6 +31,7 @@ from typing import Any
 from filelock import FileLock
 
 from efflab.core.errors import BadInput
+from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.plan.planner import Experiment, Plan, Planner, load_experiment
 from efflab.plan.registry import Registry
 from efflab.runtime import base, sealed
@@ -74,6 +75,11 @@ def registry_with(repo: Path, replaced: dict[str, Path]) -> Registry:
     return reg
 
 
+def sealed_runtime() -> Runtime:
+    """Where verification runs: docker, the runtime that seals."""
+    return base.get("docker")
+
+
 def plan_submission(
     repo: Path,
     t: Tournament,
@@ -82,8 +88,10 @@ def plan_submission(
     file: Path,
     replaced: dict[str, Path] | None = None,
     private_digest: str | None = None,
+    runtime: RuntimeIdentity | None = None,
 ) -> Plan:
-    """One point (the submission's inputs over the fixed ones), `t.repetitions` times."""
+    """One point (the submission's inputs over the fixed ones), `t.repetitions` times,
+    keyed for `runtime` (default: docker, where verification runs sealed)."""
     base = load_experiment(repo, t.experiment, t.quick)
     fixed = dict(t.fixed_inputs)
     if t.private is not None:
@@ -101,7 +109,9 @@ def plan_submission(
         raw={},
     )
     try:
-        plan = Planner(repo, registry_with(repo, replaced or {}), salt=salt).plan(exp)
+        reg = registry_with(repo, replaced or {})
+        identity = runtime or sealed_runtime().identity()
+        plan = Planner(repo, reg, salt=salt, runtime=identity).plan(exp)
     except BadInput as exc:
         if exc.file != file:
             raise
@@ -157,7 +167,7 @@ def run_sealed(
     settings: dict[str, Any] | None = None,
 ) -> Measured:
     """Run the plan sealed; aggregated metrics, repetitions, intervals. Fills `details`."""
-    runtime = runtime or base.get("docker")
+    runtime = runtime or sealed_runtime()
     encoded = sealed.encode(settings or {**t.limits, "own_files_only": True})
     lock_dir = repo / "results" / "tournaments"
     lock_dir.mkdir(parents=True, exist_ok=True)

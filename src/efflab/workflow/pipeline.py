@@ -135,7 +135,13 @@ def run_experiment(
     """`save_table=False`: records only, no table version (a caller such as `optimize`
     runs partial plans of the experiment and saves its own table)."""
     opts = opts or RunOptions()
-    p = prepared or plan_experiment(repo, name, opts.quick, overrides, salt)
+    identity = opts.runtime.identity()
+    p = prepared or plan_experiment(repo, name, opts.quick, overrides, salt, identity)
+    if p.runtime != identity:  # its keys name another runtime's (or machine's) results
+        raise ValueError(
+            f"{p.experiment.name}: planned for {p.runtime}, asked to run on {identity}; "
+            "plan with Planner(runtime=opts.runtime.identity())"
+        )
     # one run of an experiment at a time: the second waits, then finds it all cached
     lock = housekeeping.experiment_lock(repo, p.experiment.name, run_id, opts.wait)
     try:
@@ -193,7 +199,7 @@ def _run_locked(
         preload.join()
     from efflab.results import index
 
-    prov = provenance.collect(repo)
+    prov = {**provenance.collect(repo), "runtime_info": runtime.provenance()}
     res.collected = records.collect(repo, p, run_id, prov, runtime.name)
     index.append(repo, p.experiment.name, res.collected.ok)  # the columnar index grows
     keys = {pt.key for pt in p.points}
