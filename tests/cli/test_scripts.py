@@ -127,9 +127,10 @@ def _collection(tmp: Path, alias: str, tags: str) -> Path:
 
 def test_repo_add_a_local_git_collection(tiny_repo: Path, tmp_path: Path) -> None:
     src = _collection(tmp_path, "doubler", "lab,double")
-    proc = efflab(tiny_repo, "repo", "add", str(src))
+    proc = efflab(tiny_repo, "repo", "add", str(src), "--trust")  # runs on the host below
     assert proc.returncode == 0, proc.stderr
     (row,) = _json(efflab(tiny_repo, "repo", "list", "--json"))
+    assert row["trusted"] is True
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True
     ).stdout.strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from efflab.cli.common import find_repo
 from efflab.envs import doctor
@@ -19,5 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    req = Registry.for_repo(find_repo(args.repo)).requirements()
+    reg = Registry.for_repo(find_repo(args.repo))
+    req = reg.requirements(trusted_only=True)  # a declared tool is run with its arguments
+    for name in reg.untrusted():
+        print(f"efflab: doctor: not checking collection {name}'s requires: it is not trusted "
+              f"(efflab repo trust {name})", file=sys.stderr)  # fmt: skip
     return doctor.main(["--json"] if args.json else [], req)

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     repo = find_repo(args.repo)
-    plan = plan_experiment(repo, args.experiment, args.quick, parse_sets(args.set))
+    plan = plan_experiment(repo, args.experiment, args.quick, parse_sets(args.set), inspecting=True)
     want = parse_sets(args.point)
     for k in want:
         if k not in plan.param_names():

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     repo = find_repo(args.repo)
-    p = plan_experiment(repo, args.experiment, args.quick, parse_sets(args.set))
+    p = plan_experiment(repo, args.experiment, args.quick, parse_sets(args.set), inspecting=True)
     if args.json:
         print_json(
             {

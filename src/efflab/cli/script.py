@@ -58,6 +58,8 @@ def brief(s: Script) -> dict[str, Any]:
         "env": s.env,
         "description": s.description,
         "collection": s.collection,
+        "origin": s.origin,
+        "trusted": s.trusted,
         "path": str(s.path),
     }
 
@@ -99,7 +101,7 @@ def users(repo: Path, reg: Registry, script: Script) -> tuple[list[str], list[st
 
 
 def show_data(repo: Path, reg: Registry, s: Script) -> dict[str, Any]:
-    planner = Planner(repo, reg)
+    planner = Planner(repo, reg, inspecting=True)  # never imports a collection's check.py
     inv = planner.invocation(s, {}, s.meta_file, {})
     deps = []
     for d in s.deps:

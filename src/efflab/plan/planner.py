@@ -135,15 +135,19 @@ class Planner:
         registry: Registry | None = None,
         salt: str = "",
         runtime: RuntimeIdentity | None = None,
+        inspecting: bool = False,
     ):
         """`runtime`: where the plan will run (`Runtime.identity()`); it enters every
         key, so a point measured elsewhere is never a cache hit. Default: this
-        machine's host runtime."""
+        machine's host runtime. `inspecting`: only looking (`script show`, `plan`,
+        `explain`): no collection's check.py is imported, trusted or not
+        (`Script.runs_checks`)."""
         self.repo = repo
         self.registry = registry or Registry.for_repo(repo)
         self.salt = salt
         self.runtime = runtime or host_identity()
         self._runtime_part = self.runtime.key_part()
+        self.inspecting = inspecting
         self.invocations: dict[str, Invocation] = {}
         self._ok_values: set[tuple[str, str, str, str]] = set()
         self._memo: dict[tuple[str, str, int, bool], Invocation] = {}
@@ -198,7 +202,7 @@ class Planner:
             return self._memo[memo]
         self.check_inputs(script, given, file, paths)
         inputs = {**script.defaults(), **given}
-        if script.checker is not None:  # cross-field rules (heads | d_model, ...)
+        if script.runs_checks(self.inspecting) and script.checker is not None:  # cross-field rules
             for fld, expected, found in script.checker(inputs) or []:
                 raise BadInput(file, paths.get(fld, f"$.inputs.{fld}"), expected, found)
         deps: dict[str, dict[str, str]] = {}
@@ -347,10 +351,10 @@ def plan_experiment(
     overrides: dict[str, Any] | None = None,
     salt: str = "",
     runtime: RuntimeIdentity | None = None,
+    inspecting: bool = False,
 ) -> Plan:
-    return Planner(repo, salt=salt, runtime=runtime).plan(
-        load_experiment(repo, name, quick, overrides)
-    )
+    exp = load_experiment(repo, name, quick, overrides)
+    return Planner(repo, salt=salt, runtime=runtime, inspecting=inspecting).plan(exp)
 
 
 def single_invocation(

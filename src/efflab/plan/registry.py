@@ -55,6 +55,8 @@ class Script:
     include: list[Path] = field(default_factory=list)
     requires: Requirements = field(default_factory=Requirements)
     collection: str | None = None  # "name@commit" for scripts from a registered collection
+    origin: str | None = None  # the collection's name (git or folder); None: the project's
+    trusted: bool = True  # may its code (check.py) be imported on the host?
 
     @cached_property
     def meta_file(self) -> Path:
@@ -87,9 +89,16 @@ class Script:
         sch = {"type": "object", "properties": self.inputs, "additionalProperties": False}
         return jsonschema.Draft202012Validator(sch)
 
+    def runs_checks(self, inspecting: bool) -> bool:
+        """Whether this script's check.py may be imported here, on the host: the
+        project's own always; a collection's only when the project trusts it, and never
+        while just inspecting (`script show`, `plan`, `explain`)."""
+        return self.origin is None or (self.trusted and not inspecting)
+
     @cached_property
     def checker(self):
-        """Optional pure `check(inputs) -> [(field, expected, found)]` from check.py."""
+        """Optional pure `check(inputs) -> [(field, expected, found)]` from check.py
+        (imported in this process: callers ask `runs_checks` first)."""
         f = self.path / "check.py"
         if not f.exists():
             return None
@@ -144,7 +153,9 @@ def _walk(root: Path):
                 yield Path(dirpath) / name
 
 
-def parse_script(folder: Path) -> Script:
+def parse_script(folder: Path, confine: Path | None = None) -> Script:
+    """A script folder; `confine` (a collection's checkout): its includes must lie
+    inside it, so a foreign meta.yaml cannot mount `~/.ssh` into its container."""
     meta_file = folder / "meta.yaml"
     meta = load_yaml(meta_file)
     validate(meta, "meta", meta_file)
@@ -168,6 +179,8 @@ def parse_script(folder: Path) -> Script:
     include = []
     for i, rel in enumerate(meta.get("include") or []):
         p = (folder / rel).resolve()
+        if confine is not None and not p.is_relative_to(confine):
+            raise BadInput(meta_file, f"$.include[{i}]", f"a folder inside its collection ({confine})", rel)  # fmt: skip
         if not p.is_dir():
             raise BadInput(meta_file, f"$.include[{i}]", "an existing folder", rel)
         include.append(p)
@@ -224,18 +237,30 @@ def _template_names(inputs: dict[str, Any], file: Path, where: str) -> set[str]:
 class Registry:
     """All scripts visible from a repo root plus EFFLAB_SCRIPTS_PATH folders."""
 
-    def __init__(self, roots: list[Path], collections: dict[Path, str] | None = None):
-        """`collections`: root -> "name@commit" for roots that are registered collections."""
+    def __init__(
+        self,
+        roots: list[Path],
+        collections: dict[Path, str] | None = None,
+        origins: dict[Path, collections.Collection] | None = None,
+    ):
+        """`collections`: root -> "name@commit" for roots that are registered git
+        collections; `origins`: root -> its collection, for every registered one."""
         self.roots = roots
         self.scripts: dict[str, Script] = {}
         for root in roots:
             if not root.is_dir():
                 continue
             label = (collections or {}).get(root)
+            origin = (origins or {}).get(root)
+            confine = None  # a collection's includes stay inside its checkout
+            if origin:
+                confine = root.resolve().parents[len(Path(origin.subdir).parts) - 1]
             for meta in sorted(root.glob("*/meta.yaml")):
-                s = parse_script(meta.parent)
+                s = parse_script(meta.parent, confine)
                 if label:
                     s = replace(s, collection=label)
+                if origin:
+                    s = replace(s, origin=origin.name, trusted=origin.trusted)
                 if s.alias in self.scripts:
                     other = self.scripts[s.alias].meta_file
                     raise BadInput(
@@ -245,16 +270,24 @@ class Registry:
         self._check_uids()
         self._check_cycles()
 
-    def requirements(self) -> Requirements:
-        """Every tool and package the registry's scripts declare (`requires:`)."""
-        return Requirements.union(s.requires for s in self.scripts.values())
+    def requirements(self, trusted_only: bool = False) -> Requirements:
+        """Every tool and package the registry's scripts declare (`requires:`);
+        `trusted_only`: not those of untrusted collections (`efflab doctor` runs each
+        declared tool with its declared arguments, on the host)."""
+        scripts = [s for s in self.scripts.values() if s.trusted or not trusted_only]
+        return Requirements.union(s.requires for s in scripts)
+
+    def untrusted(self) -> list[str]:
+        """Names of the untrusted collections that scripts here come from."""
+        return sorted({s.origin for s in self.scripts.values() if s.origin and not s.trusted})
 
     @classmethod
     def for_repo(cls, repo: Path) -> Registry:
         extra = [Path(p) for p in os.environ.get("EFFLAB_SCRIPTS_PATH", "").split(os.pathsep) if p]
         registered = collections.script_roots(repo)
         labels = {root: c.label for root, c in registered if c.commit}
-        return cls([repo / "scripts", *extra, *(root for root, _ in registered)], labels)
+        origins = dict(registered)
+        return cls([repo / "scripts", *extra, *(root for root, _ in registered)], labels, origins)
 
     def _check_uids(self) -> None:
         seen: dict[str, Script] = {}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from efflab.core.errors import BadInput, RunFailed
 from efflab.core.invocation import Invocation
+from efflab.plan import collections
 from efflab.plan.planner import Plan, plan_experiment
 from efflab.results import provenance, records, tables
 from efflab.workflow import housekeeping
@@ -162,7 +163,9 @@ def _run_locked(
     save_table: bool = True,
 ) -> ExperimentResult:
     quick, dry_run, runtime = opts.quick, opts.dry_run, opts.runtime
-    if not dry_run:
+    if not dry_run:  # an untrusted collection's code runs in a container or not at all
+        pending = [inv for inv in p.invocations.values() if not engine.is_done(repo, inv)]
+        collections.refuse_unsandboxed(repo, pending, runtime.name)
         runtime.prepare(repo, p.invocations.values())
     engine.write_invocations(repo, p.invocations.values())
     todo = [inv for inv in p.targets if not engine.is_done(repo, inv)]
