@@ -1,5 +1,6 @@
 """`efflab tournament list | show | submit | leaderboard | verify-ledger | keygen | register |
-sign | retry | reverify | init-secret | self-check`.
+revoke | organiser-key | sign | serve | worker | status | retry | reverify | init-secret |
+self-check`.
 
 Exit codes follow the project convention: 0 success (an accepted submission, a ledger
 that verifies), 1 a failed check (a rejected submission — recorded in the ledger — or
@@ -17,6 +18,8 @@ from typing import Any
 from efflab.cli.common import Progress, find_repo, print_json
 from efflab.cli.tournament_baseline import register as register_baseline
 from efflab.cli.tournament_identity import register as register_identity
+from efflab.cli.tournament_service import add_remote_submit, cmd_remote_submit
+from efflab.cli.tournament_service import register as register_service
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sm.add_argument("--json", action="store_true", help="the ledger entry as JSON")
     sm.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    add_remote_submit(sm)
     sm.set_defaults(func=cmd_submit)
     lb = ts.add_parser(
         "leaderboard",
@@ -88,6 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     vl.add_argument("--json", action="store_true", help="machine-readable output")
     vl.set_defaults(func=cmd_verify_ledger)
     register_identity(ts)
+    register_service(ts)
     _register_organiser(ts)
     register_baseline(ts)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
@@ -223,6 +228,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from efflab.tournaments.spec import load_tournament
     from efflab.tournaments.submit import submit
 
+    if args.server:  # a participant elsewhere: upload, follow, same exit codes
+        return cmd_remote_submit(args)
     repo = find_repo(args.repo)
     quiet = args.quiet or args.json
     t = load_tournament(repo, args.tournament)
