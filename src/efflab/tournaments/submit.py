@@ -90,7 +90,8 @@ class Intake:
     key: str | None = None  # fingerprint of the key that verified the signature
     signature: str | None = None  # the detached signature (base64), kept in the ledger ...
     signed: dict[str, Any] | None = None  # ... with what it signs (identity.signed_fields)
-    presigned: tuple[str, dict[str, Any]] | None = None  # checked by the service at upload
+    # (signature, signed fields, registered public key or None): checked by the service
+    presigned: tuple[str, dict[str, Any], str | None] | None = None
 
 
 def sealed_settings(t: Tournament) -> dict[str, Any]:
@@ -154,8 +155,9 @@ def _intake(
     elif t.script is not None and t.script.required:
         raise Rejected("archive", f"a script archive for step '{t.script.step}' is required")
     if t.identity == "keys":
+        pub = None
         if it.presigned is not None:  # over the service: digests + nonce + time
-            sig, fields = it.presigned[0].encode(), it.presigned[1]
+            sig, fields, pub = it.presigned[0].encode(), it.presigned[1], it.presigned[2]
             want = (t.id, it.sub_sha256, it.archive_sha256)
             if (fields.get("tournament"), fields.get("submission_sha256"), fields.get("archive_sha256")) != want:  # fmt: skip
                 raise Rejected("identity", "the signed digests are not those of the stored files")
@@ -163,7 +165,12 @@ def _intake(
             sig = _signature(file, signature, sub.signature)
             fields = identity.signed_fields(t.id, it.sub_sha256, it.archive_sha256)
         msg = identity.message_bytes(fields)
-        it.key = identity.Registry(participants_file(repo, t)).check(sub.participant, msg, sig).fingerprint  # fmt: skip
+        if pub is not None:  # a remote worker: the service's registry named the key
+            if not identity.verify_signature(pub, msg, sig):
+                raise Rejected("identity", f"the signature does not verify with the key registered for '{sub.participant}'")  # fmt: skip
+            it.key = identity.fingerprint(identity.parse_public(pub, "the registered key"))
+        else:
+            it.key = identity.Registry(participants_file(repo, t)).check(sub.participant, msg, sig).fingerprint  # fmt: skip
         it.signature, it.signed = (sig or b"").decode(errors="replace").strip(), fields
     return sub
 
@@ -238,14 +245,15 @@ def attempt(
     digest: str | None = None,
     again: dict[str, Any] | None = None,
     sid: str | None = None,
-    presigned: tuple[str, dict[str, Any]] | None = None,
+    presigned: tuple[str, dict[str, Any], str | None] | None = None,
     record: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Verdict:
     """One attempt → one ledger line. `again` re-runs a stored submission (retry/reverify).
 
     From the submission service: `sid` (the job's attempt id), `presigned` (signature,
-    signed fields, checked at upload), `record` (writes the line and returns it: the
+    signed fields and, for a worker without the registry, the key the service has
+    registered for the participant), `record` (writes the line and returns it: the
     service appends what its workers report) and `extra` (fields for the line)."""
     resumed = sid is not None  # the service's id: a run cut short by a crash comes back
     sid = sid or new_submission_id()

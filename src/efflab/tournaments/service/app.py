@@ -783,12 +783,17 @@ async def claim(request: Request) -> Response:
         if done is None:
             break
         svc.finish(job, done, job.worker)  # its line was written before a crash: not run again
+    pub = None
+    if job.signature is not None and job.participant is not None:  # for a worker elsewhere
+        key = identity.replay(svc.ledger_entries(t)).get(job.participant)
+        pub = key.public_b64 if key is not None and key.fingerprint == job.key else None
     return JSONResponse(
         {"job": {
             "id": job.id, "attempt_id": job.attempt_id, "kind": job.kind, "tournament": job.tournament,
             "signature": job.signature, "signed": job.signed, "sub_sha256": job.sub_sha256,
             "archive_sha256": job.archive_sha256, "has_archive": job.has_archive,
             "retries": job.retries, "seqs": job.seqs, "lease_s": svc.s.lease_s, "runs": job.runs,
+            "public_key": pub,
         }}
     )  # fmt: skip
 
@@ -889,7 +894,7 @@ async def result(request: Request) -> Response:
         data = await _json_body(request, 16 << 20)
         t = svc.tournaments[job.tournament]
         if job.kind == "reverify":
-            svc.queue.record(job.id, -1, "accepted", str(data.get("summary", ""))[:500], data.get("worker"), False)  # fmt: skip
+            svc.queue.record(job.id, None, "accepted", str(data.get("summary", ""))[:500], data.get("worker"), False)  # fmt: skip
             return JSONResponse({"ok": True})
         entry = await run_in_threadpool(_record_result, svc, t, job, data)
     except UploadRefused as exc:

@@ -248,12 +248,12 @@ class Queue:
             )
             return cur.rowcount == 1
 
-    def record(self, jid: str, seq: int, verdict: str, reason: str | None, worker: dict[str, Any] | None, retry: bool) -> Job:  # fmt: skip
+    def record(self, jid: str, seq: int | None, verdict: str, reason: str | None, worker: dict[str, Any] | None, retry: bool) -> Job:  # fmt: skip
         """A run's ledger line is written: final, or queued again for an infrastructure retry."""
         now = time.time()
         with self._db(write=True) as db:
             job = _job(db.execute("SELECT * FROM jobs WHERE id=?", (jid,)).fetchone())
-            seqs = [*job.seqs, seq] if seq not in job.seqs else job.seqs
+            seqs = [*job.seqs, seq] if seq is not None and seq not in job.seqs else job.seqs
             if retry:
                 db.execute(
                     "UPDATE jobs SET state='queued', retries=retries+1, lease_owner=NULL, lease_until=NULL,"

@@ -199,7 +199,8 @@ class Worker:
                 raise RunFailed(f"{job['id']}: the server refused the result: {r.status_code} {r.text[:300]}")  # fmt: skip
             return dict(r.json()["entry"])
 
-        presigned = (job["signature"], job["signed"]) if job.get("signature") else None
+        pub = None if self.local else job.get("public_key")  # the local one reads the ledger
+        presigned = (job["signature"], job["signed"], pub) if job.get("signature") else None
         archive = folder / "archive.tar.gz" if job["has_archive"] else None
         extra = {"retry_of": job["seqs"][-1]} if job["retries"] and job["seqs"] else None
         self.say(f"{job['id']}: verifying (run {job['runs']})")
