@@ -192,6 +192,11 @@ def test_queue_cap_and_api_description(srv: Server) -> None:
         answers.append(client.upload(srv.url, "tiny", signed_parts(srv, who, f"flood{i}")))
     full = [a for a in answers if a.status == 503]
     assert full and all(a.body["error"]["code"] == "queue-full" for a in full)
+    f = submission(srv.subs, "flood-raw", 3, participant="bo")  # type: ignore[attr-defined]
+    parts = client.prepare("tiny", f, None, srv.keys / "bo")  # type: ignore[attr-defined]
+    body, _ = client._multipart(parts, "QqQ", lambda a, b: None)
+    r = httpx.post(f"{srv.url}{API}/tournaments/tiny/submissions", content=b"".join(body), headers={"Content-Type": "multipart/form-data; boundary=QqQ"})  # fmt: skip
+    assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
     r = httpx.post(f"{srv.url}{API}/tournaments/tiny/submissions", content=b"", headers={"Content-Type": "multipart/form-data; boundary=XyZ"})  # fmt: skip
     assert r.status_code in (400, 503)
     waiting = [j for j in jobs(srv) if j["state"] == "queued"]

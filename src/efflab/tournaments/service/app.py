@@ -129,6 +129,8 @@ def new_id() -> str:
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    if status == 503 and not headers:
+        headers = {"Retry-After": "30"}
     body = {"error": {"status": status, "code": code, "message": message, "exit_code": EXIT.get(status, 1)}}  # fmt: skip
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -143,6 +145,7 @@ class Service:
         self.uploads = asyncio.Semaphore(settings.max_uploads)
         self.in_flight = 0
         self.boards: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+        self.chains: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
         self.append_lock = threading.Lock()
         self.worker: subprocess.Popen[bytes] | None = None
         self.supervisor: asyncio.Task[None] | None = None
@@ -159,7 +162,19 @@ class Service:
         return self.queue.window(t.id) or t.status()
 
     def ledger_entries(self, t: Tournament) -> list[dict[str, Any]]:
-        return Ledger(t.root(self.repo) / "ledger.jsonl").entries()
+        """The verified chain, re-read only when the file changed (every upload asks)."""
+        f = t.root(self.repo) / "ledger.jsonl"
+        try:
+            st = f.stat()
+            mark = (st.st_size, st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            return []
+        hit = self.chains.get(t.id)
+        if hit is not None and hit[0] == mark:
+            return hit[1]
+        entries = Ledger(f).entries()
+        self.chains[t.id] = (mark, entries)
+        return entries
 
     def board(self, t: Tournament) -> dict[str, Any]:
         """The leaderboard, rebuilt only when the ledger changed."""
@@ -453,21 +468,7 @@ async def _take_upload(svc: Service, t: Tournament, request: Request) -> Respons
             )  # fmt: skip
         except ClientDisconnect:
             raise UploadRefused(400, "truncated", "the client went away mid-upload") from None
-        job = await run_in_threadpool(_admit, svc, t, up)
-        sid = new_id()
-        final = root / "submissions" / sid / "upload"
-        final.parent.mkdir(parents=True)
-        os.rename(incoming, final)
-        _fsync_dir(final.parent)
-        job.update(id=sid, tournament=t.id, has_archive="archive" in up.files)
-        try:
-            pos = svc.queue.add(job, svc.s.queue_cap, job.pop("used"), t.limit)
-        except QueueFull as exc:
-            shutil.rmtree(final.parent, ignore_errors=True)
-            return error(503, "queue-full", str(exc), {"Retry-After": "30"})
-        except OverLimit as exc:
-            shutil.rmtree(final.parent, ignore_errors=True)
-            return error(429, "attempt-limit", f"{exc} per {t.window_h:g} h")
+        sid, pos = await run_in_threadpool(_admit_and_queue, svc, t, up, incoming)
     except UploadRefused as exc:
         return error(exc.status, exc.code, exc.message)
     finally:
@@ -477,6 +478,27 @@ async def _take_upload(svc: Service, t: Tournament, request: Request) -> Respons
          "status_url": f"{API}/submissions/{sid}"},
         status_code=202,
     )  # fmt: skip
+
+
+def _admit_and_queue(svc: Service, t: Tournament, up: Any, incoming: Path) -> tuple[str, int]:
+    """Checks, then the upload renamed into place and fsynced, then its queue row: both
+    on disk before the 202 (off the event loop: fsyncs take milliseconds)."""
+    job = _admit(svc, t, up)
+    root = t.root(svc.repo)
+    sid = new_id()
+    final = root / "submissions" / sid / "upload"
+    final.parent.mkdir(parents=True)
+    os.rename(incoming, final)
+    _fsync_dir(final.parent)
+    job.update(id=sid, tournament=t.id, has_archive="archive" in up.files)
+    try:
+        return sid, svc.queue.add(job, svc.s.queue_cap, job.pop("used"), t.limit)
+    except QueueFull as exc:
+        shutil.rmtree(final.parent, ignore_errors=True)
+        raise UploadRefused(503, "queue-full", str(exc)) from None
+    except OverLimit as exc:
+        shutil.rmtree(final.parent, ignore_errors=True)
+        raise UploadRefused(429, "attempt-limit", f"{exc} per {t.window_h:g} h") from None
 
 
 def _fsync_dir(d: Path) -> None:
