@@ -38,11 +38,24 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing efflab and its pinned dependencies into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade "pip>=24" >/dev/null
-  extras="ml,dev"
+  extras="ml,dev,formats"
   grep -q '^slurm = ' pyproject.toml && extras="$extras,slurm"
   .venv/bin/python -m pip install -q -e ".[$extras]"
   # pins whose own metadata conflicts with ours ([tool.efflab] install-no-deps)
   nodeps=$(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb")).get("tool", {}).get("efflab", {}).get("install-no-deps", [])))')
   [ -z "$nodeps" ] || .venv/bin/python -m pip install -q --no-deps $nodeps
   echo "$want" > "$stamp"
+fi
+
+# Other tools' own environment (.venv-tools): the MLflow tracking server and asv, run by
+# the formats tests (tests/results/test_formats_*). Kept apart because their pins
+# conflict with ours: mlflow 3.17.2 requires pyarrow<26 (we pin 26.0.1), asv 0.6.6
+# pulls packaging 26 (Snakemake needs packaging<26). efflab itself needs only
+# mlflow-skinny (the client, in the formats extra) and reads asv's JSON without asv.
+[ -x .venv-tools/bin/python ] || "$PY" -m venv .venv-tools
+tools_want=$(sha256sum tools/tools-requirements.txt | cut -d' ' -f1)
+if [ "$(cat .venv-tools/.installed 2>/dev/null)" != "$tools_want" ]; then
+  echo "setup: installing MLflow's server and asv into .venv-tools" >&2
+  .venv-tools/bin/python -m pip install -q -r tools/tools-requirements.txt
+  echo "$tools_want" > .venv-tools/.installed
 fi

@@ -195,6 +195,13 @@ def test_symlinks_and_dotdot_refused(tmp_path: Path, lg_runs, target: str) -> No
         str(tree / "closed" / ".." / "closed" / "Lab"),
     )
     assert r.returncode == 2 and "symbolic link" in r.stderr
+    # a link to a folder on the way is refused too, never walked into
+    (run / loadgen.DETAIL).unlink()
+    shutil.copy(lg_runs["Server"] / loadgen.DETAIL, run / loadgen.DETAIL)
+    bench = tree / "closed/Lab/results/lab-box/resnet50"
+    (bench / "Offline").symlink_to(bench / "Server")
+    _expect_bad(repo, tree, str(bench / "Offline"), "symbolic link")
+    (bench / "Offline").unlink()
 
 
 def test_huge_file_refused_before_reading(tmp_path: Path, lg_runs) -> None:
@@ -203,7 +210,7 @@ def test_huge_file_refused_before_reading(tmp_path: Path, lg_runs) -> None:
     with open(f, "r+b") as fh:  # sparse: 8 GiB on paper, nothing on disk
         fh.truncate(8 << 30)
     repo = make_tiny_repo(tmp_path / "proj")
-    _expect_bad(repo, tree, str(f), "EFFLAB_MAX_IMPORT_FILE_BYTES", str(8 << 30))
+    _expect_bad(repo, tree, str(f), "a file of at most", str(8 << 30))
 
 
 def test_malformed_system_json_names_the_field(tmp_path: Path, lg_runs) -> None:

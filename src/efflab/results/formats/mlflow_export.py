@@ -147,9 +147,8 @@ def export(repo: Path, uri: str, names: Iterable[str] | None = None,
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"
         )  # fail in seconds, not minutes
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-        import logging
-
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "View run at ..." lines
+        # no "View run at ..." lines on stdout (and no get_run per run to print them)
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         from mlflow.entities import Metric, Param
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
