@@ -216,3 +216,22 @@ def test_every_counted_shipped_claim_names_its_control() -> None:
         if c.kind == "claim" and c.control is None and not c.cites
     ]
     assert missing == []
+
+
+def test_a_placebo_is_decided_on_a_contended_machine(tmp_path: Path) -> None:
+    """The same recorded timings marked contended (as on a loaded machine): the claim
+    itself is inconclusive, but an arm against itself is exactly 1 whatever the load,
+    so its placebo and an arm-swap control still fail."""
+    d = json.loads((RECORDED / "edge-digits.json").read_text())
+    recs = [{**r, "status": "ok", "contended": True} for r in d["records"]]
+    busy = {
+        "edge-digits": samples.from_records("edge-digits", recs, d["points"], d["params"], True)
+    }
+    r = judge(tmp_path, busy, "edge-digits", SIZE)["size"]
+    assert r.outcome.status == "inconclusive" and "contended" in r.outcome.detail
+    assert r.control is not None and r.control.outcome.status == "fail"
+    assert [p.outcome.status for p in r.placebos] == ["fail", "fail"]
+    assert "exact: an arm against itself" in r.placebos[0].outcome.detail
+    # a control reading other points (cnn-64) stays undecided under contention
+    r = judge(tmp_path, busy, "edge-digits", FASTER)["faster"]
+    assert r.control is not None and r.control.outcome.status == "inconclusive"

@@ -82,6 +82,8 @@ def rows(sel: Select, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 def unsure(est: Estimate) -> bool:
     """Timings that cannot decide: too few repetitions, or taken on a contended machine
     (a busy neighbour slows one arm more than another; the interval does not know)."""
+    if est.exact:
+        return False
     return est.timing and (est.n_min < MIN_TIMING_REPS or est.contended > 0)
 
 
@@ -98,6 +100,8 @@ def three_way(ok, est: Estimate) -> str:
 
 
 def few(est: Estimate) -> str:
+    if est.exact:
+        return "; exact: an arm against itself (paired), whatever the machine's load"
     if est.timing and est.n_min < MIN_TIMING_REPS:
         return (
             f"; only {est.n_min} repetition(s) of a timing-sensitive point (need {MIN_TIMING_REPS})"

@@ -57,6 +57,10 @@ class Estimate:
     timing: bool  # reads a timing-sensitive experiment
     unit: str | None = None
     contended: int = 0  # timing repetitions it reads that were measured contended
+    # paired and the same in every resample although its points' repetitions vary:
+    # the value follows from the condition's form (an arm against itself), not from
+    # how well the machine measured, so contention cannot make it uncertain
+    exact: bool = False
 
     @property
     def degenerate(self) -> bool:
@@ -183,8 +187,18 @@ class Resolver:
             lows = [float(x) for x in np.atleast_1d(res.confidence_interval.low)]
             highs = [float(x) for x in np.atleast_1d(res.confidence_interval.high)]
         units = list(units) or [None] * len(bound)
+        resampled = bool(varying) and len(varying) == len(used)
         return [
-            Estimate(v, min(lo, v), max(hi, v), n_min, self.timing, u, contended)
+            Estimate(
+                v,
+                min(lo, v),
+                max(hi, v),
+                n_min,
+                self.timing,
+                u,
+                contended,
+                self.paired and resampled and lo == hi == v,
+            )
             for v, lo, hi, u in zip(values, lows, highs, units, strict=True)
         ]
 
