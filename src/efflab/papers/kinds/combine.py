@@ -62,6 +62,11 @@ def _placebos(c: Combine, points: Mapping[str, list[dict[str, Any]]]) -> list[tu
     return out
 
 
+def _check(c: Combine, catalogs: dict[str, Any], file: Any) -> None:
+    for p in c.parts:
+        kinds.check(p, catalogs, file)
+
+
 def _bare(body: Any, path: str) -> list[tuple[str, Any]]:
     if not isinstance(body, list):
         return []
@@ -77,7 +82,7 @@ def _kind(name: str, joiner: str) -> Kind:
         selections=lambda c: [s for p in c.parts for s in claims.selections(p)],
         thresholds=lambda c: [t for p in c.parts for t in claims.thresholds(p)],
         render=lambda c: joiner.join(f"({render(p)})" for p in c.parts),
-        check=lambda c, catalogs, file: [kinds.check(p, catalogs, file) for p in c.parts] and None,
+        check=_check,
         evaluate=_evaluate,
         rewrite=lambda c, f: Combine(c.kind, tuple(claims.rewrite(p, f) for p in c.parts), c.path),
         placebos=_placebos,

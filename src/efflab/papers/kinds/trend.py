@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from efflab.core.errors import BadInput
-from efflab.papers import claims, controls, plancheck
+from efflab.papers import claims, plancheck
 from efflab.papers.claims import Scalar, Select, render, same_value
 from efflab.papers.evaluate import Outcome, axis, combine_statuses, few, natural, three_way
 from efflab.papers.intervals import Resolver, fmt_interval
@@ -106,13 +106,8 @@ def placebos(c: Trend, points: Mapping[str, list[dict[str, Any]]]) -> list[tuple
         )
     ]
     keys = list(c.order) if c.order is not None else natural(plancheck.values(mine, c.along))
-    ends = list(dict.fromkeys(map(repr, keys[:1] + keys[-1:])))
-    out = []
-    for k in keys:
-        if repr(k) in ends:
-            ends.remove(repr(k))
-            out.append((f"flat at {c.along}={k}", replace(c, order=(k, k))))
-    return out + controls.arm_placebos(c)
+    ends = list({repr(k): k for k in keys[:1] + keys[-1:]}.values())  # first, last
+    return [(f"flat at {c.along}={k}", replace(c, order=(k, k))) for k in ends]
 
 
 KINDS = (
