@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import efflab, write
+from conftest import REPO, efflab, write
 
 SUITE = """\
 name: tiny-nightly
@@ -141,3 +141,38 @@ def test_bisect_bad_options_exit_2_naming_the_option(
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"efflab: error: {option}"), r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.docker
+def test_bisect_under_docker_uses_each_worktrees_envs(tiny_repo: Path, docker_engine) -> None:
+    """The docker runtime finds a commit's env in that commit's worktree (`envs/`),
+    not beside the shared artifacts cache (`.efflab/bisect/envs`)."""
+    import shutil
+
+    shutil.copytree(REPO / "envs" / "base", tiny_repo / "envs" / "base")
+    for alias in ("gen", "square"):
+        meta = tiny_repo / f"scripts/{alias}/meta.yaml"
+        meta.write_text(meta.read_text().replace('version: "1"\n', 'version: "1"\nenv: base\n'))
+    write(tiny_repo / "workflows/nightly.yaml", SUITE)
+    write(tiny_repo / ".gitignore", "artifacts/\nresults/\n.efflab/\n.snakemake/\n")
+    good = commit(tiny_repo, "good: initial")
+    run_py = tiny_repo / "scripts/square/run.py"
+    run_py.write_text(
+        run_py.read_text().replace('(ctx.inputs["sleep_s"])', '(ctx.inputs["sleep_s"] * 4)')
+    )
+    culprit = commit(tiny_repo, "square: sleep longer (the culprit)")
+    write(tiny_repo / "NOTES.md", "note\n")
+    bad = commit(tiny_repo, "notes")
+    r = efflab(
+        tiny_repo, "nightly", "bisect", "demo", "--metric", "wall_s", "--point", "n=2",
+        "scale=1.0", "--good", good, "--bad", bad, "--runtime", "docker", "--repetitions", "4",
+        "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    assert res["first_bad"]["commit"] == culprit, res["message"]
+    outs = [
+        json.loads(f.read_text())
+        for f in (tiny_repo / ".efflab/bisect/artifacts/square").glob("*/outputs.json")
+    ]
+    assert outs and all(o["runtime"] == "docker" and o["image"] for o in outs)

@@ -26,8 +26,6 @@ per tested commit (they must be fresh).
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -37,11 +35,11 @@ from typing import Any
 import git
 
 from efflab.core.errors import BadInput, RunFailed
-from efflab.core.layout import state_dir
 from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.nightly import regression as regress
 from efflab.nightly import suite as suite_mod
 from efflab.nightly.findings import finite
+from efflab.nightly.worktrees import Worktrees
 from efflab.plan.planner import Plan, Planner, load_experiment
 from efflab.workflow.options import RunOptions
 from efflab.workflow.pipeline import run_experiment
@@ -237,35 +235,20 @@ class Bisector:
         self.req, self.opts, self.run_id = req, opts, run_id
         self.identity = opts.runtime.identity()
         self.salt = f"bisect-{run_id}"
-        self.cache = state_dir(req.repo, "bisect") / "artifacts"
-        self.cache.mkdir(parents=True, exist_ok=True)
-        self.git = git.Repo(req.repo)
-        self.tmp = Path(tempfile.mkdtemp(prefix="efflab-bisect-"))
-        self.trees: list[Path] = []
+        self.trees = Worktrees(req.repo, "bisect")
+        self.cache = self.trees.cache
+        self.git = self.trees.git
         self.good_tree: Path | None = None
         self.measured: dict[tuple[str, ...], Tested] = {}
 
     def close(self) -> None:
-        for wt in self.trees:
-            self.git.git.worktree("remove", "--force", str(wt))
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.git.git.worktree("prune")
+        self.trees.close()
 
     def tree(self, sha: str) -> Path:
-        wt = self.tmp / sha[:12]
-        self.git.git.worktree("add", "--detach", "--force", str(wt), sha)
-        self.trees.append(wt)
-        art = wt / "artifacts"
-        if art.is_symlink() or art.is_file():
-            art.unlink()
-        elif art.exists():
-            shutil.rmtree(art)
-        art.symlink_to(self.cache, target_is_directory=True)
-        return wt
+        return self.trees.add(sha)
 
     def drop(self, wt: Path) -> None:
-        self.git.git.worktree("remove", "--force", str(wt))
-        self.trees.remove(wt)
+        self.trees.drop(wt)
 
     def one(self, wt: Path, p: Plan, rep: int, salt: str, sha: str) -> tuple[list[float], int]:
         """Run repetition `rep` of plan `p` in `wt`: (values, jobs run)."""

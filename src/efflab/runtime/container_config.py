@@ -17,7 +17,7 @@ from docker.types import Mount, Ulimit
 from efflab.core import lifeline
 from efflab.core.invocation import Invocation
 from efflab.envs import cleanup as imagegc
-from efflab.runtime import sealed
+from efflab.runtime import pinning, sealed
 from efflab.runtime.host import PKG_ROOT
 
 LABEL_RUN, LABEL_KEY = "efflab.run", "efflab.key"
@@ -26,10 +26,24 @@ DEFAULT_PIDS = 4096
 SEALED_ENV = ("EFFLAB_RUNTIME",)  # what a sealed container gets of efflab's variables
 
 
+def shared_artifacts(repo: Path) -> Path | None:
+    """Where `repo/artifacts` really is when it links outside the repository (the
+    shared cache of bisect and compare worktrees): mounted at its own path, so the
+    link resolves inside the container as outside."""
+    art = repo / "artifacts"
+    if not art.is_symlink():
+        return None
+    real = art.resolve()
+    return None if real.is_relative_to(repo.resolve()) else real
+
+
 def _mounts(repo: Path, inv: Invocation, folder: Path) -> list[Any]:
     pkg = PKG_ROOT / "efflab"
-    mounts = [
-        Mount(str(repo), str(repo), type="bind", read_only=True),
+    mounts = [Mount(str(repo), str(repo), type="bind", read_only=True)]
+    shared = shared_artifacts(repo)
+    if shared is not None:  # a worktree's artifacts/ links to a cache outside it
+        mounts.append(Mount(str(shared), str(shared), type="bind", read_only=True))
+    mounts += [
         Mount(str(folder), str(folder), type="bind", read_only=False),
         Mount(f"{PKG_MOUNT}/efflab", str(pkg), type="bind", read_only=True),
     ]
@@ -80,6 +94,10 @@ def container_config(repo: Path, inv: Invocation, folder: Path, image_id: str) -
         "stdin_open": False,
         "detach": True,
     }
+    pin = pinning.cpus_for(res)
+    if pin is not None:  # the run's split: an exclusive job's own cores, the rest else
+        cfg["cpuset_cpus"] = ",".join(map(str, pin))
+        cfg["nano_cpus"] = int(min(cpus, len(pin)) * 1e9)
     if res.get("mem_mb"):
         cfg["mem_limit"] = cfg["memswap_limit"] = f"{int(res['mem_mb'])}m"
     return cfg
@@ -96,7 +114,9 @@ def seal_config(
     cfg["network_mode"] = "none"
     if s.get("own_files_only"):
         repo = repo.resolve()
-        keep = [m for m in cfg["mounts"] if Path(m["Target"]) != repo]  # pkg + own folder
+        shared = shared_artifacts(repo)
+        drop = {repo, shared} if shared else {repo}
+        keep = [m for m in cfg["mounts"] if Path(m["Target"]) not in drop]  # pkg + own folder
         own = {Path(m["Target"]) for m in keep}
         for p in [inv.script_dir, *inv.include, *sealed.dep_folders(repo, inv)]:
             path = Path(p).resolve()

@@ -47,7 +47,7 @@ from efflab.core.invocation import Invocation
 from efflab.core.locks import FileLock
 from efflab.runtime import base, host
 from efflab.runtime.outputs import completed_outputs
-from efflab.runtime.runner import Attempt, invocation_lock, prepare, run_invocation
+from efflab.runtime.runner import Attempt, invocation_lock, prepare, repo_of, run_invocation
 
 ENV = "EFFLAB_JOBSERVER"  # "PORT:TOKEN", set by the adapter for the Snakemake process
 INPROCESS_ENV = "EFFLAB_JOBSERVER_INPROCESS"  # "off": every job in a forked runner child
@@ -185,7 +185,7 @@ def _start_served(conn: socket.socket, folder: Path) -> Served | int | None:
     invocation, so the child waits as the runner does; or the invocation is unreadable,
     and the child reports it as the runner does)."""
     try:
-        folder = folder.resolve()
+        repo, folder = repo_of(folder), folder.resolve()
         inv = Invocation.load(folder)
         lock = invocation_lock(folder, inv)
         lock.acquire(wait=False)
@@ -198,7 +198,7 @@ def _start_served(conn: socket.socket, folder: Path) -> Served | int | None:
         prepare(folder)
         attempt = Attempt(inv, folder, "host")
         try:
-            job = host.HostRuntime().launch(folder.parents[2], inv, folder, vfork=True)
+            job = host.HostRuntime().launch(repo, inv, folder, vfork=True)
         except Exception as exc:
             lock.release()
             return attempt.failed(exc, _say(conn))

@@ -21,9 +21,9 @@ from efflab.core import lifeline
 from efflab.core.clock import now_iso
 from efflab.core.invocation import Invocation
 from efflab.core.locks import FileLock
-from efflab.runtime import base, contention, inside_report
+from efflab.runtime import base, contention, inside_report, pinning
 from efflab.runtime.failure import INFRASTRUCTURE, SCRIPT, InvocationFailed
-from efflab.runtime.host import fork_script, wait_child
+from efflab.runtime.host import Pin, fork_script, wait_child
 from efflab.runtime.outputs import DONE_COPY, atomic_json, completed_outputs, log_tail
 
 USAGE = (
@@ -55,9 +55,16 @@ def invocation_lock(folder: Path, inv: Invocation) -> FileLock:
                     os.environ.get("EFFLAB_RUN_ID", ""))  # fmt: skip
 
 
+def repo_of(folder: Path) -> Path:
+    """The repository of an invocation: the tree its `artifacts/<alias>/<key>` path was
+    given in, with symlinks kept (a bisect or compare worktree links `artifacts/` to a
+    shared cache; the cache's parent is not the repository, the worktree is)."""
+    return Path(os.path.abspath(folder)).parents[2]
+
+
 def run_invocation(folder: Path, runtime: str = "host", watch_owner: bool = True) -> int:
+    repo = repo_of(folder)
     folder = folder.resolve()
-    repo = folder.parents[2]
     inv = Invocation.load(folder)
     if watch_owner:
         _end_with_owner()
@@ -144,7 +151,7 @@ def run_batch(spec_file: Path, runtime: str = "host") -> int:
     own job would run; a member whose dep in the batch failed is not started. The
     batch's `.done` (its Snakemake output) is written only when every member is done."""
     spec = json.loads(spec_file.read_text())
-    root = spec_file.resolve().parents[2]  # artifacts/.batches/NAME.json
+    root = repo_of(spec_file)  # artifacts/.batches/NAME.json
     _end_with_owner()
     failed: set[str] = set()
     for rel in spec["members"]:
@@ -171,13 +178,16 @@ def run_inside(folder: Path) -> int:
     (dockerd, runc) stays out of the window."""
     inv = Invocation.load(folder)
     deps = json.loads((folder / ".deps.json").read_text())
-    busy0 = contention.busy_seconds()
+    cpus = pinning.cpus_for(inv.resources)
+    busy0, busy0_pin = contention.busy_seconds(), contention.busy_seconds(cpus) if cpus else None
     t0 = time.perf_counter()
     pid = fork_script(inv, folder, deps)
+    pin = Pin(cpus, pinning.read_back(pid) if cpus else None, busy0_pin)
     status, ru = wait_child(pid, None)
     wall, cpu = time.perf_counter() - t0, ru.ru_utime + ru.ru_stime
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     code = 128 + sig if sig else os.waitstatus_to_exitcode(status)
+    cont, pinned = pin.blocks(busy0, wall, cpu, float(inv.resources.get("cpus", 1)))
     inside_report.write(
         folder,
         {
@@ -186,7 +196,8 @@ def run_inside(folder: Path) -> int:
             "wall_s": wall,
             "cpu_s": cpu,
             "max_rss_mb": ru.ru_maxrss / 1024.0,
-            "contention": contention.measure(busy0, wall, cpu, float(inv.resources.get("cpus", 1))),
+            "contention": cont,
+            "pinning": pinned,
         },
     )
     return code

@@ -258,11 +258,17 @@ def slot_config(
     what makes two sandboxes differ."""
     from docker.types import Mount
 
-    mounts = [m for m in fresh["mounts"] if Path(m["Target"]) != folder]
-    mounts.append(Mount(str(repo / "artifacts"), str(repo / "artifacts"), type="bind"))
+    from efflab.runtime.container_config import shared_artifacts
+
+    # a worktree's shared cache is mounted writable at its own path (the link in the
+    # read-only repository mount resolves to it), in place of its read-only mount
+    art = shared_artifacts(repo) or repo / "artifacts"
+    mounts = [m for m in fresh["mounts"] if Path(m["Target"]) not in (folder, art)]
+    mounts.append(Mount(str(art), str(art), type="bind"))
     env = {k: v for k, v in fresh["environment"].items() if k != DIR_ENV}
     env.update({v: threads for v in THREAD_VARS})  # before the preload reads them
-    sandbox = ("image", "nano_cpus", "mem_limit", "pids_limit", "network_mode", "user", "tmpfs")
+    sandbox = ("image", "nano_cpus", "cpuset_cpus", "mem_limit", "pids_limit", "network_mode",
+               "user", "tmpfs")  # fmt: skip
     cls = {k: fresh.get(k) for k in sandbox}
     cls.update(env=env, mounts=sorted(str(m["Source"]) for m in mounts), preload=preload)
     key = hashlib.sha256(json.dumps(cls, sort_keys=True).encode()).hexdigest()[:12]
