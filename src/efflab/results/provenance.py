@@ -75,8 +75,11 @@ def declared_packages(repo: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*FRAMEWORK_PACKAGES, *declared]))
 
 
-def collect(repo: Path) -> dict[str, Any]:
+def collect(repo: Path, machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`machine`: what `efflab.core.machine.state()` read when the run started
+    (governor, turbo, SMT, counters, load; "unknown" where unreadable)."""
     return {
+        "machine": machine,
         "git": git_state(repo),
         "host": host_info(),
         "python": platform.python_version(),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from efflab.core import machine
 from efflab.core.errors import BadInput, RunFailed
 from efflab.core.invocation import Invocation
 from efflab.plan import collections
@@ -174,6 +175,7 @@ def _run_locked(
     if todo and not dry_run and opts.waiter is not None:
         if any(inv.resources.get("exclusive") for inv in todo):
             opts.waiter()  # timings taken beside others' work are suspect: wait (bounded)
+    seen = machine.state()  # before any job: the load the run started on
     if todo:
         if not dry_run:
             preload = preload_after_jobs()
@@ -202,7 +204,7 @@ def _run_locked(
         preload.join()
     from efflab.results import index
 
-    prov = {**provenance.collect(repo), "runtime_info": runtime.provenance()}
+    prov = {**provenance.collect(repo, seen), "runtime_info": runtime.provenance()}
     res.collected = records.collect(repo, p, run_id, prov, runtime.name)
     index.append(repo, p.experiment.name, res.collected.ok)  # the columnar index grows
     keys = {pt.key for pt in p.points}
