@@ -54,10 +54,30 @@ def _efflab_deps(wc):
     return [_efflab_dep_file(d) for d in inv["deps"].values()]
 
 
+# a local run's CPU split (efflab.runtime.pinning): "MEASURED|REST", or unset
+EFFLAB_PIN = os.environ.get("EFFLAB_PIN", "").partition("|")
+
+
 def _efflab_threads(wc):
     res = _efflab_inv(wc.alias, wc.key)["resources"]
-    # exclusive: ask for every core, so a timing-sensitive job runs alone
+    if res.get("exclusive") and EFFLAB_PIN[1]:
+        # pinned: the measured cores are its own (one exclusive job at a time, resource
+        # efflab_measure); other jobs run beside it on the rest
+        return len(EFFLAB_PIN[0].split(","))
+    # exclusive, unpinned: ask for every core, so a timing-sensitive job runs alone
     return (os.cpu_count() or 1) if res.get("exclusive") else res.get("cpus", 1)
+
+
+def _efflab_measure(wc):
+    return 1 if _efflab_inv(wc.alias, wc.key)["resources"].get("exclusive") else 0
+
+
+def _efflab_rest(wc):
+    # pinned: other jobs share the rest's cores; a job asking for more gets all of them
+    res = _efflab_inv(wc.alias, wc.key)["resources"]
+    if not EFFLAB_PIN[1] or res.get("exclusive"):
+        return 0
+    return min(int(res.get("cpus", 1)), len(EFFLAB_PIN[2].split(",")))
 
 
 def _efflab_priority(wc):
@@ -99,6 +119,8 @@ rule efflab_invocation:
         mem_mb=_efflab_res("mem_mb", 1000),
         runtime=_efflab_res("runtime_min", 30),
         gpu=_efflab_res("gpus", 0),  # the SLURM plugin reads "gpu" (-> --gpus)
+        efflab_measure=_efflab_measure,
+        efflab_rest=_efflab_rest,
     shell:
         EFFLAB_JOB
 

@@ -128,6 +128,8 @@ def _record(
         # other work needed the invocation's own cores (efflab.runtime.contention)
         "contended": ((out or {}).get("contention") or {}).get("contended"),
         "contention": (out or {}).get("contention"),
+        # the cores an exclusive job had to itself, read back (efflab.runtime.pinning)
+        "pinning": (out or {}).get("pinning"),
         "provenance": {
             **prov,
             "runtime": (out or {}).get("runtime", plan.runtime.kind),

@@ -47,7 +47,7 @@ from efflab.runtime.container_config import (
     writable_mount,
 )
 from efflab.runtime.failure import INFRASTRUCTURE, OOM, SCRIPT, TIMEOUT, InvocationFailed
-from efflab.runtime.host import DEFAULT_TIMEOUT_S, HostRuntime, load_deps
+from efflab.runtime.host import DEFAULT_TIMEOUT_S, HostRuntime, add_counts, load_deps
 from efflab.runtime.outputs import invocation_energy, last_error_line, read_script_outputs
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -252,6 +252,7 @@ def _execute(repo: Path, inv: Invocation, folder: Path, name: str) -> dict[str, 
         out = read_script_outputs(inv, folder)
     except OSError as exc:  # what the script left where its outputs should be
         raise InvocationFailed(SCRIPT, f"script outputs could not be read: {exc}") from None
+    add_counts(inv, folder, out)  # the image must hold the tool (valgrind, perf)
     wall, cpu = inside["wall_s"], inside["cpu_s"]
     out.update(
         started=started,
@@ -266,6 +267,7 @@ def _execute(repo: Path, inv: Invocation, folder: Path, name: str) -> dict[str, 
         energy=invocation_energy(meter, e0, wall, cpu),
         # measured inside, around the script (runner.run_inside), same rule as the host
         contention=inside.get("contention"),
+        pinning=inside.get("pinning"),
     )
     return out
 

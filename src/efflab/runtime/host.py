@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from efflab.core import lifeline
 from efflab.core.clock import now_iso
 from efflab.core.invocation import Invocation
 from efflab.core.runtime_identity import RuntimeIdentity, device_class, gpu_models, host_identity
-from efflab.runtime import contention, energy, sealed
+from efflab.runtime import contention, energy, instrument, pinning, sealed
 from efflab.runtime.failure import OOM, SCRIPT, TIMEOUT, InvocationFailed
 from efflab.runtime.outputs import (
     atomic_json,
@@ -94,15 +95,24 @@ def child(inv: Invocation, folder: Path, deps: dict[str, Any], parent: int | Non
     code = 1
     try:
         os.setpgid(0, 0)
+        pinning.apply(0, pinning.cpus_for(inv.resources))  # before any of the script runs
         lifeline.set_parent_death_signal(signal.SIGKILL, parent)
         env = child_env(inv, folder)
+        tool = instrument.tool_of(inv.resources)
+        pre = instrument.prefix(tool, folder) if tool else []
+        if tool:
+            instrument.prepare(folder, env)
         fd_in = os.open(os.devnull, os.O_RDONLY)
         fd_out, fd_err = _open_log(folder, "stdout.log"), _open_log(folder, "stderr.log")
         for fd, target in ((fd_in, 0), (fd_out, 1), (fd_err, 2)):
             os.dup2(fd, target)
         os.chdir(folder / "out")
         if inv.run == "run.sh":
-            os.execvpe("bash", ["bash", str(Path(inv.script_dir) / "run.sh")], env)
+            argv = [*pre, "bash", str(Path(inv.script_dir) / "run.sh")]
+            os.execvpe(argv[0], argv, env)
+        if tool:  # counted from outside: the script in a process of its own
+            argv = [*pre, *instrument.python_command(folder)]
+            os.execvpe(argv[0], argv, env)
         os.environ.clear()
         os.environ.update(env)
         sys.path[:0] = [inv.script_dir, *inv.include]
@@ -198,6 +208,7 @@ def spawn_script(inv: Invocation, folder: Path, deps: dict[str, Any]) -> int:
         os.setpgid(pid, pid)
     except OSError:
         pass
+    pinning.apply(pid, pinning.cpus_for(inv.resources))  # and no unpinned instant either
     return pid
 
 
@@ -210,18 +221,28 @@ def spawn_shell(inv: Invocation, folder: Path) -> subprocess.Popen:
     try:
         for n in ("stdout.log", "stderr.log"):
             fds.append(_open_log(folder, n))
-        return subprocess.Popen(
-            ["bash", str(Path(inv.script_dir) / "run.sh")],
-            cwd=folder / "out",
-            env=child_env(inv, folder),
-            stdin=subprocess.DEVNULL,
-            stdout=fds[0],
-            stderr=fds[1],
-            process_group=0,
-        )
+        with pinning.inherited(pinning.cpus_for(inv.resources)):  # vfork: nothing runs
+            return _popen_shell(inv, folder, fds)  # in the child before exec
     finally:
         for fd in fds:  # the server lives for the whole run: a leaked log fd per job adds up
             os.close(fd)
+
+
+def _popen_shell(inv: Invocation, folder: Path, fds: list[int]) -> subprocess.Popen:
+    env = child_env(inv, folder)
+    tool = instrument.tool_of(inv.resources)
+    pre = instrument.prefix(tool, folder) if tool else []
+    if tool:
+        instrument.prepare(folder, env)
+    return subprocess.Popen(
+        [*pre, "bash", str(Path(inv.script_dir) / "run.sh")],
+        cwd=folder / "out",
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=fds[0],
+        stderr=fds[1],
+        process_group=0,
+    )
 
 
 def cancel_with(pid: int) -> None:
@@ -247,6 +268,14 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def add_counts(inv: Invocation, folder: Path, out: dict[str, Any]) -> None:
+    """An instrumented invocation's counts join its metrics (efflab.runtime.instrument)."""
+    tool = instrument.tool_of(inv.resources)
+    if tool:
+        out.setdefault("metrics", {}).update(instrument.collect(tool, folder))
+        out["instrument"] = tool
 
 
 class HostRuntime:
@@ -278,15 +307,30 @@ class HostRuntime:
                 "infrastructure",
                 "sealed run on the host runtime: a sealed step runs only in a container",
             )
+        tool = instrument.tool_of(inv.resources)
+        need = {"perf": "perf", "cachegrind": "valgrind"}.get(tool or "")
+        if need and not shutil.which(need):
+            raise InvocationFailed(
+                "infrastructure",
+                f"resources.instrument {tool} needs `{need}` on PATH "
+                f"(Debian: apt-get install {'linux-perf' if need == 'perf' else need})",
+            )
+        if tool:
+            instrument.precompile([inv.script_dir, *inv.include])
         deps = load_deps(repo, inv)
         (folder / ".deps.json").write_text(json.dumps(deps))
         meter = energy.EnergyMeter()
         e0, t0, started = meter.read_rapl(), time.perf_counter(), now_iso()
-        busy0 = contention.busy_seconds()
+        cpus = pinning.cpus_for(inv.resources)
+        busy0, busy0_pin = (
+            contention.busy_seconds(),
+            contention.busy_seconds(cpus) if cpus else None,
+        )
         proc = spawn_shell(inv, folder) if vfork and inv.run == "run.sh" else None
         pid = proc.pid if proc is not None else spawn_script(inv, folder, deps)
         timeout = float(inv.resources.get("timeout_s", DEFAULT_TIMEOUT_S))
-        return HostJob(inv, folder, pid, timeout, started, t0, meter, e0, busy0, proc)
+        pin = Pin(cpus, pinning.read_back(pid) if cpus else None, busy0_pin)
+        return HostJob(inv, folder, pid, timeout, started, t0, meter, e0, busy0, proc, pin)
 
     def execute(self, repo: Path, inv: Invocation, folder: Path) -> dict[str, Any]:
         old = {s: signal.getsignal(s) for s in CANCEL_SIGNALS}
@@ -306,6 +350,23 @@ class HostRuntime:
 
 
 @dataclass
+class Pin:
+    """Where a started script was pinned: the CPUs asked for, the affinity read back
+    from it once started, those CPUs' busy seconds at its start."""
+
+    cpus: tuple[int, ...] | None = None
+    affinity: list[int] | None = None
+    busy0: float | None = None
+
+    def blocks(
+        self, busy0: float | None, wall: float, cpu: float, cpus_given: float
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(contention, pinning) blocks of outputs.json for the finished script."""
+        c = contention.measure(busy0, wall, cpu, cpus_given, self.cpus, self.busy0)
+        return c, pinning.report(self.cpus, self.affinity, c.get("others_on_pinned"))
+
+
+@dataclass
 class HostJob:
     """A started host script: what judging it needs once it has been reaped."""
 
@@ -319,6 +380,7 @@ class HostJob:
     e0: int | None
     busy0: float | None
     proc: subprocess.Popen | None = None  # held so that subprocess never reaps it itself
+    pin: Pin = field(default_factory=Pin)
 
     def reaped(self, status: int) -> None:
         """Tell subprocess that our wait4 reaped the script: it must never poll the pid
@@ -346,8 +408,10 @@ class HostJob:
                 SCRIPT, f"script exited with code {code}" + last_error_line(self.folder)
             )
         out = read_script_outputs(self.inv, self.folder)
+        add_counts(self.inv, self.folder, out)
         cpu = ru.ru_utime + ru.ru_stime
         cpus = float(self.inv.resources.get("cpus", 1))
+        cont, pin = self.pin.blocks(self.busy0, wall, cpu, cpus)
         out.update(
             started=self.started,
             ended=now_iso(),
@@ -357,6 +421,7 @@ class HostJob:
             runtime="host",
             image=None,
             energy=invocation_energy(self.meter, self.e0, wall, cpu),
-            contention=contention.measure(self.busy0, wall, cpu, cpus),
+            contention=cont,
+            pinning=pin,
         )
         return out

@@ -29,7 +29,7 @@ from typing import Any
 from efflab.core import lifeline
 from efflab.core.invocation import Invocation
 from efflab.core.specio import atomic_write_json, canonical_json
-from efflab.runtime import warm
+from efflab.runtime import pinning, warm
 from efflab.workflow import batching
 from efflab.workflow.profiles import load as load_profile
 from efflab.workflow.profiles import pending_invocations, preflight
@@ -183,16 +183,35 @@ def run(
             for inv in targets
         )
     )
+    # a local run splits its CPUs: exclusive jobs on measured cores, the rest for the
+    # run's machinery and every other job (efflab.runtime.pinning)
+    # (only when the run has an exclusive job to pin: a run without one keeps every core)
+    pin = None
+    if executor == "local" and not dry_run:
+        timed = any(t.resources.get("exclusive") for t in targets) or any(
+            inv["resources"].get("exclusive") for inv in pending_invocations(repo, targets)
+        )
+        pin = pinning.plan() if timed else None
+    if pin is not None:  # one exclusive job at a time; others within the rest's cores
+        extra += ["--resources", f"{pinning.RESOURCE}=1", f"{pinning.REST}={len(pin.rest)}"]
     cmd = snakemake_cmd(repo, files, cores, dry_run, runtime, profile, extra, executor, batch_map)
     env = dict(os.environ, EFFLAB_RUN_ID=run_id)
+    env.pop(pinning.ENV, None)
+    if pin is not None:
+        env[pinning.ENV] = pin.encode()
     env[lifeline.OWNER_ENV] = str(lifeline.Owner.of())  # runners end when we do
     env.pop("EFFLAB_RUNTIME", None)  # one way only: --config runtime=
     env.pop(warm.DIR_ENV, None)
     if warm.wanted(run_id, runtime, executor, dry_run):  # docker jobs reuse containers
         env[warm.DIR_ENV] = str(warm.dir_for(run_id))
     result = EngineResult(returncode=0, log_file=log_file)
-    server = None if dry_run or executor != "local" else start_jobserver(repo, env, runtime)
-    with open(log_file, "a") as log, _stopping(server):  # one log per run id, across waves
+    with pinning.inherited(pin.rest if pin else None):  # server and Snakemake on the rest
+        server = None if dry_run or executor != "local" else start_jobserver(repo, env, runtime)
+    with (
+        open(log_file, "a") as log,
+        _stopping(server),
+        pinning.inherited(pin.rest if pin else None),
+    ):
         proc = subprocess.Popen(
             cmd,
             cwd=repo,
