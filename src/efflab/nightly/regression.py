@@ -31,7 +31,9 @@ the largest of them). Noiseless metrics carry no noise, so any change at all is 
 those declared `noiseless: true` in the script's meta (or in a suite policy), and those
 with no spread in the baseline nor tonight (LUT counts, model sizes, fixed-seed
 accuracy). They are compared exactly (medians before/after, no `min_effect`) and do not
-dilute the noisy family.
+dilute the noisy family. A noiseless metric may declare a `tolerance` (relative): work
+counted by an instrument (efflab.runtime.instrument) repeats to ~1e-5, not to the
+instruction, so a change within 0.1 % is its own jitter, not a change.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Policy:
     baseline_runs: int = 5  # how many past nights are pooled into the baseline
     ignore: bool = False  # reported in the trend, never judged (e.g. estimated energy)
     noiseless: bool = False  # compared exactly: any change of the median is reported
+    tolerance: float = 0.0  # noiseless: a relative change up to this is "unchanged"
 
     def merged(self, override: dict | None) -> Policy:
         """This policy with the fields given in `override` (a suite policy block)."""
@@ -207,6 +210,8 @@ def decide(
             d.verdict = (
                 REGRESSION if s.worse_by > 0 else IMPROVEMENT if s.worse_by < 0 else UNCHANGED
             )
+            if abs(s.worse_by) <= pol.tolerance:  # a count's own jitter (hashing, clocks)
+                d.verdict = UNCHANGED
             if d.verdict != UNCHANGED:
                 d.notes.append(
                     f"compared exactly ({s.method}): {s.baseline_median:.6g} -> "

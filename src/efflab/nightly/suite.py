@@ -69,8 +69,9 @@ class Suite:
         """The metric's policy; `declared` is the script's `outputs.metrics` (noiseless)."""
         meta = (declared or {}).get(metric) or {}
         noiseless = self.policy_default.noiseless or bool(meta.get("noiseless", False))
+        tolerance = float(meta.get("tolerance", self.policy_default.tolerance))
         return (
-            replace(self.policy_default, noiseless=noiseless)
+            replace(self.policy_default, noiseless=noiseless, tolerance=tolerance)
             .merged(self.policy_metrics.get(metric))
             .merged(entry.policy_default)
             .merged(entry.policy_metrics.get(metric))

@@ -21,7 +21,7 @@ from efflab.core.errors import BadInput, json_path
 from efflab.core.invocation import KEY_LEN, Invocation
 from efflab.core.runtime_identity import RuntimeIdentity, host_identity
 from efflab.core.specio import canonical_json, describe_error, load_yaml, validate
-from efflab.plan.registry import Registry, Script
+from efflab.plan.registry import Registry, Script, with_instrument
 
 MAX_POINTS = 200_000  # points x repetitions in one experiment (EFFLAB_MAX_POINTS)
 
@@ -46,6 +46,7 @@ class Experiment:
     metrics: list[str] | None
     raw: dict[str, Any]
     overrides: dict[str, Any] = field(default_factory=dict)  # --set values (named as such)
+    instrument: str | None = None  # count the measured script's work (perf|cachegrind|auto)
 
 
 @dataclass
@@ -113,6 +114,7 @@ def load_experiment(
         metrics=raw.get("metrics"),
         raw=raw,
         overrides=dict(overrides or {}),
+        instrument=raw.get("instrument"),
     )
 
 
@@ -227,6 +229,8 @@ class Planner:
             "salt": self.salt if salted else "",
             "runtime": self._runtime_part,
         }
+        if resources.get("instrument"):  # counted: other metrics, another measurement
+            ident["instrument"] = resources["instrument"]
         if script.collection:  # a collection's commit is part of its scripts' identity
             ident["collection"] = script.collection
         key = hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:KEY_LEN]
@@ -257,6 +261,8 @@ class Planner:
 
     def plan(self, exp: Experiment) -> Plan:
         script = self.registry.find(exp.script, exp.file, "$.script")
+        if exp.instrument:
+            script = with_instrument(script, exp.instrument)
         _check_size(exp)
         for axis, values in exp.grid.items():  # validate each axis value once, with its path
             if axis not in script.inputs:  # the axis itself is wrong, not its first value
@@ -317,7 +323,7 @@ def _resources(script: Script, inputs: dict[str, Any], file: Path | str) -> dict
     """Resources may follow inputs (`cpus: "{threads}"`): resolve them per invocation."""
     out = dict(script.resources)
     for name, value in script.resources.items():
-        if isinstance(value, str):
+        if isinstance(value, str) and name != "instrument":  # a tool's name, no template
             resolved = _fill(value, inputs)
             if isinstance(resolved, bool) or not isinstance(resolved, int | float) or resolved <= 0:
                 raise BadInput(

@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 
+from efflab.core import instruments
 from efflab.core.errors import BadInput, json_path
 from efflab.core.requirements import Requirements
 from efflab.core.specio import load_yaml, validate
@@ -203,6 +204,11 @@ def parse_script(folder: Path, confine: Path | None = None) -> Script:
             f"templates naming inputs of this script {sorted(inputs)}",
             sorted(unknown),
         )
+    resources = dict(meta.get("resources") or {})
+    metrics = dict(outputs.get("metrics") or {})
+    if resources.get("instrument"):  # its counts are metrics of the script
+        resources["instrument"], counted = instruments.declared(resources["instrument"])
+        metrics.update(counted)
     return Script(
         requires=Requirements.from_meta(meta.get("requires")),
         alias=meta["alias"],
@@ -215,10 +221,20 @@ def parse_script(folder: Path, confine: Path | None = None) -> Script:
         env=meta.get("env"),
         inputs=inputs,
         deps=deps,
-        metrics=outputs.get("metrics") or {},
+        metrics=metrics,
         files=outputs.get("files") or {},
-        resources=meta.get("resources") or {},
+        resources=resources,
         include=include,
+    )
+
+
+def with_instrument(script: Script, tool: str) -> Script:
+    """The script as an experiment's `instrument:` runs it."""
+    t, counted = instruments.declared(tool)
+    return replace(
+        script,
+        resources={**script.resources, "instrument": t},
+        metrics={**script.metrics, **counted},
     )
 
 

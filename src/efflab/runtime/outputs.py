@@ -137,8 +137,15 @@ def read_script_outputs(inv: Invocation, folder: Path) -> dict[str, Any]:
         raise InvocationFailed(SCRIPT, f"script outputs are not valid JSON: {exc}") from None
     if not isinstance(result, dict):
         raise InvocationFailed(SCRIPT, "script outputs must be a JSON object")
+    declared = inv.outputs
+    tool = inv.resources.get("instrument")
+    if tool:  # the instrument's counts are added after the script, not returned by it
+        from efflab.core.instruments import METRICS
+
+        counted = METRICS.get(tool, {})
+        declared = {**declared, "metrics": {k: v for k, v in declared.get("metrics", {}).items() if k not in counted}}  # fmt: skip
     try:
-        return check_outputs(inv.outputs, result, folder)
+        return check_outputs(declared, result, folder)
     except ValueError as exc:
         raise InvocationFailed(SCRIPT, str(exc)) from None
 
