@@ -12,7 +12,7 @@ from efflab.core.errors import BadInput, RunFailed
 # Command groups, in --help order. Each module defines register(subparsers).
 MODULES = [
     "run", "explain", "script", "repo", "optimize", "results", "env", "doctor", "papers",
-    "tournament", "nightly", "site", "mlperf",
+    "tournament", "nightly", "compare", "site", "mlperf",
 ]  # fmt: skip
 
 

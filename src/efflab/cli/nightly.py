@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also fail (exit 1) when a comparison is underpowered or has no baseline",
     )
     p.add_argument("--json", action="store_true", help="print summary.json instead of text")
+    p.add_argument(
+        "--notify",
+        default=None,
+        metavar="URL",
+        help="POST the night's summary to this webhook (Slack-compatible JSON; default "
+        "$EFFLAB_NOTIFY_URL when set)",
+    )
     p.set_defaults(func=cmd_nightly)
     sub2 = p.add_subparsers(dest="nightly_cmd", metavar="{accept,bisect}")
     a = sub2.add_parser(
@@ -88,11 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
-    from efflab.nightly import dashboard
+    from efflab.nightly import dashboard, notify
     from efflab.nightly import night as nightly
     from efflab.nightly import suite as suite_mod
 
     repo = find_repo(args.repo)
+    url = notify.target(args.notify)
     file = Path(args.suite).resolve() if args.suite else suite_mod.default_file(repo)
     suite = suite_mod.load(file)
     run_id = new_run_id()
@@ -149,6 +157,11 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         if night.published:
             tags = ", ".join(night.published["tags"]) or "nothing new"
             print(f"published to {night.published['repo']}: {tags}")
+    if url:
+        title, *rest = dashboard.text(night).splitlines()
+        why = notify.post(url, notify.payload(title, [ln for ln in rest if ln.strip()]))
+        if why:
+            print(f"efflab: warning: webhook {url} not notified: {why}", file=sys.stderr)
     if publish_error:
         print(f"efflab: {publish_error}", file=sys.stderr)
         return 1
