@@ -29,6 +29,7 @@ import numpy as np
 
 from efflab.core import machine
 from efflab.core.errors import BadInput, RunFailed
+from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.core.specio import atomic_write_json
 from efflab.nightly import regression as regress
 from efflab.nightly import suite as suite_mod
@@ -165,11 +166,13 @@ def prepare(
     return Request(repo, suite, entries, b, h)
 
 
-def _plan(root: Path, entry: suite_mod.Entry, salt: str) -> Plan:
+def _plan(
+    root: Path, entry: suite_mod.Entry, salt: str, runtime: RuntimeIdentity | None = None
+) -> Plan:
     exp = load_experiment(root, entry.name, entry.quick, entry.overrides)
     if entry.repetitions is not None:
         exp.repetitions = entry.repetitions
-    return Planner(root, salt=salt).plan(exp)
+    return Planner(root, salt=salt, runtime=runtime).plan(exp)
 
 
 def interval(base: list[float], head: list[float], level: float, rng: np.random.Generator) -> tuple[float, float]:  # fmt: skip
@@ -223,10 +226,11 @@ def run(
             _Arm("head", req.head, trees.add(req.head.sha, "h"), f"compare-{run_id}-head"),
         ]
         entries = []
+        identity = opts.runtime.identity()
         for e in req.entries:
             try:
                 for arm in arms:
-                    arm.plans[e.name] = _plan(arm.tree, e, arm.salt)
+                    arm.plans[e.name] = _plan(arm.tree, e, arm.salt, identity)
             except BadInput as exc:
                 rep.notes.append(f"{e.name}: not compared, cannot plan at {arm.name} {arm.side.sha[:10]}: {exc}")  # fmt: skip
                 continue
