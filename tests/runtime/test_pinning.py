@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import efflab, write
 
+NO_WAIT = {"EFFLAB_QUIET_WAIT_S": "0"}  # measure at once: this test is about placement
 pytestmark = pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2, reason="pinning needs at least two allowed CPUs"
 )
@@ -83,7 +84,7 @@ def test_exclusive_jobs_get_the_measured_core_and_others_the_rest(pin_repo: Path
     cpus = sorted(os.sched_getaffinity(0))
     measured, rest = cpus[-1:], cpus[:-1]
     for exp in ("timed", "timedsh"):
-        r = efflab(pin_repo, "run", exp, "--cores", "2", "--runtime", "host")
+        r = efflab(pin_repo, "run", exp, "--cores", "2", "--runtime", "host", env=NO_WAIT)
         assert r.returncode == 0, r.stdout + r.stderr
     for rec in records(pin_repo, "timed"):
         assert rec["values"]["cpus"] == measured  # what the script itself saw
@@ -112,8 +113,29 @@ def test_a_run_without_exclusive_jobs_keeps_every_core(pin_repo: Path) -> None:
 
 
 def test_no_pin_runs_unpinned_and_says_why(pin_repo: Path) -> None:
-    r = efflab(pin_repo, "run", "timed", "--runtime", "host", env={"EFFLAB_NO_PIN": "1"})
+    r = efflab(pin_repo, "run", "timed", "--runtime", "host", env={"EFFLAB_NO_PIN": "1", **NO_WAIT})
     assert r.returncode == 0, r.stdout + r.stderr
     for rec in records(pin_repo, "timed"):
         assert rec["values"]["cpus"] == sorted(os.sched_getaffinity(0))
         assert rec["pinning"]["pinned"] is False and "EFFLAB_NO_PIN" in rec["pinning"]["why"]
+
+
+@pytest.mark.docker
+def test_a_container_gets_the_measured_core_as_its_cpuset(pin_repo: Path, docker_engine) -> None:
+    import shutil
+
+    from conftest import REPO
+
+    shutil.copytree(REPO / "envs" / "base", pin_repo / "envs" / "base")
+    for alias in ("timed", "plain"):
+        meta = pin_repo / f"scripts/{alias}/meta.yaml"
+        meta.write_text(meta.read_text().replace('version: "1"\n', 'version: "1"\nenv: base\n'))
+    r = efflab(pin_repo, "run", "timed", "--cores", "2", "--runtime", "docker", env=NO_WAIT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cpus = sorted(os.sched_getaffinity(0))
+    for rec in records(pin_repo, "timed"):
+        assert rec["provenance"]["runtime"] == "docker"
+        assert rec["values"]["cpus"] == cpus[-1:]  # what the script saw inside
+        assert rec["pinning"]["affinity"] == cpus[-1:] and rec["pinning"]["held"] is True
+    for out in (json.loads(f.read_text()) for f in (pin_repo / "artifacts/plain").glob("*/outputs.json")):  # fmt: skip
+        assert out["values"]["cpus"] == cpus[:-1]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -257,7 +257,7 @@ def run(
 
 def _measure(repo: Path, arm: _Arm, e: suite_mod.Entry, r: int, opts: RunOptions, run_id: str, rep: Report) -> None:  # fmt: skip
     p = arm.plans[e.name]
-    part = Plan(p.experiment, p.script, p.invocations, [x for x in p.points if x.repetition == r])
+    part = replace(p, points=[x for x in p.points if x.repetition == r])
     if not part.points:
         return
     try:
@@ -384,7 +384,7 @@ def markdown(rep: Report, link_base: str = "") -> str:
     where results/ is published; default: paths relative to the repository)."""
     ms = rep.machine or {}
     load = (ms.get("load") or {}).get("load_1m", "unknown")
-    noisy = machine.noisy_summary(ms)
+    noisy = [n for n in machine.noisy_summary(ms) if not n.startswith("load")]
     lines = [
         f"### efflab compare: `{rep.base.sha[:10]}` (base) -> `{rep.head.sha[:10]}` (head)",
         "",
@@ -413,9 +413,10 @@ def markdown(rep: Report, link_base: str = "") -> str:
         )  # fmt: skip
         v = f"**{r.verdict}**" if r.verdict in (SLOWER, FASTER) else r.verdict
         exact = " (exact)" if r.method in regress.EXACT_METHODS else ""
+        unit = "" if r.unit in ("", "1") else f" {r.unit}"
         return (
             f"| {v} | {r.experiment} | {_point(r.point)} | {r.metric} | "
-            f"{_num(r.base_median)} {r.unit} | {_num(r.head_median)} {r.unit} | "
+            f"{_num(r.base_median)}{unit} | {_num(r.head_median)}{unit} | "
             f"{_pct(r.change)} [{_pct(r.low)}, {_pct(r.high)}]{exact} | {_num(r.p)} | {links} |"
         )
 
