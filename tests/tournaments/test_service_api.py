@@ -12,6 +12,8 @@ import base64
 import json
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,10 +38,10 @@ def srv(tmp_path_factory: pytest.TempPathFactory):
     repo = make_tiny_repo(root / "proj")
     add_tiny_tournament(repo, identity={"mode": "keys"}, submissions={"limit": 2, "window_h": 24})
     s = Server(repo, root / "organiser", "--no-local-worker", "--idle-timeout-s", "2",
-               "--body-timeout-s", "8", "--max-body-mb", "1", "--queue-cap", "6").start()  # fmt: skip
+               "--body-timeout-s", "8", "--max-body-mb", "1", "--queue-cap", "6", "--lease-s", "3").start()  # fmt: skip
     keys = root / "keys"
     keys.mkdir()
-    for who in ("ana", "bo", "cy", "di"):
+    for who in ("ana", "bo", "cy", "di", "ed"):
         s.register(who, keys / who)
     s.keys = keys  # type: ignore[attr-defined]
     s.subs = root / "subs"  # type: ignore[attr-defined]
@@ -152,6 +154,32 @@ def test_path_tricks_are_inert(srv: Server) -> None:
         assert set(r.json()["error"]) == ERROR_KEYS
 
 
+def test_cli_client_exit_codes(srv: Server) -> None:
+    """`submit --server` and `status --server`: the participant's commands, exit 0/1/2."""
+    from service_helpers import env
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "efflab", "tournament", *args], capture_output=True, text=True, timeout=120, env=env(srv.organiser_dir), cwd=srv.subs)  # type: ignore[attr-defined]  # fmt: skip
+
+    f = submission(srv.subs, "cli1", 3, participant="ed")  # type: ignore[attr-defined]
+    r = run("submit", "tiny", str(f), "--server", srv.url, "--key", str(srv.keys / "ed"), "--no-wait")  # type: ignore[attr-defined]  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    sid = r.stdout.strip()
+    assert "queued at position" in r.stderr and "uploading" in r.stderr
+    r = run("status", sid, "--server", srv.url)
+    assert r.returncode == 0 and r.stdout.startswith("queued"), r.stdout + r.stderr
+    j = json.loads(run("status", sid, "--server", srv.url, "--json").stdout)
+    assert j["status"] == "queued" and j["position"] >= 1
+    r = run("submit", "tiny", str(f), "--server", srv.url, "--no-wait")  # unsigned
+    assert r.returncode == 1 and "401 unsigned" in r.stderr and "Traceback" not in r.stderr
+    r = run("submit", "tiny", str(srv.subs / "nope.yaml"), "--server", srv.url, "--key", str(srv.keys / "ed"))  # type: ignore[attr-defined]  # fmt: skip
+    assert r.returncode == 2 and "nope.yaml" in r.stderr and "Traceback" not in r.stderr
+    r = run("status", "20990101T000000-00000000", "--server", srv.url)
+    assert r.returncode == 2 and "unknown-submission" in r.stderr
+    r = run("submit", "tiny", str(f), "--server", "http://127.0.0.1:9", "--key", str(srv.keys / "ed"))  # type: ignore[attr-defined]  # fmt: skip
+    assert r.returncode == 1 and "cannot reach" in r.stderr
+
+
 def test_slow_client_is_cut_off(srv: Server) -> None:
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
     try:
@@ -207,3 +235,37 @@ def test_queue_cap_and_api_description(srv: Server) -> None:
     board = httpx.get(f"{srv.url}{API}/tournaments/tiny/leaderboard", timeout=120).json()
     assert board["entries"] == [] and board["ledger"]["organiser_key"]
     assert json.loads(httpx.get(f"{srv.url}{API}/tournaments/tiny").text)["attempts"]["limit"] == 2
+
+
+def test_worker_leases_expire_and_results_are_checked(srv: Server) -> None:
+    """A worker that claims a job and vanishes (no heartbeat) loses it after the lease;
+    a result that does not match its job, or is not signed by the worker, is refused."""
+    w = {"Authorization": f"Bearer {srv.tokens()['worker']}"}
+    gone = httpx.post(f"{srv.url}{API}/worker/claim", json={"worker": "gone:1", "machine": {}}, headers={**w, "X-Efflab-Worker": "gone:1"})  # fmt: skip
+    assert gone.status_code == 200, gone.text
+    job = gone.json()["job"]
+    assert job["runs"] == 1 and job["public_key"]  # the registered key, for a worker elsewhere
+    f = httpx.get(f"{srv.url}{API}/worker/jobs/{job['id']}/files/entry", headers={**w, "X-Efflab-Worker": "gone:1"})  # fmt: skip
+    assert __import__("hashlib").sha256(f.content).hexdigest() == job["sub_sha256"]
+    assert client.status(srv.url, job["id"]).body["status"] == "running"
+    time.sleep(3.5)  # no heartbeat: the lease runs out
+    h = {**w, "X-Efflab-Worker": "next:2"}
+    again = httpx.post(f"{srv.url}{API}/worker/claim", json={"worker": "next:2", "machine": {}}, headers=h).json()["job"]  # fmt: skip
+    assert again["id"] == job["id"] and again["runs"] == 2  # back in the queue, leased again
+    late = httpx.post(f"{srv.url}{API}/worker/jobs/{job['id']}/heartbeat", headers={**w, "X-Efflab-Worker": "gone:1"})  # fmt: skip
+    assert late.status_code == 409 and late.json()["error"]["code"] == "lease-lost"
+    assert httpx.post(f"{srv.url}{API}/worker/jobs/{job['id']}/heartbeat", headers=h).status_code == 200  # fmt: skip
+    key = identity.load_private(srv.keys / "cy")  # type: ignore[attr-defined]
+    pub = base64.b64encode(key.public_key().public_bytes_raw()).decode()
+    body = {"tournament": "tiny", "verdict": "accepted", "submission": {"id": job["attempt_id"], "sha256": "0" * 64}}  # fmt: skip
+    from efflab.core.specio import canonical_json
+
+    sig = identity.sign(key, canonical_json(body).encode())
+    r = httpx.post(f"{srv.url}{API}/worker/jobs/{job['id']}/result", json={"body": body, "worker": {"public_key": pub, "signature": sig}}, headers=h)  # fmt: skip
+    assert r.status_code == 409 and r.json()["error"]["code"] == "result-mismatch"
+    body["submission"].update(sha256=job["sub_sha256"], signature=job["signature"], signed=job["signed"], key="x")  # fmt: skip
+    r = httpx.post(f"{srv.url}{API}/worker/jobs/{job['id']}/result", json={"body": body, "worker": {"public_key": pub, "signature": sig}}, headers=h)  # fmt: skip
+    assert r.status_code == 401 and r.json()["error"]["code"] == "bad-worker-signature"
+    r = httpx.post(f"{srv.url}{API}/worker/jobs/{job['id']}/release", json={"reason": "test"}, headers=h)  # fmt: skip
+    assert r.status_code == 200 and client.status(srv.url, job["id"]).body["status"] == "queued"
+    assert not [e for e in (srv.repo / "results/tournaments/tiny/ledger.jsonl").read_text().splitlines() if '"verdict"' in e]  # nothing recorded  # fmt: skip
