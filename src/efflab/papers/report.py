@@ -127,10 +127,11 @@ def _experiments(repo: Path, res: PaperResult) -> list[dict[str, Any]]:
     out = []
     for name, run in res.runs.items():
         r = run.result
-        commit, dirty = None, None
+        commit, dirty, dirty_files = None, None, []
         if r is not None and r.version:
             m = tables.manifest(repo, name, r.version)
             commit, dirty = m.get("git_commit"), m.get("git_dirty")
+            dirty_files = m.get("git_dirty_files") or []
         out.append(
             {
                 "experiment": name,
@@ -139,6 +140,7 @@ def _experiments(repo: Path, res: PaperResult) -> list[dict[str, Any]]:
                 "jobs_run": 0 if r is None else r.jobs_run,
                 "git_commit": commit,
                 "git_dirty": dirty,
+                "git_dirty_files": dirty_files,
                 "wall_s": round(run.wall_s, 1),
                 "runtime": run.runtime,
                 "failures": [] if r is None else r.failures,
@@ -389,6 +391,8 @@ def markdown(s: dict[str, Any], paper: Any, plots: dict[str, str]) -> str:
         ver = f"v{e['table_version']}" if e["table_version"] else "none"
         if e["git_commit"]:
             ver += f" @ {e['git_commit'][:10]}{' (dirty)' if e['git_dirty'] else ''}"
+            files = e.get("git_dirty_files") or []
+            ver += f": {', '.join(files[:5])}{' …' if len(files) > 5 else ''}" if files else ""
         fails = "; ".join(e["failures"]) or e["error"] or "none"
         if e.get("not_applicable"):
             fails = f"not run: needs {e['not_applicable']}"

@@ -2,6 +2,12 @@
 
 Package versions recorded: the framework's own, plus every package the project's
 scripts declare in `requires:` (so no family's package is named here).
+
+A record is `dirty` when the commit it names does not hold what it measured: a tracked
+file of the repository was modified, or a file its key hashes (the script folder and
+its includes, its env's build context, the same for every dependency) is untracked,
+modified or deleted. A new script is untracked until committed, so a record of it
+points at a commit without it; `dirty_files` names those files.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from efflab.plan.registry import Registry
+from efflab.core.invocation import Invocation
+from efflab.plan.registry import SKIP_DIRS, SKIP_SUFFIXES, Registry
 
 FRAMEWORK_PACKAGES = ("efflab", "snakemake", "numpy", "pandas", "docker")
 
@@ -29,6 +36,80 @@ def git_state(repo: Path) -> dict[str, Any]:
         return {"commit": commit, "dirty": r.is_dirty(untracked_files=False)}
     except Exception as exc:  # not a repo, no git binary: say so rather than guess
         return {"commit": None, "dirty": None, "error": type(exc).__name__}
+
+
+@cache
+def changed_files(repo: Path) -> frozenset[str] | None:
+    """Files (relative to `repo`) that differ from the commit: modified, staged, deleted
+    or untracked (ignored files excluded); None when git cannot tell."""
+    try:
+        import git
+
+        r = git.Repo(repo, search_parent_directories=True)
+        out = r.git.status("--porcelain=v1", "-z", "--untracked-files=all")
+        top = Path(r.working_tree_dir).resolve()
+    except Exception:  # noqa: BLE001 - not a repo, no git binary: unknown, not clean
+        return None
+    here = repo.resolve()
+    files: set[str] = set()
+    entries = out.split("\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        if entry[0] in "RC":
+            i += 1  # a rename's second field is the old name; the new one is what counts
+        path = top / entry[3:]
+        if path.is_relative_to(here):
+            files.add(str(path.relative_to(here)))
+    return frozenset(files)
+
+
+def key_roots(repo: Path, inv: Invocation, invocations: dict[str, Invocation]) -> list[Path]:
+    """Folders (relative to `repo`) whose files an invocation's key hashes, deps included."""
+    roots: list[Path] = []
+    seen: set[str] = set()
+    todo = [inv]
+    while todo:
+        cur = todo.pop()
+        if cur.key in seen:
+            continue
+        seen.add(cur.key)
+        for d in [cur.script_dir, *cur.include]:
+            roots.append(_rel(repo, Path(d)))
+        if cur.env:
+            roots.append(Path("envs") / cur.env)
+        todo += [invocations[d["key"]] for d in cur.deps.values() if d["key"] in invocations]
+    return list(dict.fromkeys(roots))
+
+
+def _rel(repo: Path, p: Path) -> Path:
+    p = p if p.is_absolute() else repo / p
+    try:
+        return p.resolve().relative_to(repo.resolve())
+    except ValueError:  # a collection outside the repository: its commit pins it
+        return p
+
+
+def invocation_git(
+    repo: Path, git: dict[str, Any], inv: Invocation, invocations: dict[str, Invocation]
+) -> dict[str, Any]:
+    """The git block of one invocation's record: `dirty` also when a file its key hashes
+    is not in the commit as it is, and `dirty_files` lists those files."""
+    changed = changed_files(repo)
+    if changed is None:
+        return dict(git)
+    roots = [r for r in key_roots(repo, inv, invocations) if not r.is_absolute()]
+    mine = sorted(
+        f
+        for f in changed
+        if any(Path(f).is_relative_to(r) for r in roots)
+        and not set(Path(f).parts) & SKIP_DIRS
+        and Path(f).suffix not in SKIP_SUFFIXES
+    )
+    return {**git, "dirty": bool(git.get("dirty")) or bool(mine), "dirty_files": mine}
 
 
 @cache

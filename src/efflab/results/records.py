@@ -17,6 +17,7 @@ from efflab.core.errors import BadInput
 from efflab.core.invocation import Invocation
 from efflab.core.specio import atomic_write_json, validate
 from efflab.plan.planner import Plan, Point
+from efflab.results.provenance import invocation_git
 
 
 @dataclass
@@ -174,7 +175,8 @@ def collect(
                     rec = {**rec, "point": dict(point.params)}
                 res.ok.append(rec)
                 continue
-            rec = _record(plan, point, inv, run_id, prov, read_outputs(outputs))
+            prov_i = {**prov, "git": invocation_git(repo, prov["git"], inv, plan.invocations)}
+            rec = _record(plan, point, inv, run_id, prov_i, read_outputs(outputs))
             validate(rec, "run-record", rec_file)
             atomic_write_json(rec_file, rec)
             (out_dir / f"{inv.key}.failed.json").unlink(missing_ok=True)

@@ -41,6 +41,7 @@ def _provenance(s: Source) -> dict[str, dict[str, Any]]:
             "n": p.records,
             "commits": [c[:10] for c in p.commits],
             "dirty": p.dirty,
+            "dirty_files": p.dirty_files[:5],
             "hosts": p.hosts,
             "runtime": p.runtime,
             "images": p.images,
@@ -133,6 +134,10 @@ def _prov_table(exp: Experiment) -> str:
     for s in exp.sources:
         for label, p in s.provenance.items():
             commit = ", ".join(c[:10] for c in p.commits) + (" (dirty)" if p.dirty else "")
+            if p.dirty_files:  # what the commit does not hold
+                commit += (
+                    ": " + ", ".join(p.dirty_files[:5]) + (" …" if len(p.dirty_files) > 5 else "")
+                )
             where = ", ".join(p.runtime) + (" · " + ", ".join(p.images) if p.images else "")
             share = "" if p.cpu_share_min is None else f" (min cpu share {p.cpu_share_min:.2f})"
             cont = f"{'yes' if p.contended else 'no'}: {p.contended}/{p.records}{share}"

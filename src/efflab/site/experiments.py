@@ -42,6 +42,7 @@ class PointProvenance:
     records: int = 0
     commits: list[str] = field(default_factory=list)
     dirty: bool | None = None
+    dirty_files: list[str] = field(default_factory=list)  # hashed by the key, not committed
     hosts: list[str] = field(default_factory=list)
     runtime: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
@@ -219,6 +220,10 @@ def _add_provenance(acc: dict[str, PointProvenance], rec: dict[str, Any]) -> Non
     _once(p.commits, git.get("commit") or "unknown")
     if git.get("dirty"):
         p.dirty = True
+        files = git.get("dirty_files")
+        for f in files if isinstance(files, list) else []:
+            if isinstance(f, str):
+                _once(p.dirty_files, f)
     elif p.dirty is None and git.get("dirty") is False:
         p.dirty = False
     _once(p.hosts, record_host(rec))

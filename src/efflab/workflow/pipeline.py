@@ -220,7 +220,11 @@ def _run_locked(
                 "run_id": run_id,
                 "records": len(recs),
                 "keys": sorted(keys),
-                "git_dirty": prov["git"]["dirty"],
+                "git_dirty": prov["git"]["dirty"]
+                or any(r["provenance"]["git"].get("dirty") for r in recs),
+                "git_dirty_files": sorted(
+                    {f for r in recs for f in r["provenance"]["git"].get("dirty_files") or []}
+                ),
                 "quick": quick,
                 "overrides": p.experiment.overrides,
             },
