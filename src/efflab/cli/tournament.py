@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from efflab.cli.tournament_baseline import register as register_baseline
 from efflab.cli.tournament_identity import register as register_identity
 from efflab.cli.tournament_service import add_remote_submit, cmd_remote_submit
 from efflab.cli.tournament_service import register as register_service
+from efflab.core.errors import BadInput
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -233,12 +235,24 @@ def cmd_submit(args: argparse.Namespace) -> int:
     repo = find_repo(args.repo)
     quiet = args.quiet or args.json
     t = load_tournament(repo, args.tournament)
-    try:
-        with Progress(f"verifying {args.file.name} for {t.id}", quiet) as bar:
-            v = submit(repo, t.id, args.file, args.archive, args.signature, on_progress=bar.update)
-    except LedgerTampered as exc:
-        print(f"efflab: the ledger does not verify, nothing recorded: {exc}", file=sys.stderr)
-        return 1
+    with tempfile.TemporaryDirectory(prefix="efflab-sig-") as tmp:
+        sig = args.signature
+        if args.key is not None:  # sign exactly what submit digests, in memory
+            from efflab.tournaments.signing import signature
+
+            if args.signature is not None:
+                raise BadInput("--key", "$", "either --key or --signature", "both")
+            if not args.file.is_file():
+                raise BadInput(args.file, "$", "an existing submission file", "no such file")
+            text = signature(repo, t.id, args.file, args.key, args.archive)[0]
+            sig = Path(tmp) / "submission.sig"
+            sig.write_text(text + "\n")
+        try:
+            with Progress(f"verifying {args.file.name} for {t.id}", quiet) as bar:
+                v = submit(repo, t.id, args.file, args.archive, sig, on_progress=bar.update)
+        except LedgerTampered as exc:
+            print(f"efflab: the ledger does not verify, nothing recorded: {exc}", file=sys.stderr)
+            return 1
     return _report(repo, t, v, args.json)
 
 
@@ -247,6 +261,11 @@ def _report(repo: Path, t: Any, v: Any, as_json: bool) -> int:
     from efflab.tournaments.leaderboard import build
 
     e = v.entry
+    if not v.recorded:  # an unregistered participant: answered, no ledger line
+        if as_json:
+            print_json({"verdict": v.verdict, "stage": v.stage, "reason": v.reason, "recorded": False})  # fmt: skip
+        print(f"efflab: rejected ({v.stage}): {v.reason}; not recorded (no such participant)", file=sys.stderr)  # fmt: skip
+        return 1
     position = None
     if v.accepted:
         b = build(repo, t)

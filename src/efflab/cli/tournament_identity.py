@@ -1,5 +1,6 @@
-"""`efflab tournament keygen | register | sign`: participants' Ed25519 identities
-(efflab.tournaments.identity / signing), apart from the submit and ranking commands."""
+"""`efflab tournament init | keygen | register | revoke | organiser-key | sign`: the
+organiser's set-up and participants' Ed25519 identities (efflab.tournaments.onboarding
+/ identity / signing), apart from the submit and ranking commands."""
 
 from __future__ import annotations
 
@@ -15,6 +16,27 @@ from efflab.core.errors import BadInput
 
 
 def register(ts: argparse._SubParsersAction) -> None:
+    it = ts.add_parser(
+        "init",
+        help="organiser: make a tournament ready (its secret; --demo: a participant's key too)",
+        description="Create what the organiser must create before the first submission: "
+        "the secret the private scoring data derives from (outside the repo, in "
+        "$EFFLAB_ORGANISER_DIR, default ~/.config/efflab/organiser). With --demo, also a "
+        "demo participant (default 'ada', the name the shipped examples use): a key pair "
+        "beside the secret, registered, so `submit ... --key KEY` works at once. Running it "
+        "again keeps what exists.",
+    )
+    it.add_argument("tournament")
+    it.add_argument(
+        "--demo",
+        nargs="?",
+        const="ada",
+        default=None,
+        metavar="NAME",
+        help="also make and register a demo participant's key (default name: ada)",
+    )
+    it.add_argument("--json", action="store_true", help="machine-readable output")
+    it.set_defaults(func=cmd_init)
     kg = ts.add_parser("keygen", help="a participant's Ed25519 key pair (KEY and KEY.pub)")
     kg.add_argument("key", type=Path, help="where to write the private key (KEY.pub: the public)")
     kg.add_argument("--json", action="store_true", help="machine-readable output")
@@ -115,4 +137,36 @@ def cmd_organiser_key(args: argparse.Namespace) -> int:
     else:
         print(org.public_b64)
         print(f"efflab: fingerprint {org.fingerprint}; private key {key_file(t.id)}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from efflab.tournaments.onboarding import init
+    from efflab.tournaments.spec import load_tournament
+
+    repo = find_repo(args.repo)
+    t = load_tournament(repo, args.tournament)
+    st = init(repo, t, args.demo)
+    if args.json:
+        print_json(
+            {
+                "tournament": t.id,
+                "secret": None if st.secret is None else str(st.secret),
+                "secret_created": st.secret_created,
+                "participant": st.participant,
+                "key": None if st.key is None else str(st.key),
+                "fingerprint": st.fingerprint,
+                "registered": st.registered,
+            }
+        )
+        return 0
+    if st.secret is not None:
+        made = "wrote" if st.secret_created else "kept"
+        print(f"{made} the organiser's secret for {t.id}: {st.secret} (0600; outside the repo)")
+    if st.key is not None:
+        made = "registered" if st.registered else "already registered"
+        print(f"{made} demo participant '{st.participant}' for {t.id}: key {st.fingerprint}")
+        print(f"  private key: {st.key}")
+        print(f"  submit: efflab tournament submit {t.id} ENTRY.yaml --key {st.key}")
+    print(f"ready: efflab tournament show {t.id} prints the rules and a submission template")
     return 0

@@ -65,7 +65,7 @@ def register(ts: argparse._SubParsersAction) -> None:
 
 def add_remote_submit(sm: argparse.ArgumentParser) -> None:
     sm.add_argument("--server", help="submit to this service instead of verifying here")
-    sm.add_argument("--key", type=Path, help="with --server: your private key (from keygen)")
+    sm.add_argument("--key", type=Path, help="your private key (from keygen): signs the entry, here or for --server (no FILE.sig needed)")  # fmt: skip
     sm.add_argument("--no-wait", action="store_true", help="with --server: exit after the upload is queued")  # fmt: skip
 
 

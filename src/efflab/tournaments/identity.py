@@ -140,6 +140,12 @@ def parse_public(text: str, where: Path | str) -> bytes:
     return raw
 
 
+class UnknownParticipant(Rejected):
+    """An identity failure of a name nobody registered: answered, never a ledger line
+    (an attempt needs someone to attempt it; a typo or a stranger must not fill the
+    ledger, the board or a name's quota before its owner registers)."""
+
+
 class Registry:
     """Participants' registered keys, as the ledger records them.
 
@@ -200,7 +206,7 @@ class Registry:
         """The key that verified `signature` over `msg`, or Rejected (stage identity)."""
         key = self.load().get(participant)
         if key is None:
-            raise Rejected("identity", f"participant '{participant}' has no registered key (the organiser runs `efflab tournament register`)")  # fmt: skip
+            raise UnknownParticipant("identity", f"participant '{participant}' has no registered key (the organiser runs `efflab tournament register`; for a local trial, `efflab tournament init TOURNAMENT --demo`)")  # fmt: skip
         if signature is None:
             raise Rejected("identity", "unsigned: this tournament takes only submissions signed with the participant's registered key (`efflab tournament sign`)")  # fmt: skip
         if not verify_signature(key.public_b64, msg, signature):

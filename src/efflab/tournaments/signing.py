@@ -22,6 +22,17 @@ def sign_submission(
     repo: Path, tid: str, file: Path, key_file: Path, archive: Path | None = None
 ) -> tuple[Path, str]:
     """Write the detached signature (FILE.sig, or the file's `signature:`); (path, fingerprint)."""
+    text, fp, name = signature(repo, tid, file, key_file, archive)
+    out = file.parent / name
+    atomic_write_text(out, text + "\n")
+    return out, fp
+
+
+def signature(
+    repo: Path, tid: str, file: Path, key_file: Path, archive: Path | None = None
+) -> tuple[str, str, str]:
+    """The detached signature's text, the key's fingerprint and the file name `submit`
+    looks for by default (`submit --key` signs in memory with it)."""
     t = load_tournament(repo, tid)
     key = identity.load_private(key_file)
     try:
@@ -42,7 +53,5 @@ def sign_submission(
     except Rejected as exc:
         raise BadInput(file, "$", "a submission that verification would accept for signing", exc.reason) from None  # fmt: skip
     msg = identity.message(t.id, hashlib.sha256(data).hexdigest(), archive_sha)
-    out = file.parent / (sub.signature or f"{file.name}.sig")
-    atomic_write_text(out, identity.sign(key, msg) + "\n")
     pub = key.public_key().public_bytes_raw()
-    return out, identity.fingerprint(pub)
+    return identity.sign(key, msg), identity.fingerprint(pub), sub.signature or f"{file.name}.sig"

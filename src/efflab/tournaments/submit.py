@@ -62,7 +62,7 @@ MAX_SIGNATURE_BYTES = 4096
 
 @dataclass
 class Verdict:
-    """What an attempt came to, and the ledger entry that records it."""
+    """What an attempt came to, and the ledger entry that records it ({}: not recorded)."""
 
     accepted: bool
     entry: dict[str, Any]
@@ -74,7 +74,12 @@ class Verdict:
 
     @property
     def verdict(self) -> str:
-        return str(self.entry["verdict"])
+        return str(self.entry.get("verdict", attempts.REJECTED))
+
+    @property
+    def recorded(self) -> bool:
+        """False for an answer that is no attempt (an unregistered participant)."""
+        return bool(self.entry)
 
 
 @dataclass
@@ -289,6 +294,9 @@ def attempt(
                 _restore(again, root, folder, it)
                 sub = _stored_sub(t, folder)
             m, flags = _run(repo, t, sid, folder, it, sub, digest, details, on_progress)
+        except identity.UnknownParticipant as r:  # nobody's attempt: answered, not recorded
+            shutil.rmtree(folder, ignore_errors=True)
+            return Verdict(False, {}, folder, r.reason, r.stage)
         except Rejected as r:
             verdict, reason, stage = attempts.REJECTED, r.reason, r.stage
             m = Measured(dict(r.metrics), m.repetitions, m.intervals)
