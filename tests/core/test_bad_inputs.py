@@ -97,7 +97,7 @@ CASES = [
     Case("cores-neg", ("run", "demo", "--cores", "-1"), None, ("--cores", "-1")),
     Case("cores-text", ("run", "demo", "--cores", "two"), None, ("--cores", "'two'")),
     Case("runtime", ("run", "demo", "--runtime", "vm"), None, ("--runtime", "'vm'")),
-    Case("fifo", ("run", "pipe", *QUICK), fifo, ("pipe.yaml", "$", "FIFO")),
+    Case("fifo", ("run", "pipe", *QUICK), fifo, ("pipe.yaml", "FIFO")),
     Case(
         "alias-bomb",
         ("plan", "bomb"),
@@ -151,7 +151,7 @@ CASES = [
         "yaml-syntax",
         ("plan", "demo"),
         edit("workflows/experiments/demo.yaml", "n: [2, 3]", "n: [2, 3"),
-        ("demo.yaml", "$", "valid YAML", "line"),
+        ("demo.yaml", "valid YAML", "line"),
     ),  # fmt: skip
     Case(
         "repetitions-0",
@@ -219,7 +219,7 @@ CASES = [
         None,
         ("demo.yaml", "--set zz", "unknown input"),
     ),
-    Case("no-experiment", ("run", "nosuch", *QUICK), None, ("nosuch.yaml", "$", "known: demo")),
+    Case("no-experiment", ("run", "nosuch", *QUICK), None, ("nosuch.yaml", "newest first: demo")),
     Case(
         "no-repo",
         ("--repo", "/nonexistent/x", "plan", "demo"),
@@ -230,7 +230,12 @@ CASES = [
         "record-truncated",
         ("run", "demo", *QUICK),
         truncate_record,
-        ("results/demo/runs/", ".json: $", "corrupt JSON", "efflab results check demo --repair"),
+        (
+            "results/demo/runs/",
+            ".json: expected",
+            "corrupt JSON",
+            "efflab results check demo --repair",
+        ),
     ),  # fmt: skip
     Case(
         "record-no-key",
@@ -242,31 +247,31 @@ CASES = [
         "manifest-truncated",
         ("results", "versions", "demo"),
         truncate_manifest,
-        ("tables/v1/manifest.json", "$", "corrupt"),
+        ("tables/v1/manifest.json", "corrupt"),
     ),  # fmt: skip
     Case(
         "manifest-missing",
         ("results", "versions", "demo"),
         remove_manifest,
-        ("tables/v1/manifest.json", "$", "no such file"),
+        ("tables/v1/manifest.json", "no such file"),
     ),  # fmt: skip
     Case(
         "manifest-missing-run",
         ("run", "demo", "--set", "scale=3.0", *QUICK),
         remove_manifest,
-        ("tables/v1/manifest.json", "$", "results check"),
+        ("tables/v1/manifest.json", "results check"),
     ),  # fmt: skip
     Case(
         "parquet-truncated",
         ("results", "table", "demo"),
         truncate_parquet,
-        ("tables/v1/table.parquet", "$", "Parquet", "results check"),
+        ("tables/v1/table.parquet", "Parquet", "results check"),
     ),  # fmt: skip
     Case(
         "versions-nosuch",
         ("results", "versions", "nosuch"),
         None,
-        ("nosuch.yaml", "$", "known: demo"),
+        ("nosuch.yaml", "newest first: demo"),
     ),
     Case(
         "table-nosuch-version",
@@ -277,7 +282,9 @@ CASES = [
     Case(
         "diff-nosuch", ("results", "diff", "demo", "1", "99"), None, ("tables", "$.version", "99")
     ),
-    Case("check-nosuch", ("results", "check", "nosuch"), None, ("nosuch.yaml", "$", "known: demo")),
+    Case(
+        "check-nosuch", ("results", "check", "nosuch"), None, ("nosuch.yaml", "newest first: demo")
+    ),
 ]
 
 
@@ -322,6 +329,7 @@ def test_bad_input(case: Case, ran: Path, tmp_path: Path) -> None:
     assert len(lines) == 1, r.stderr
     for part in case.expect:
         assert part in lines[0], (part, lines[0])
+    assert ": $: " not in lines[0]  # a whole-file error names the file, not a bare "$"
     after = tree(repo)
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     assert not changed, changed

@@ -163,7 +163,7 @@ def test_resume_after_kill_repeats_nothing(quad: Path):
         (["--objective", "loss:min", "--search", "x=0..100"], "--search: $.x.high"),
         (["--objective", "loss:min", "--search", "kind=a,z"], "--search: $.kind[1]"),
         (["--objective", "loss:min", "--search", "nosuch=1,2"], "--search: $.nosuch"),
-        (["--objective", "loss:min", "--resume"], "--resume: $"),
+        (["--objective", "loss:min", "--resume"], "--resume: expected"),
     ],
 )
 def test_bad_input_exits_2_naming_the_option(quad: Path, extra: list[str], option: str):

@@ -206,7 +206,7 @@ def test_quick_only_collapsed_axis_and_unknown_paper(tiny_repo: Path) -> None:
     r = efflab(tiny_repo, "reproduce", "squares", "--quick")
     assert r.returncode == 2 and "$.claims[0].check.within.value.ratio[0].where.n" in r.stderr
     r = efflab(tiny_repo, "reproduce", "nosuch")
-    assert r.returncode == 2 and "nosuch" in r.stderr and "known: squares" in r.stderr
+    assert r.returncode == 2 and "nosuch" in r.stderr and "newest first: squares" in r.stderr
     r = efflab(tiny_repo, "reproduce")
     assert r.returncode == 2
     assert runs_on_disk(tiny_repo) == 0

@@ -85,7 +85,7 @@ def test_bad_experiment_names_path(repo: Path, yaml_text: str, path: str, expect
 def test_unknown_experiment(repo: Path) -> None:
     with pytest.raises(BadInput) as e:
         plan_experiment(repo, "nope")
-    assert "known: demo" in str(e.value)
+    assert "newest first: demo" in str(e.value)
 
 
 def test_check_py_rejects_impossible_combination(repo: Path) -> None:

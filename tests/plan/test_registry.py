@@ -64,7 +64,8 @@ def test_files_digest_changes_with_content(repo: Path) -> None:
     [
         (lambda t: t.replace("uid: 00000000000000a2", "uid: XYZ"), "$.uid", "matching"),
         (lambda t: t.replace("run: run.py", "run: run.rb"), "$.run", "one of"),
-        (lambda t: t + "bogus: 1\n", "$", "only known fields"),
+        (lambda t: t + "bogus: 1\n", "$.bogus", "one of the fields"),
+        (lambda t: t + "tag: [x]\n", "$.tag", "a known field (did you mean 'tags'?)"),
         (lambda t: t.replace("default: 1.0", "default: 'x'"), "$.inputs.scale.default", "number"),
         (lambda t: t.replace("tags: demo,gen", "tags: demo,nope"), "$.deps[0].tags", "exactly one"),
         (lambda t: t.replace('{n: "{n}"}', '{n: "{zzz}"}'), "$.deps[0].inputs", "templates"),

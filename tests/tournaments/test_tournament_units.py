@@ -247,7 +247,7 @@ def test_bad_spec_exits_2_naming_file_and_path(tiny_repo: Path, run_efflab, chan
 def test_missing_things_exit_2(tiny_repo: Path, run_efflab) -> None:
     add_tiny_tournament(tiny_repo)
     r = run_efflab(tiny_repo, "tournament", "show", "nope")
-    assert r.returncode == 2 and "known: tiny" in r.stderr
+    assert r.returncode == 2 and "newest first: tiny" in r.stderr
     r = run_efflab(tiny_repo, "tournament", "submit", "tiny", str(tiny_repo / "none.yaml"))
     assert r.returncode == 2 and "none.yaml" in r.stderr
     assert not (tiny_repo / "results/tournaments/tiny/ledger.jsonl").exists()
@@ -266,13 +266,13 @@ def test_submission_validation(tiny_repo: Path, tmp_path: Path) -> None:
     assert load(ok).claimed == {"error": 0.1}
     cases = [
         ({**ok, "inputs": {"degree": 30}}, "$.inputs.degree"),
-        ({**ok, "inputs": {"degree": 3, "calls": 1}}, "$.inputs"),  # fixed: not settable
+        ({**ok, "inputs": {"degree": 3, "calls": 1}}, "$.inputs.calls"),  # fixed: not settable
         ({**ok, "inputs": {}}, "$.inputs"),
         ({**ok, "claimed": {"speed": 1}}, "$.claimed.speed"),
         ({**ok, "participant": "../x"}, "$.participant"),
         ({**ok, "tournament": "other"}, "$.tournament"),
-        ({**ok, "extra": 1}, "$"),
-        ("participant: [unclosed", "$"),
+        ({**ok, "extra": 1}, "$.extra"),
+        ("participant: [unclosed", "s.yaml"),  # the whole file: no "$" path
     ]
     for data, path in cases:
         with pytest.raises(Rejected) as exc:

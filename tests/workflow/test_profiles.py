@@ -223,7 +223,7 @@ def test_preflight_ignores_non_slurm_profiles(tmp_path: Path) -> None:
 def test_cli_unknown_profile_exits_2(tiny_repo: Path, run_efflab) -> None:
     proc = run_efflab(tiny_repo, "run", "demo", "--quick", "--profile", "nope")
     assert proc.returncode == 2
-    assert "workflows/profiles: $: expected a profile name (local, slurm)" in proc.stderr
+    assert "workflows/profiles: expected a profile name (local, slurm)" in proc.stderr
 
 
 def test_cli_missing_executor_plugin_exits_2_before_running(

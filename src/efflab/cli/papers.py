@@ -14,6 +14,7 @@ from typing import Any
 
 from efflab.cli.common import Progress, find_repo, new_run_id, print_json
 from efflab.cli.options import add_run_options, run_options
+from efflab.core.errors import BadInput
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,7 +73,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     from efflab.papers.spec import load_paper, paper_ids
 
     repo = find_repo(args.repo)
-    papers = [load_paper(repo, pid) for pid in paper_ids(repo)]
+    papers = []
+    for pid in paper_ids(repo):
+        try:
+            papers.append(load_paper(repo, pid))
+        except BadInput as exc:  # one broken spec is named and skipped; `show` exits 2
+            print(f"efflab: skipped: {exc}", file=sys.stderr)
     if args.json:
         print_json([_paper_brief(p) for p in papers])
         return 0

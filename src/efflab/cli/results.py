@@ -8,7 +8,7 @@ import json
 import math
 
 from efflab.cli.common import find_repo, print_json
-from efflab.core.errors import BadInput
+from efflab.core.errors import BadInput, unknown_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -134,13 +134,8 @@ def _known(repo, experiment: str) -> None:
     specs = repo / "workflows" / "experiments"
     if (specs / f"{experiment}.yaml").is_file() or (repo / "results" / experiment).is_dir():
         return
-    known = sorted(p.stem for p in specs.glob("*.yaml"))
-    raise BadInput(
-        specs / f"{experiment}.yaml",
-        "$",
-        f"an experiment (known: {', '.join(known) or 'none'})",
-        experiment,
-    )
+    err = unknown_name("an experiment name", experiment, list(specs.glob("*.yaml")))
+    raise BadInput(specs / f"{experiment}.yaml", "$", err.expected, experiment, err.hint)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

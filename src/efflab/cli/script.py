@@ -65,13 +65,19 @@ def brief(s: Script) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    reg = Registry.for_repo(find_repo(args.repo))
+    reg = Registry.for_repo(find_repo(args.repo), lenient=True)
+    for exc in reg.broken:  # one broken meta.yaml is named and skipped, not fatal
+        print(f"efflab: skipped: {exc}", file=sys.stderr)
     hits = reg.query(args.tags) if args.tags else list(reg.scripts.values())
-    if args.tags and not hits:
-        raise BadInput("TAGS", "$", "a tag query matching some script", args.tags)
+    if args.tags and not hits:  # an empty answer is an answer: exit 0, with the near misses
+        print(
+            f"efflab: no script matches '{args.tags}': {reg.no_match(args.tags)}", file=sys.stderr
+        )
     hits = sorted(hits, key=lambda s: s.alias)
     if args.json:
         print_json([brief(s) for s in hits])
+        return 0
+    if not hits:
         return 0
     w = max(len(s.alias) for s in hits)
     for s in hits:

@@ -116,7 +116,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     repo = find_repo(args.repo)
     out = []
     for tid in tournament_ids(repo):
-        t = load_tournament(repo, tid)
+        try:
+            t = load_tournament(repo, tid)
+        except BadInput as exc:  # one broken spec is named and skipped; `show` exits 2
+            print(f"efflab: skipped: {exc}", file=sys.stderr)
+            continue
         b = _board_or_none(repo, t)
         leader = b["entries"][0] if b and b["entries"] else None
         out.append(

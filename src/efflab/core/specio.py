@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 import tempfile
 from functools import cache
@@ -19,7 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from efflab.core.errors import BadInput, WriteFailed, json_path
+from efflab.core.errors import BadInput, WriteFailed, did_you_mean, json_path
 
 # Caps against hostile specs (a billion-laughs alias bomb, 3000-deep nesting, a huge
 # file); each is an environment variable so a lab with bigger specs can raise it.
@@ -259,8 +260,27 @@ def validate(
     if not errors:
         return
     err = jsonschema.exceptions.best_match(errors)
+    where = list(prefix) + list(err.absolute_path)
     expected, found = describe_error(err)
-    raise BadInput(file, json_path(list(prefix) + list(err.absolute_path)), expected, found)
+    extra = _unknown_field(err)
+    if extra is not None:  # name the field itself, and what it may have meant
+        known = sorted((err.schema.get("properties") or {}).keys())
+        near = did_you_mean(extra, known)
+        expected = f"a known field ({near})" if near else f"one of the fields {', '.join(known)}"
+        raise BadInput(file, json_path([*where, extra]), expected, extra)
+    raise BadInput(file, json_path(where), expected, found)
+
+
+def _unknown_field(error) -> str | None:
+    """The first field an additionalProperties error is about (None: another error)."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return None
+    props = error.schema.get("properties") or {}
+    patterns = list((error.schema.get("patternProperties") or {}).keys())
+    for k in error.instance:
+        if k not in props and not any(re.search(p, str(k)) for p in patterns):
+            return str(k)
+    return None
 
 
 def file_mode(mode: int = 0o666) -> int:

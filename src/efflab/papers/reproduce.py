@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from efflab.core.errors import BadInput, RunFailed
+from efflab.core.errors import BadInput, RunFailed, unknown_name
 from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.core.specio import canonical_json
 from efflab.papers import claims, machine, plancheck, samples, verdict
@@ -64,12 +64,8 @@ def prepare(
         mine: dict[str, ExperimentRun] = {}
         for need in paper.experiments:
             if need.name not in known:
-                raise BadInput(
-                    paper.file,
-                    f"{need.path}.name",
-                    f"an experiment (known: {', '.join(known)})",
-                    need.name,
-                )
+                err = unknown_name("an experiment name", need.name, list(exp_dir.glob("*.yaml")))
+                raise BadInput(paper.file, f"{need.path}.name", err.expected, need.name, err.hint)
             ov = need.overrides(quick)
             key = (need.name, canonical_json(ov))
             if key not in runs:

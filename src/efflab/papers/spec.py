@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from efflab.core.errors import BadInput
+from efflab.core.errors import BadInput, unknown_name
 from efflab.core.specio import load_yaml, schema, validate
 from efflab.papers import claims, controls, kinds, machine
 
@@ -103,8 +103,9 @@ def paper_file(repo: Path, pid: str) -> Path:
         return Path(pid)
     f = papers_dir(repo) / f"{pid}.yaml"
     if not f.is_file():
-        known = ", ".join(paper_ids(repo)) or "none"
-        raise BadInput(f, "$", f"a paper id (known: {known})", pid, "see `efflab papers list`")
+        files = list(papers_dir(repo).glob("*.yaml"))
+        err = unknown_name("a paper id", pid, files, "efflab papers list")
+        raise BadInput(f, "$", err.expected, pid, err.hint)
     return f
 
 

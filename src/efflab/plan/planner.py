@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from efflab.core.envspec import context_digest
-from efflab.core.errors import BadInput, json_path
+from efflab.core.errors import BadInput, json_path, unknown_name
 from efflab.core.invocation import KEY_LEN, Invocation
 from efflab.core.runtime_identity import RuntimeIdentity, host_identity
 from efflab.core.specio import canonical_json, describe_error, load_yaml, validate
@@ -77,8 +77,9 @@ def experiment_file(repo: Path, name: str) -> Path:
         return Path(name)
     f = repo / "workflows" / "experiments" / f"{name}.yaml"
     if not f.exists():
-        known = sorted(p.stem for p in (repo / "workflows" / "experiments").glob("*.yaml"))
-        raise BadInput(f, "$", f"an experiment (known: {', '.join(known) or 'none'})", name)
+        files = list((repo / "workflows" / "experiments").glob("*.yaml"))
+        err = unknown_name("an experiment name", name, files)
+        raise BadInput(f, "$", err.expected, name, err.hint)
     return f
 
 

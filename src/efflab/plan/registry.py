@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 
 from efflab.core import instruments
-from efflab.core.errors import BadInput, json_path
+from efflab.core.errors import BadInput, did_you_mean, json_path
 from efflab.core.requirements import Requirements
 from efflab.core.specio import load_yaml, validate
 from efflab.plan import collections
@@ -258,11 +258,15 @@ class Registry:
         roots: list[Path],
         collections: dict[Path, str] | None = None,
         origins: dict[Path, collections.Collection] | None = None,
+        lenient: bool = False,
     ):
         """`collections`: root -> "name@commit" for roots that are registered git
-        collections; `origins`: root -> its collection, for every registered one."""
+        collections; `origins`: root -> its collection, for every registered one.
+        `lenient` (listing commands): a script whose meta.yaml is bad is left out and its
+        error kept in `broken`, instead of failing the whole registry."""
         self.roots = roots
         self.scripts: dict[str, Script] = {}
+        self.broken: list[BadInput] = []
         for root in roots:
             if not root.is_dir():
                 continue
@@ -272,7 +276,13 @@ class Registry:
             if origin:
                 confine = root.resolve().parents[len(Path(origin.subdir).parts) - 1]
             for meta in sorted(root.glob("*/meta.yaml")):
-                s = parse_script(meta.parent, confine)
+                try:
+                    s = parse_script(meta.parent, confine)
+                except BadInput as exc:
+                    if not lenient:
+                        raise
+                    self.broken.append(exc)
+                    continue
                 if label:
                     s = replace(s, collection=label)
                 if origin:
@@ -283,8 +293,13 @@ class Registry:
                         meta, "$.alias", f"an alias not already used by {other}", s.alias
                     )
                 self.scripts[s.alias] = s
-        self._check_uids()
-        self._check_cycles()
+        try:
+            self._check_uids()
+            self._check_cycles()
+        except BadInput as exc:  # a dep on a broken script, a cycle: listed, not fatal
+            if not lenient:
+                raise
+            self.broken.append(exc)
 
     def requirements(self, trusted_only: bool = False) -> Requirements:
         """Every tool and package the registry's scripts declare (`requires:`);
@@ -298,12 +313,13 @@ class Registry:
         return sorted({s.origin for s in self.scripts.values() if s.origin and not s.trusted})
 
     @classmethod
-    def for_repo(cls, repo: Path) -> Registry:
+    def for_repo(cls, repo: Path, lenient: bool = False) -> Registry:
         extra = [Path(p) for p in os.environ.get("EFFLAB_SCRIPTS_PATH", "").split(os.pathsep) if p]
         registered = collections.script_roots(repo)
         labels = {root: c.label for root, c in registered if c.commit}
         origins = dict(registered)
-        return cls([repo / "scripts", *extra, *(root for root, _ in registered)], labels, origins)
+        roots = [repo / "scripts", *extra, *(root for root, _ in registered)]
+        return cls(roots, labels, origins, lenient)
 
     def _check_uids(self) -> None:
         seen: dict[str, Script] = {}
@@ -343,6 +359,39 @@ class Registry:
         neg = {t[1:] for t in want if t.startswith("-")}
         return [s for s in self.scripts.values() if pos <= s.tags and not (neg & s.tags)]
 
+    def newest_first(self, scripts: list[Script] | None = None) -> list[Script]:
+        """Scripts by their meta.yaml's age, newest first: the user's own (just written
+        with `efflab script new`) before the shipped ones."""
+
+        def mtime(s: Script) -> float:
+            try:
+                return s.meta_file.stat().st_mtime
+            except OSError:
+                return 0.0
+
+        pool = list(self.scripts.values()) if scripts is None else scripts
+        return sorted(pool, key=lambda s: (-mtime(s), s.alias))
+
+    def no_match(self, tags: str) -> str:
+        """Why a tag query matched nothing, with what it may have meant."""
+        want = [t.strip() for t in tags.split(",") if t.strip()]
+        known = {t for s in self.scripts.values() for t in s.tags} | set(self.scripts)
+        parts = []
+        for t in want:
+            bare = t.removeprefix("-")
+            if bare not in known:
+                near = did_you_mean(bare, [*(x.alias for x in self.newest_first()), *sorted(known)])
+                parts.append(f"no script has tag '{bare}'" + (f" ({near})" if near else ""))
+        pos = [t for t in want if not t.startswith("-")]
+        if not parts and pos:  # every tag exists, only not all together
+            some = [s for s in self.newest_first() if set(pos) & s.tags]
+            parts.append(
+                f"no script has all of {', '.join(pos)}; scripts with some: "
+                + ", ".join(f"{s.alias} [{','.join(sorted(s.tags))}]" for s in some[:5])
+            )
+        newest = ", ".join(s.alias for s in self.newest_first()[:5])
+        return "; ".join([*parts, f"newest scripts: {newest}"])
+
     def find(self, tags: str, file: Path | str | None = None, path: str = "$") -> Script:
         """Exactly one match, or BadInput listing the candidates."""
         if tags in self.scripts and "," not in tags:
@@ -351,13 +400,8 @@ class Registry:
         if len(hits) == 1:
             return hits[0]
         if not hits:
-            near = sorted(self.scripts)[:20]
             raise BadInput(
-                file,
-                path,
-                "a tag query matching exactly one script",
-                tags,
-                f"no script matches; known scripts: {', '.join(near)}",
+                file, path, "a tag query matching exactly one script", tags, self.no_match(tags)
             )
         cands = ", ".join(f"{s.alias} [{','.join(sorted(s.tags))}]" for s in hits)
         raise BadInput(

@@ -23,7 +23,7 @@ from typing import Any
 
 import jsonschema
 
-from efflab.core.errors import BadInput, json_path
+from efflab.core.errors import BadInput, json_path, unknown_name
 from efflab.core.specio import canonical_json, load_yaml, validate
 from efflab.plan.planner import Planner, load_experiment
 from efflab.plan.registry import Registry, Script
@@ -162,8 +162,9 @@ def tournament_ids(repo: Path) -> list[str]:
 def tournament_file(repo: Path, tid: str) -> Path:
     f = tournaments_dir(repo) / f"{tid}.yaml"
     if not f.is_file():
-        known = ", ".join(tournament_ids(repo)) or "none"
-        raise BadInput(tournaments_dir(repo), "$", f"a tournament id (known: {known})", tid)
+        files = list(tournaments_dir(repo).glob("*.yaml")) if tournaments_dir(repo).is_dir() else []
+        err = unknown_name("a tournament id", tid, files, "efflab tournament list")
+        raise BadInput(tournaments_dir(repo), "$", err.expected, tid, err.hint)
     return f
 
 
