@@ -32,7 +32,7 @@ def test_ambiguous_and_unknown_queries_list_candidates(repo: Path) -> None:
     assert "ambiguous" in str(e.value) and "gen" in str(e.value) and "square" in str(e.value)
     with pytest.raises(BadInput) as e:
         reg.find("nothing,here")
-    assert "no script matches" in str(e.value)
+    assert "no script has tag 'nothing'" in str(e.value) and "newest scripts: " in str(e.value)
 
 
 def test_extra_script_folders_from_env(repo: Path, tmp_path: Path, monkeypatch) -> None:

@@ -35,9 +35,35 @@ def test_long_table_columns_and_stats() -> None:
         1.0,
         3.0,
     )
-    # t(0.975, df=2) = 4.3027: CI half-width 4.3027 * 1 / sqrt(3)
-    assert a.ci95_high - a["mean"] == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
+    # the bootstrap interval of a median of 3 repetitions: their range
+    assert (a.ci95_low, a.ci95_high) == (1.0, 3.0)
     assert len(df) == 3
+
+
+def test_intervals_are_the_bootstrap_of_the_median_and_stay_in_the_domain() -> None:
+    """scipy's percentile bootstrap agrees (odd n exact, even n from rank resamples);
+    a positive metric never gets a negative bound (the old mean ± t·s/√n did)."""
+    import numpy as np
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    for n in (4, 5, 6, 7):
+        xs = rng.lognormal(size=n)
+        df = tables.aggregate([rec({"m": 1}, lat=float(v)) for v in xs], ["m"])
+        want = stats.bootstrap((xs,), np.median, method="percentile", n_resamples=40000,
+                               random_state=0).confidence_interval  # fmt: skip
+        assert df.ci95_low[0] == pytest.approx(want.low, rel=0.02), n
+        assert df.ci95_high[0] == pytest.approx(want.high, rel=0.02), n
+    skewed = [0.01, 0.02, 0.03, 5.0]  # mean - t*s/sqrt(n) < 0 here
+    df = tables.aggregate([rec({"m": 1}, lat=v) for v in skewed], ["m"])
+    assert 0.01 <= df.ci95_low[0] <= df["median"][0] <= df.ci95_high[0] <= 5.0
+
+
+def test_the_manifest_states_the_interval_method(tmp_path: Path) -> None:
+    tables.save(tmp_path, "e", tables.aggregate(RECS, ["model", "bs"]), "abc")
+    iv = tables.manifest(tmp_path, "e", 1)["interval"]
+    assert iv["method"] == "bootstrap-percentile" and iv["statistic"] == "median"
+    assert iv["confidence"] == 0.95 and iv["columns"] == ["ci95_low", "ci95_high"]
 
 
 def test_single_repetition_has_no_ci() -> None:
@@ -93,3 +119,19 @@ def test_diff_across_versions_with_different_parameter_columns() -> None:
     b2 = tables.aggregate(RECS, ["model", "bs"]).drop(columns="bs")
     d2 = tables.diff(b2, b2.assign(extra=1))
     assert (d2.status == "both").sum() == 0 and len(d2) == 2 * len(b2)
+
+
+def test_wide_table_one_column_per_metric_inputs_by_their_own_names() -> None:
+    recs = [rec({"n": 4, "dtype": "f32"}, lat=v, acc=0.5) for v in (1.0, 2.0, 3.0)]
+    recs += [rec({"n": 8, "dtype": "f32"}, lat=5.0, acc=0.7)]
+    long = tables.aggregate(recs, ["n", "dtype"])
+    assert "param_n" in long.columns  # the long table keeps its count column `n`
+    w = tables.wide(long)
+    assert list(w.columns) == ["n", "dtype", "acc", "lat"]
+    assert w.to_dict(orient="records") == [
+        {"n": 4, "dtype": "f32", "acc": 0.5, "lat": 2.0},
+        {"n": 8, "dtype": "f32", "acc": 0.7, "lat": 5.0},
+    ]
+    shown = tables.wide(long, with_interval=True)
+    assert list(shown.columns) == ["n", "dtype", "acc [ms]", "lat [ms]"]
+    assert shown["lat [ms]"][0] == "2 [1, 3]" and shown["lat [ms]"][1] == "5"

@@ -18,6 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("experiment")
     t.add_argument("--version", type=int, default=None, help="version number (default: latest)")
     t.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    t.add_argument(
+        "--wide",
+        action="store_true",
+        help="one row per point, inputs under their own names, one column per metric "
+        "(its median; md adds the 95%% interval: median [low, high])",
+    )
     t.set_defaults(func=cmd_table)
     v = rs.add_parser("versions", help="list table versions with their manifests")
     v.add_argument("experiment")
@@ -97,6 +103,8 @@ def cmd_table(args: argparse.Namespace) -> int:
     from efflab.results import tables
 
     df, _ = tables.load(find_repo(args.repo), args.experiment, args.version)
+    if args.wide:
+        df = tables.wide(df, with_interval=args.format == "md")
     if args.format == "csv":
         print(tables.to_csv(df), end="")
     elif args.format == "json":

@@ -27,9 +27,9 @@ from scipy import stats
 from efflab.papers.claims import Arith, Const, Expr, Scalar, Select, fmt, render
 from efflab.papers.samples import Samples, planned, point_sample
 
-CONFIDENCE = 0.95
-N_RESAMPLES = 2000
-SEED = 0
+# one interval method everywhere: tables and the site use the same (efflab.results.intervals)
+from efflab.results.intervals import CONFIDENCE, N_RESAMPLES, SEED
+
 METHOD = "bootstrap-percentile-95"
 
 _STAT = {

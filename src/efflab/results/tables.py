@@ -1,7 +1,8 @@
 """Versioned result tables: run records -> one tidy long table per experiment.
 
 One row per (point, metric): the point's parameters, metric, unit, better, n, mean,
-median, std, min, max, ci95_low, ci95_high. Saved under results/<exp>/tables/v<N>/
+median, std, min, max, ci95_low, ci95_high (the 95% bootstrap interval of the median
+over the point's repetitions: efflab.results.intervals, stated in the manifest). Saved under results/<exp>/tables/v<N>/
 (Parquet + CSV + Markdown + manifest.json). Identical content makes no new version,
 and a version, once written (atomically, by renaming a finished folder), is never
 rewritten.
@@ -22,6 +23,7 @@ from efflab.core.specio import file_mode, write_failed
 from efflab.results import render
 
 if TYPE_CHECKING:  # pandas, numpy, pyarrow: imported by the functions that compute
+    import numpy as np
     import pandas as pd  # (versions and manifests, read before a run, need none of them)
 
 STAT_COLUMNS = [
@@ -84,9 +86,7 @@ def aggregate_frame(df: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     """The long table from one row per (record, metric): columns `params` (output
     names), their `group_keys` (`param_key` strings), metric, unit, better, value.
     Shared by record lists and the columnar index (efflab.results.index)."""
-    import numpy as np
     import pandas as pd
-    from scipy.special import stdtrit  # Student-t quantile; scipy.stats costs seconds to import
 
     if df.empty:
         return pd.DataFrame(columns=[*params, *STAT_COLUMNS])
@@ -101,15 +101,77 @@ def aggregate_frame(df: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     out["n"] = n.astype(int)
     for c in ("mean", "median", "std", "min", "max"):
         out[c] = agg[c].to_numpy(dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        half = stdtrit(np.maximum(n - 1, 1), 0.975) * out["std"].to_numpy() / np.sqrt(n)
-    half = np.where(n > 1, half, np.nan)
-    out["ci95_low"] = out["mean"] - half
-    out["ci95_high"] = out["mean"] + half
+    out["ci95_low"], out["ci95_high"] = _median_intervals(df, grouped, n)
     sort_cols = [*gkeys, "metric"]
     out[gkeys] = agg[gkeys].values
     out = out.sort_values(sort_cols, kind="stable").drop(columns=gkeys).reset_index(drop=True)
     return out[[*params, *STAT_COLUMNS]]
+
+
+def _median_intervals(df: pd.DataFrame, grouped, counts) -> tuple[np.ndarray, np.ndarray]:
+    """ci95_low/high of each group's median (efflab.results.intervals), groups in the
+    order of `grouped`'s aggregation; one sort over all values, no Python per group."""
+    import numpy as np
+
+    from efflab.results import intervals
+
+    gid = grouped.ngroup().to_numpy()
+    vals = df["value"].to_numpy(dtype=float)
+    keep = ~np.isnan(vals)
+    gid, vals = gid[keep], vals[keep]
+    order = np.lexsort((vals, gid))
+    vals = vals[order]
+    counts = np.asarray(counts, dtype=int)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    low, high = np.full(len(counts), np.nan), np.full(len(counts), np.nan)
+    for n in np.unique(counts):
+        if n < 2:
+            continue
+        rows = np.flatnonzero(counts == n)
+        lo, hi = intervals.median_interval(vals[starts[rows][:, None] + np.arange(n)])
+        low[rows], high[rows] = lo, hi
+    return low, high
+
+
+def input_name(column: str) -> str:
+    """A long table's parameter column under the input's own name (`param_n` -> `n`)."""
+    bare = column.removeprefix("param_")
+    return bare if column.startswith("param_") and bare in STAT_COLUMNS else column
+
+
+def wide(df: pd.DataFrame, with_interval: bool = False) -> pd.DataFrame:
+    """One row per point, the inputs under their own names, one column per metric
+    (its median; `with_interval`: "median [ci95_low, ci95_high]" text, for reading)."""
+    import pandas as pd
+
+    params = [c for c in df.columns if c not in STAT_COLUMNS]
+    names = [input_name(c) for c in params]
+    metrics = list(dict.fromkeys(df["metric"]))
+    units = {m: str(u) for m, u in zip(df["metric"], df["unit"], strict=True)}
+    rows: dict[tuple, dict[str, Any]] = {}
+    for r in df.itertuples(index=False):
+        d = r._asdict()
+        key = tuple(param_key(d[p]) for p in params)
+        row = rows.setdefault(key, {n: d[p] for n, p in zip(names, params, strict=True)})
+        col = r.metric if r.metric not in names else f"{r.metric} (metric)"
+        if with_interval:
+            row[col] = _with_interval(d["median"], d["ci95_low"], d["ci95_high"])
+        else:
+            row[col] = d["median"]
+    cols = [*names, *((m if m not in names else f"{m} (metric)") for m in metrics)]
+    out = pd.DataFrame(list(rows.values()), columns=cols)
+    if with_interval:  # the unit in the header, where a reader looks for it
+        out = out.rename(columns={m: f"{m} [{units[m]}]" for m in metrics if units.get(m)})
+    return out
+
+
+def _with_interval(median: float, low: float, high: float) -> str:
+    def f(v: float) -> str:
+        return f"{v:.4g}"
+
+    if low is None or (isinstance(low, float) and math.isnan(low)):
+        return f(median)
+    return f"{f(median)} [{f(low)}, {f(high)}]"
 
 
 def to_csv(df: pd.DataFrame) -> str:
@@ -202,6 +264,8 @@ def save(
         return existing[-1], False
     data = {"table.csv": to_csv(df), "table.md": to_markdown(df)}
 
+    from efflab.results import intervals
+
     def fill(tmp: Path, n: int) -> None:
         if not (tmp / "table.parquet").exists():
             os.chmod(tmp, file_mode(0o777))  # mkdtemp makes 0700; versions read like the rest
@@ -217,6 +281,7 @@ def save(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "rows": len(df),
             "columns": list(df.columns),
+            "interval": {"columns": ["ci95_low", "ci95_high"], **intervals.describe()},
             **(extra or {}),
         }
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
