@@ -141,7 +141,8 @@ def contention_line(experiment: str, records: int, contended: int) -> str:
         return f"{records} records, none contended: other work left the measured cores alone."
     return (
         f"{contended} of {records} records contended: other work needed the cores they "
-        "ran on, so their timings are suspect, and a paper's timing claim that reads one "
-        "comes out inconclusive. Measure again on a quieter machine (`efflab run "
-        f"{experiment} --fresh`), or let `efflab reproduce` re-measure them."
+        "ran on, so their timings are suspect; a paper's claim that reads one on an "
+        "exclusive (timing) script comes out inconclusive. Measure again on a quieter "
+        f"machine (`efflab run {experiment} --fresh`), or let `efflab reproduce` "
+        "re-measure them."
     )
