@@ -24,6 +24,8 @@ padding:3px 7px;vertical-align:top}th{background:#f4f4f4}
 .skipped{color:#8a5300}.hidden{display:none}pre{font-size:11px;overflow:auto;max-height:24em}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:10px}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6em}.card h3{margin:.2em 0}
+figure{margin:0;border:1px solid #eee}figcaption{font-weight:600;font-size:14px;padding:.4em .6em 0}
+code.cmd{background:#f4f4f4;padding:1px 4px;user-select:all}
 """
 
 JS = r"""
@@ -60,33 +62,59 @@ JS = r"""
   }
   function fmt(v) { return v === null || v === undefined ? "—" : (+v).toPrecision(4); }
   function drawPoints(div, f) {
+    // x: the numeric input with the most values (log when geometric), one trace (colour)
+    // per combination of the other inputs that vary (and per machine when there are
+    // several); the bar is the 95% interval of the median. Without a numeric input:
+    // one category per point.
     var m = page.metrics.filter(function (x) { return x.name === div.dataset.metric; })[0];
+    var ax = page.axes || {x: null, series: []}, names = page.names || {};
     var traces = [];
+    var many = page.hosts.length > 1 && !host;
+    function label(r) {
+      var parts = ax.series.map(function (p) { return (names[p] || p) + "=" + r.p[p]; });
+      if (many) parts.push(r.h);
+      return parts.join(" · ") || m.name;
+    }
+    var groups = {}, order = [];
     page.hosts.forEach(function (h) {
       if (host && h !== host) return;
-      var rows = page.rows.filter(function (r) { return r.h === h && r.m[m.name] && matches(r, f); });
-      if (!rows.length) return;
+      page.rows.forEach(function (r) {
+        if (r.h !== h || !r.m[m.name] || !matches(r, f)) return;
+        var k = label(r);
+        if (!groups[k]) { groups[k] = []; order.push(k); }
+        groups[k].push(r);
+      });
+    });
+    order.forEach(function (k) {
+      var rows = groups[k];
+      if (ax.x) rows.sort(function (a, b) { return a.p[ax.x] - b.p[ax.x]; });
       var v = rows.map(function (r) { return r.m[m.name]; });
+      function bound(s, i) { return s[i] === null || s[i] === undefined ? s[0] : s[i]; }
       traces.push({
-        type: "scatter", mode: "markers", name: h,
-        x: rows.map(function (r) { return r.l; }), y: v.map(function (s) { return s[0]; }),
+        type: "scatter", mode: ax.x ? "lines+markers" : "markers", name: k,
+        x: rows.map(function (r) { return ax.x ? r.p[ax.x] : r.l; }), y: v.map(function (s) { return s[0]; }),
         error_y: {type: "data", symmetric: false,
-          array: v.map(function (s) { return s[2] - s[0]; }),
-          arrayminus: v.map(function (s) { return s[0] - s[1]; })},
+          array: v.map(function (s) { return bound(s, 6) - s[0]; }),
+          arrayminus: v.map(function (s) { return s[0] - bound(s, 5); })},
         customdata: rows.map(function (r, i) {
-          var p = (page.prov[h] || {})[r.l] || {};
+          var p = (page.prov[r.h] || {})[r.l] || {};
           var s = v[i];
-          return [s[3], fmt(s[4]), fmt(s[1]), fmt(s[2]), (p.commits || []).join(","),
-                  (p.energy || []).join(","), p.contended || 0, h, r.l];
+          return [s[3], fmt(s[4]), fmt(bound(s, 5)), fmt(bound(s, 6)), (p.commits || []).join(",") + (p.dirty ? " (dirty)" : ""),
+                  (p.energy || []).join(","), p.contended || 0, r.h, r.l];
         }),
-        hovertemplate: "%{x}<br>median %{y:.4g} " + m.unit + "<br>n=%{customdata[0]} mean %{customdata[1]}" +
-          "<br>min %{customdata[2]} max %{customdata[3]}<br>commit %{customdata[4]}" +
+        hovertemplate: "%{customdata[8]}<br>median %{y:.4g} " + m.unit + " [%{customdata[2]}, %{customdata[3]}]" +
+          "<br>n=%{customdata[0]} mean %{customdata[1]}<br>commit %{customdata[4]}" +
           "<br>energy %{customdata[5]}<br>contended reps %{customdata[6]}<extra>%{customdata[7]}</extra>"
       });
     });
-    var layout = {title: {text: m.name + " [" + m.unit + "] (" + m.better + " is better)", font: {size: 13}},
-      margin: {l: 60, r: 10, t: 40, b: 110}, xaxis: {type: "category", tickfont: {size: 9}},
-      yaxis: {title: {text: m.unit}}, showlegend: page.hosts.length > 1, height: 360};
+    var xaxis = ax.x ? {title: {text: names[ax.x] || ax.x}, type: ax.xlog ? "log" : "linear", automargin: true}
+                     : {type: "category", tickfont: {size: 9}, automargin: true};
+    // no Plotly title (the figure's caption is above the plot) and the legend below the
+    // axis: nothing sits under the toolbar in the top right corner
+    var layout = {margin: {l: 60, r: 10, t: 28, b: 40}, xaxis: xaxis,
+      yaxis: {title: {text: m.unit}, automargin: true},
+      showlegend: traces.length > 1, legend: {orientation: "h", x: 0, xanchor: "left", y: -0.22, yanchor: "top"},
+      height: 340 + (traces.length > 1 ? 24 * Math.ceil(traces.length / 3) : 0)};
     Plotly.react(div, traces, layout, conf);
     div.dataset.traces = String(traces.length);
     if (!div.dataset.bound) {
@@ -96,10 +124,26 @@ JS = r"""
         var d = document.getElementById("prov-detail");
         d.style.display = "block";
         d.textContent = c[8] + " on " + c[7] + ": " + (p.n || 0) + " records; commit " +
-          (p.commits || []).join(", ") + (p.dirty ? " (dirty)" : "") + "; hosts " + (p.hosts || []).join(", ") +
+          (p.commits || []).join(", ") + (p.dirty ? " (dirty" + ((p.dirty_files || []).length ? ": " + p.dirty_files.join(", ") : "") + ")" : "") +
+          "; hosts " + (p.hosts || []).join(", ") +
           "; runtime " + (p.runtime || []).join(", ") + (p.images && p.images.length ? " image " + p.images.join(", ") : "") +
           "; energy " + (p.energy || []).join(", ") + "; contended " + (p.contended || 0) + "/" + (p.n || 0) +
           "; runs " + (p.runs || []).join(", ");
+        var cmd = (page.commands || {})[c[8]];
+        if (cmd) {
+          var code = document.createElement("code");
+          code.className = "cmd";
+          code.textContent = cmd;
+          var b = document.createElement("button");
+          b.type = "button";
+          b.textContent = "copy";
+          b.addEventListener("click", function () {
+            if (navigator.clipboard) navigator.clipboard.writeText(cmd).then(function () { b.textContent = "copied"; }, function () {});
+          });
+          var line = document.createElement("div");
+          line.append("measure it again: ", code, " ", b);
+          d.append(line);
+        }
       });
     }
   }

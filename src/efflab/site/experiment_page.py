@@ -7,6 +7,7 @@ content as `efflab results diff`, one static page per pair).
 from __future__ import annotations
 
 import json
+import shlex
 from itertools import combinations
 from typing import Any
 
@@ -28,11 +29,57 @@ def _rows(exp: Experiment) -> list[dict[str, Any]]:
         cols = [*params, "metric", "median", "min", "max", "n", "mean", "ci95_low", "ci95_high"]
         for t in s.table[cols].itertuples(index=False, name=None):
             point = {p: clean(v) for p, v in zip(params, t[: len(params)], strict=True)}
-            label = point_label(point)
+            # labelled as the records' points are (`n`, not the table's `param_n`), so a
+            # plotted point finds its provenance
+            label = point_label({tables.input_name(k): v for k, v in point.items()})
             row = rows.setdefault(label, {"h": s.host, "p": point, "l": label, "m": {}})
             row["m"][t[len(params)]] = [clean(v) for v in t[len(params) + 1 :]]
         out += rows.values()
     return out
+
+
+def plot_axes(rows: list[dict[str, Any]], params: list[str]) -> dict[str, Any]:
+    """What a person wants on the axes: the numeric input with the most values on x
+    (log when its values are geometric: a steady ratio between neighbours), one colour
+    per combination of the other inputs that vary. No numeric input: one category per
+    point, as before."""
+    values: dict[str, list[Any]] = {p: [] for p in params}
+    for r in rows:
+        for p in params:
+            v = r["p"].get(p)
+            if v not in values[p]:
+                values[p].append(v)
+    numeric = [
+        p for p in params
+        if len(values[p]) > 1
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values[p])
+    ]  # fmt: skip
+    if not numeric:
+        return {"x": None, "xlog": False, "series": [p for p in params if len(values[p]) > 1]}
+    x = max(numeric, key=lambda p: (len(values[p]), -params.index(p)))
+    return {
+        "x": x,
+        "xname": tables.input_name(x),
+        "xlog": geometric(sorted(values[x])),
+        "series": [p for p in params if p != x and len(values[p]) > 1],
+    }
+
+
+def geometric(xs: list[float]) -> bool:
+    """Three or more positive values with a steady ratio (> 1.5) between neighbours."""
+    if len(xs) < 3 or xs[0] <= 0:
+        return False
+    ratios = [b / a for a, b in zip(xs, xs[1:], strict=False)]
+    return min(ratios) > 1.5 and max(ratios) / min(ratios) < 1.35
+
+
+def run_command(experiment: str, point: dict[str, Any]) -> str:
+    """The command that measures one point again, copyable as it is."""
+    parts = ["efflab", "run", shlex.quote(experiment)]
+    for k, v in point.items():
+        text = json.dumps(v) if isinstance(v, bool) or v is None else str(v)
+        parts += ["--set", shlex.quote(f"{tables.input_name(k)}={text}")]
+    return " ".join(parts)
 
 
 def _provenance(s: Source) -> dict[str, dict[str, Any]]:
@@ -127,9 +174,9 @@ def _versions_block(exp: Experiment, s: Source, pairs: list[tuple[int, int]]) ->
     return table(head, rows) + form
 
 
-def _prov_table(exp: Experiment) -> str:
+def _prov_table(exp: Experiment, points: dict[str, dict[str, Any]]) -> str:
     head = ["machine", "point", "reps", "commit", "host", "runtime / image", "env"]
-    head += ["energy method", "contended"]
+    head += ["energy method", "contended", "measure it again"]
     rows, attrs = [], []
     for s in exp.sources:
         for label, p in s.provenance.items():
@@ -152,6 +199,9 @@ def _prov_table(exp: Experiment) -> str:
                     esc(", ".join(p.env) or "—"),
                     esc(", ".join(p.energy_methods)),
                     esc(cont),
+                    f"<code class='cmd'>{esc(run_command(exp.name, points.get(label, {})))}</code>"
+                    if label in points
+                    else "—",
                 ]
             )
             attrs.append(f"data-host='{esc(s.host)}' data-label='{esc(label)}' class='prow'")
@@ -167,7 +217,7 @@ def experiment_pages(exp: Experiment) -> list[Page]:
             if v not in values[p]:
                 values[p].append(v)
     filters = "".join(
-        f"<label>{esc(p)} <select class='param-filter' data-param='{esc(p)}'>"
+        f"<label>{esc(tables.input_name(p))} <select class='param-filter' data-param='{esc(p)}'>"
         "<option value=''>all</option>"
         + "".join(
             f"<option value='{esc(json.dumps(v))}'>{esc(fmt(v))}</option>"
@@ -177,10 +227,14 @@ def experiment_pages(exp: Experiment) -> list[Page]:
         for p, vals in values.items()
         if len(vals) > 1
     )
-    plots = "".join(
-        f"<div class='plot' data-kind='points' data-metric='{esc(m['name'])}'></div>"
+    axes = plot_axes(rows, exp.params)
+    plots = "".join(  # the title is the page's, above the plot: never under Plotly's toolbar
+        f"<figure><figcaption>{esc(m['name'])} [{esc(m['unit'])}] "
+        f"<small>({esc(m['better'])} is better)</small></figcaption>"
+        f"<div class='plot' data-kind='points' data-metric='{esc(m['name'])}'></div></figure>"
         for m in exp.metrics
     )
+    points = {r["l"]: r["p"] for r in rows}
     pages: list[Page] = []
     blocks = []
     for s in exp.sources:
@@ -203,16 +257,32 @@ def experiment_pages(exp: Experiment) -> list[Page]:
         "metrics": exp.metrics,
         "rows": rows,
         "prov": {s.host: _provenance(s) for s in exp.sources},
+        "axes": axes,
+        "names": {p: tables.input_name(p) for p in exp.params},
+        "commands": {label: run_command(exp.name, pt) for label, pt in points.items()},
     }
     n_points = len({r["l"] for r in rows})
     body = (
         f"<p>{len(exp.metrics)} metrics over {n_points} points from "
         f"{len(exp.sources)} machine(s). Each dot is the median over repetitions; "
-        "the bar spans min–max. Hover for values, click a dot for its provenance.</p>"
+        "the bar is its 95% interval (a bootstrap over the repetitions, as in the table). "
+        + (
+            f"x: {esc(axes['xname'])}{' (log scale: the grid is geometric)' if axes['xlog'] else ''}"
+            + (
+                f"; one colour per {esc(', '.join(tables.input_name(p) for p in axes['series']))}"
+                if axes["series"]
+                else ""
+            )
+            + ". "
+            if axes["x"]
+            else ""
+        )
+        + "Hover for values, click a dot for its provenance and the command that "
+        "measures it again.</p>"
         f"<div class='filters'>{filters or '<i>one value per parameter: no filter</i>'}"
         "<span id='shown'></span></div><div id='prov-detail' class='detail'></div>"
         f"<div class='plots'>{plots}</div>"
-        f"<h2 id='provenance'>Provenance per point</h2>{_prov_table(exp)}"
+        f"<h2 id='provenance'>Provenance per point</h2>{_prov_table(exp, points)}"
         f"<h2 id='versions'>Table versions</h2>{''.join(blocks)}"
     )
     hosts = [s.host for s in exp.sources]
