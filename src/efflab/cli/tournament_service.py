@@ -152,7 +152,10 @@ def _final(body: dict[str, Any], as_json: bool) -> int:
     return {"accepted": 0}.get(str(body.get("status")), 1) if body.get("status") in ("accepted", "rejected", "infrastructure-error") else 0  # fmt: skip
 
 
-def _refused(a: Any) -> int:
+def _refused(a: Any, as_json: bool = False) -> int:
+    """An error answer: its JSON with --json, one line on stderr; its exit code."""
+    if as_json:
+        print_json(a.body)
     err = a.body.get("error") or {}
     print(f"efflab: the server refused ({a.status} {err.get('code')}): {err.get('message')}", file=sys.stderr)  # fmt: skip
     return a.exit_code
@@ -179,9 +182,7 @@ def cmd_remote_submit(args: argparse.Namespace) -> int:
         print(f"efflab: cannot reach {args.server}: {exc}", file=sys.stderr)
         return 1
     if a.status != 202:
-        if args.json:
-            print_json(a.body)
-        return _refused(a)
+        return _refused(a, args.json)
     sid = a.body["id"]
     if not quiet:
         print(f"efflab: submission {sid} queued at position {a.body['position']} (efflab tournament status {sid} --server {args.server})", file=sys.stderr)  # fmt: skip
@@ -193,7 +194,7 @@ def cmd_remote_submit(args: argparse.Namespace) -> int:
         return 0
     done = client.wait(args.server, sid, lambda b: quiet or print(f"efflab: {sid}: {_describe(b)}", file=sys.stderr, flush=True))  # fmt: skip
     if done.status != 200:
-        return _refused(done)
+        return _refused(done, args.json)
     return _final(done.body, args.json)
 
 
@@ -211,9 +212,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"efflab: cannot reach {args.server}: {exc}", file=sys.stderr)
         return 1
     if a.status != 200:
-        if args.json:
-            print_json(a.body)
-        return _refused(a)
+        return _refused(a, args.json)
     if a.body.get("status") in ("queued", "running") and not args.json:
         print(f"{a.body.get('status')}: {_describe(a.body)}")
         return 0
