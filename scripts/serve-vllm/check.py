@@ -1,0 +1,3 @@
+"""Plan-time rules for serve-vllm (pure, fast)."""
+
+from vllmserve.checks import check_vllm as check  # noqa: F401
