@@ -12,7 +12,8 @@ Where each capability is read (Linux):
     min_cores     os.sched_getaffinity(0): the cores this process may run on (a
                   container's or taskset's limit), not os.cpu_count()'s total
     accelerator   nvidia: /proc/driver/nvidia/gpus/ (one folder per GPU, written by
-                  the NVIDIA kernel driver); amd: /dev/kfd (the ROCm compute driver)
+                  the NVIDIA kernel driver; read by efflab.core.runtime_identity, which
+                  also puts the CPU class into every key); amd: /dev/kfd (ROCm)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from efflab.core import runtime_identity
 
 # the flags a report lists (others stay in /proc/cpuinfo)
 RELEVANT = (
@@ -90,10 +93,10 @@ def this_machine() -> Machine:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     accel = []
-    for name, where in ACCELERATORS.items():
-        p = Path(where)
-        if (p.is_dir() and any(p.iterdir())) or (not p.is_dir() and p.exists()):
-            accel.append(name)
+    if runtime_identity.gpu_models():  # the device class's own reading of the driver
+        accel.append("nvidia")
+    if Path(ACCELERATORS["amd"]).exists():
+        accel.append("amd")
     return Machine(model, flags, cores, tuple(accel))
 
 
