@@ -179,3 +179,25 @@ def test_scripted_report_html_is_left_behind(a: Path, src: Path) -> None:
     landed = a / "results/reproductions/squares/1"
     for p in (p for p in landed.rglob("*") if p.is_file()):
         assert p.suffix not in (".html", ".svg", ".md") and b"<script" not in p.read_bytes()
+
+
+def test_a_parquet_bomb_is_refused_from_its_footer(a: Path, src: Path) -> None:
+    # the uncompressed size is read from the footer before anything is decompressed
+    refused(a, src, "table.parquet", "uncompressed", env={"EFFLAB_MAX_TABLE_BYTES": "100"})
+
+
+def test_results_check_names_a_bad_verdicts_file(a: Path, src: Path) -> None:
+    efflab(a, "results", "import", str(src), check=True)
+    v = a / "results/reproductions/squares/1/verdicts.json"
+    v.write_text(json.dumps({**json.loads(v.read_text()), "experiments": "abc"}))
+    r = efflab(a, "results", "check", "--json")
+    assert r.returncode == 1
+    (p,) = json.loads(r.stdout)["problems"]
+    assert (
+        p["file"] == "results/reproductions/squares/1/verdicts.json"
+        and p["path"] == "$.experiments"
+    )
+    assert efflab(a, "results", "check", "--repair").returncode == 0
+    assert not v.exists() and list(
+        (a / "results/reproductions/squares/quarantine").rglob("verdicts.json")
+    )

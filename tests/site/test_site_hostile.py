@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import efflab, make_tiny_repo, write
 
@@ -43,10 +44,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict:
     write(b / "workflows/papers/squares.yaml", GOOD)
     efflab(b, "reproduce", "squares", "--quick", "--runtime", "host", check=True)
     src = b / "results"
-    for f in (src / "demo/runs").glob("*.json"):  # every record claims a scripted hostname
+    for f in (src / "demo/runs").glob("*.json"):  # scripted hostname, commit, env, unit
         rec = json.loads(f.read_text())
         rec["provenance"]["host"]["hostname"] = "lab-b" + PAYLOAD
+        rec["provenance"]["host"]["cpu_model"] = PAYLOAD
+        rec["provenance"]["git"]["commit"] = PAYLOAD
+        rec["provenance"]["env"] = PAYLOAD
+        rec["run_id"] = PAYLOAD
+        for m in rec["metrics"].values():
+            m["unit"] = PAYLOAD
         f.write_text(json.dumps(rec))
+    table = src / "demo/tables/v1/table.parquet"  # the table the plots draw: scripted text
+    df = pd.read_parquet(table)
+    df["unit"] = "s" + PAYLOAD
+    df["metric"] = df["metric"] + PAYLOAD
+    df.to_parquet(table, index=False)
     rep = src / "reproductions/squares/1"
     v = json.loads((rep / "verdicts.json").read_text())
     v["title"] = "Squares" + PAYLOAD
@@ -124,7 +136,7 @@ def test_nothing_executes_in_chromium(lab: dict) -> None:
                 dialogs.clear()
                 page.on("dialog", on_dialog)
                 page.goto((site / rel).as_uri())
-                page.wait_for_load_state("load")
+                page.wait_for_selector("body[data-drawn='1']", state="attached", timeout=30000)
                 page.wait_for_timeout(200)
                 assert page.evaluate("window.__pwned") is None, rel
                 assert not dialogs, rel

@@ -29,6 +29,7 @@ LIMITS = {
     "EFFLAB_MAX_SPEC_DEPTH": 64,
     "EFFLAB_MAX_SPEC_NODES": 1_000_000,  # after expanding YAML aliases
     "EFFLAB_MAX_JSON_BYTES": 64 << 20,  # one run record, manifest, verdicts file, ...
+    "EFFLAB_MAX_TABLE_BYTES": 1 << 30,  # one table version, uncompressed (a Parquet bomb)
 }
 
 
@@ -86,6 +87,13 @@ def read_json_file(
 
 
 def _read_json_file(path: Path, what: str, cap: int) -> Any:
+    return parse_json(read_capped(path, what, cap), path, what)
+
+
+def read_capped(path: Path, what: str = "a JSON file", cap: int | None = None) -> bytes:
+    """The bytes of a regular file of at most `cap` (EFFLAB_MAX_JSON_BYTES) bytes, opened
+    without blocking (a FIFO is refused, never waited on); BadInput otherwise."""
+    cap = cap or limit("EFFLAB_MAX_JSON_BYTES")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -105,7 +113,7 @@ def _read_json_file(path: Path, what: str, cap: int) -> Any:
         os.close(fd)
     if len(data) > cap:
         raise BadInput(path, "$", f"{what} of at most {cap} bytes", "a growing file")
-    return parse_json(data, path, what)
+    return data
 
 
 def parse_json(data: bytes, path: str | Path, what: str = "a JSON file") -> Any:

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from efflab.core import layout
 from efflab.core.errors import BadInput
-from efflab.core.specio import read_json_file, validate
+from efflab.core.specio import limit, read_json_file, validate
 from efflab.results import tables
 
 VIEW_DIRS = {"reproductions", "tournaments", "nightly"}  # results/ folders that are not experiments
@@ -91,8 +91,16 @@ def check_version(d: Path, shown: str | Path | None = None) -> dict:
     if f"v{man['version']}" != d.name:
         raise BadInput(shown / "manifest.json", "$.version", f"{d.name[1:]} (the folder's number)",
                        man["version"])  # fmt: skip
-    try:
+    try:  # the footer first: what decompressing would cost, before doing it
+        meta = pq.ParquetFile(d / "table.parquet").metadata
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        cap = limit("EFFLAB_MAX_TABLE_BYTES")
+        if size > cap:
+            raise BadInput(shown / "table.parquet", "$", f"a table of at most {cap} bytes uncompressed",
+                           f"{size} bytes", "raise EFFLAB_MAX_TABLE_BYTES to allow it")  # fmt: skip
         table = pq.read_table(d / "table.parquet")
+    except BadInput:
+        raise
     except (OSError, ValueError, Exception) as exc:  # pyarrow raises its own kinds
         raise BadInput(shown / "table.parquet", "$", "a readable Parquet table",
                        str(exc)[:120]) from None  # fmt: skip

@@ -42,10 +42,15 @@ def view_fields(rec: dict[str, Any]) -> dict[str, Any]:
 
 def read_json(file: Path) -> dict[str, Any] | None:
     """The default reader: the JSON record, or None when the file is missing."""
+    from efflab.core.errors import BadInput
+    from efflab.core.specio import read_capped
+
     try:
-        return json.loads(file.read_bytes())
-    except FileNotFoundError:
-        return None
+        return json.loads(read_capped(file, "a run record"))  # capped; a FIFO never blocks
+    except BadInput as exc:
+        if exc.found == "no such file":
+            return None
+        raise
 
 
 def load(

@@ -15,7 +15,7 @@ from typing import Any
 from efflab.core import layout
 from efflab.core.errors import BadInput
 from efflab.core.invocation import Invocation
-from efflab.core.specio import atomic_write_json, validate
+from efflab.core.specio import atomic_write_json, read_capped, validate
 from efflab.plan.planner import Plan, Point
 from efflab.results.provenance import invocation_git
 
@@ -40,7 +40,12 @@ def read_record(file: Path, experiment: str) -> dict[str, Any]:
     """One run record, whole and schema-valid, or BadInput naming the file."""
     hint = REPAIR_HINT.format(exp=experiment)
     try:
-        rec = json.loads(file.read_bytes())
+        rec = json.loads(read_capped(file, "a run record"))  # capped; a FIFO never blocks
+    except BadInput as exc:
+        exc.hint = exc.hint or hint
+        raise
+    except RecursionError:
+        raise BadInput(file, "$", "a run record nested less deeply", "too deep", hint) from None
     except ValueError as exc:
         raise BadInput(
             file, "$", "a complete JSON run record", f"corrupt JSON ({exc})", hint

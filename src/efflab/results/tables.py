@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from efflab.core.errors import BadInput
-from efflab.core.specio import file_mode, write_failed
+from efflab.core.specio import file_mode, read_capped, write_failed
 from efflab.results import render
 
 if TYPE_CHECKING:  # pandas, numpy, pyarrow: imported by the functions that compute
@@ -211,10 +211,11 @@ def manifest(repo: Path, experiment: str, version: int) -> dict[str, Any]:
 def _manifest_at(f: Path, experiment: str) -> dict[str, Any]:
     hint = REPAIR_HINT.format(exp=experiment)
     try:
-        data = json.loads(f.read_bytes())
-    except FileNotFoundError:
-        raise BadInput(f, "$", "a table manifest", "no such file", hint) from None
-    except (OSError, ValueError) as exc:
+        data = json.loads(read_capped(f, "a table manifest"))  # capped; a FIFO never blocks
+    except BadInput as exc:
+        exc.hint = exc.hint or hint
+        raise
+    except (OSError, ValueError, RecursionError) as exc:
         raise BadInput(f, "$", "a complete JSON manifest", f"corrupt ({exc})", hint) from None
     for name in ("content_hash", "version", "created", "rows"):
         if not isinstance(data, dict) or name not in data:

@@ -114,12 +114,19 @@ def diff_pairs(vs: list[int]) -> list[tuple[int, int]]:
 
 
 def diff_page(exp: Experiment, s: Source, a: int, b: int) -> Page:
-    ta, tb = s.table_version(a), s.table_version(b)
     base = f"experiments/{slug(exp.name)}/{slug(s.host)}"
     intro = (
         f"<p><a href='../../{slug(exp.name)}.html'>← {esc(exp.name)}</a> · machine "
         f"<b>{esc(s.host)}</b> · "
     )
+    try:
+        ta, tb = s.table_version(a), s.table_version(b)
+        missing = [c for c in ("metric", "median") for t in (ta, tb) if c not in t.columns]
+        if missing:
+            raise ValueError(f"no column {missing[0]!r}")
+    except (OSError, ValueError) as exc:  # an older version that is not a readable table
+        body = intro + f"not comparable: a version cannot be read ({esc(str(exc)[:200])}).</p>"
+        return Page(f"{base}/diff-v{a}-v{b}.html", f"{exp.name}: v{a} → v{b}", body, hosts=[s.host])
     pa, pb = (_params(t) for t in (ta, tb))
     if pa != pb:  # `tables.diff` matches rows on the parameter columns: none to match on
         body = intro + (

@@ -189,6 +189,10 @@ def _source(
     while src.versions:
         try:
             src.table = src.table_version(src.latest)
+            missing = [c for c in tables.STAT_COLUMNS if c not in src.table.columns]
+            if missing:  # not an efflab table (an old import took anything)
+                src.table = None
+                raise ValueError(f"not an efflab table: no column {missing[0]!r}")
             break
         except (OSError, ValueError) as exc:
             skipped.append(Skipped(str(root / "tables" / f"v{src.latest}"), str(exc)))
