@@ -147,6 +147,36 @@ JS = r"""
       });
     }
   }
+  function drawFront(div, f) {
+    var ax = {};
+    document.querySelectorAll(".front-axis").forEach(function (s) { ax[s.dataset.axis] = s.value; });
+    var mx = page.metrics.filter(function (m) { return m.name === ax.x; })[0];
+    var my = page.metrics.filter(function (m) { return m.name === ax.y; })[0];
+    if (!mx || !my) return;
+    var pts = [], traces = [];
+    page.hosts.forEach(function (h) {
+      if (host && h !== host) return;
+      var rows = page.rows.filter(function (r) { return r.h === h && r.m[mx.name] && r.m[my.name] && matches(r, f); });
+      if (!rows.length) return;
+      rows.forEach(function (r) { pts.push({x: r.m[mx.name][0], y: r.m[my.name][0]}); });
+      traces.push({type: "scatter", mode: "markers", name: h, x: rows.map(function (r) { return r.m[mx.name][0]; }),
+        y: rows.map(function (r) { return r.m[my.name][0]; }), text: rows.map(function (r) { return r.l; }),
+        hovertemplate: "%{text}<br>" + mx.name + " %{x:.4g}<br>" + my.name + " %{y:.4g}<extra>" + h + "</extra>"});
+    });
+    var sx = mx.better === "higher" ? 1 : -1, sy = my.better === "higher" ? 1 : -1;
+    var front = pts.filter(function (p) {
+      return !pts.some(function (q) {
+        return sx * q.x >= sx * p.x && sy * q.y >= sy * p.y && (sx * q.x > sx * p.x || sy * q.y > sy * p.y);
+      });
+    }).sort(function (a, b) { return a.x - b.x; });
+    if (front.length > 1) traces.push({type: "scatter", mode: "lines", name: "front", hoverinfo: "skip",
+      line: {shape: "hv", color: "#2a9d3a"}, x: front.map(function (p) { return p.x; }), y: front.map(function (p) { return p.y; })});
+    Plotly.react(div, traces, {title: {text: mx.name + " vs " + my.name, font: {size: 13}}, height: 420,
+      xaxis: {title: {text: mx.name + " [" + mx.unit + "] (" + mx.better + " is better)"}},
+      yaxis: {title: {text: my.name + " [" + my.unit + "] (" + my.better + " is better)"}}}, conf);
+    div.dataset.traces = String(traces.length);
+    div.dataset.front = String(front.length);
+  }
   function drawPareto(div) {
     var e = page.entries.filter(function (r) { return r.x !== null && r.y !== null; });
     var groups = [["Pareto front (front 1)", function (r) { return r.front === 1; }, "#2a9d3a"],
@@ -251,13 +281,14 @@ JS = r"""
     if (typeof Plotly === "undefined") { document.body.dataset.drawn = "1"; return; }
     document.querySelectorAll(".plot").forEach(function (div) {
       if (div.dataset.kind === "points") drawPoints(div, f);
+      else if (div.dataset.kind === "front") drawFront(div, f);
       else if (div.dataset.kind === "pareto") drawPareto(div);
       else if (div.dataset.kind === "trend") drawTrend(div);
       else if (div.dataset.kind === "optimize") drawOptimize(div);
     });
     document.body.dataset.drawn = "1";
   }
-  document.querySelectorAll(".param-filter").forEach(function (s) { s.addEventListener("change", apply); });
+  document.querySelectorAll(".param-filter, .front-axis").forEach(function (s) { s.addEventListener("change", apply); });
   document.querySelectorAll(".diffpick").forEach(function (p) {
     p.querySelector("button").addEventListener("click", function () {
       var a = +p.querySelector(".va").value, b = +p.querySelector(".vb").value;

@@ -215,6 +215,42 @@ def _prov_table(exp: Experiment, points: dict[str, dict[str, Any]]) -> str:
     return table(head, rows, attrs)
 
 
+def front_defaults(metrics: list[dict[str, str]]) -> tuple[str, str] | None:
+    """The front plot's axes: throughput (a higher-is-better rate) against a second
+    metric (a lower-is-better latency where there is one); None below two metrics."""
+    usable = [m for m in metrics if m.get("unit") != "bool"]
+    if len(usable) < 2:
+        return None
+    rate = [m for m in usable if m.get("better") == "higher" and "/s" in str(m.get("unit"))]
+    x = (rate or usable)[0]["name"]
+    lower = [m for m in usable if m["name"] != x and m.get("better") == "lower"]
+    pref = [m for m in lower if "p90" in m["name"] or "p99" in m["name"]]
+    y = (pref or lower or [m for m in usable if m["name"] != x])[0]["name"]
+    return x, y
+
+
+def _front_block(exp: Experiment) -> str:
+    """Any metric against any other, every machine's points, the Pareto front drawn
+    (each axis in its own better direction)."""
+    axes = front_defaults(exp.metrics)
+    if axes is None:
+        return ""
+
+    def pick(cls: str, chosen: str) -> str:
+        opts = "".join(
+            f"<option value='{esc(m['name'])}'{' selected' if m['name'] == chosen else ''}>"
+            f"{esc(m['name'])} [{esc(m['unit'])}]</option>"
+            for m in exp.metrics
+        )
+        return f"<select class='front-axis' data-axis='{cls}'>{opts}</select>"
+
+    return (
+        "<div class='front'><label>x " + pick("x", axes[0]) + "</label> <label>y "
+        + pick("y", axes[1]) + "</label> (the line joins the points no other point beats "
+        "on both)</div><div class='plot' data-kind='front'></div>"
+    )  # fmt: skip
+
+
 def experiment_pages(exp: Experiment) -> list[Page]:
     rows = _rows(exp)
     values: dict[str, list[Any]] = {p: [] for p in exp.params}
@@ -235,7 +271,9 @@ def experiment_pages(exp: Experiment) -> list[Page]:
         if len(vals) > 1
     )
     axes = plot_axes(rows, exp.params)
-    plots = "".join(  # the title is the page's, above the plot: never under Plotly's toolbar
+    plots = _front_block(
+        exp
+    ) + "".join(  # the title is the page's, above the plot: never under Plotly's toolbar
         f"<figure><figcaption>{esc(m['name'])} [{esc(m['unit'])}] "
         f"<small>({esc(m['better'])} is better)</small></figcaption>"
         f"<div class='plot' data-kind='points' data-metric='{esc(m['name'])}'></div></figure>"

@@ -200,6 +200,13 @@ def _source(
     keys = set(src.versions[-1].get("keys") or []) if src.versions else None
     hosts: Counter[str] = Counter()
     own = not imported  # this project's index may grow; an imported host's is left alone
+    # the table's parameter order (records are stored with sorted keys): a point's
+    # provenance label must be the label its plotted row has
+    order = (
+        [c for c in src.table.columns if c not in tables.STAT_COLUMNS]
+        if src.table is not None
+        else []
+    )
     for rec in read_records(root / "runs", skipped, keys or None, update=own):
         src.records += 1
         h = record_host(rec)
@@ -207,7 +214,7 @@ def _source(
         if not src.hostinfo:
             prov = rec.get("provenance") or {}
             src.hostinfo = {**(prov.get("host") or {}), "energy_method": prov.get("energy_method")}
-        _add_provenance(src.provenance, rec)
+        _add_provenance(src.provenance, rec, order)
     if hosts and not imported:
         src.host = hosts.most_common(1)[0][0]
     if src.table is None and not src.records:
@@ -215,8 +222,13 @@ def _source(
     return src
 
 
-def _add_provenance(acc: dict[str, PointProvenance], rec: dict[str, Any]) -> None:
-    label = point_label(rec["point"])
+def _add_provenance(
+    acc: dict[str, PointProvenance], rec: dict[str, Any], order: list[str] | None = None
+) -> None:
+    point = rec["point"]
+    if order:
+        point = {**{k: point[k] for k in order if k in point}, **point}
+    label = point_label(point)
     p = acc.setdefault(label, PointProvenance(label))
     prov = rec.get("provenance") or {}
     git = prov.get("git") or {}
