@@ -269,3 +269,59 @@ def test_worker_leases_expire_and_results_are_checked(srv: Server) -> None:
     r = httpx.post(f"{srv.url}{API}/worker/jobs/{job['id']}/release", json={"reason": "test"}, headers=h)  # fmt: skip
     assert r.status_code == 200 and client.status(srv.url, job["id"]).body["status"] == "queued"
     assert not [e for e in (srv.repo / "results/tournaments/tiny/ledger.jsonl").read_text().splitlines() if '"verdict"' in e]  # nothing recorded  # fmt: skip
+
+
+def test_infrastructure_errors_are_retried_then_final(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A worker reporting `infrastructure-error` (the verifier broke, not the entry): the
+    line is written, the job runs again under a new attempt id, up to --infra-retries
+    (2), then its status is final with the retry count; one ledger line per attempt."""
+    from conftest import make_tiny_repo
+
+    from efflab.core.specio import canonical_json
+    from efflab.tournaments.proof import prove
+    from efflab.tournaments.spec import load_tournament
+
+    repo = make_tiny_repo(tmp_path / "proj")
+    add_tiny_tournament(repo, identity={"mode": "keys"})
+    srv = Server(repo, tmp_path / "organiser", "--no-local-worker").start()
+    try:
+        srv.keys, srv.subs = tmp_path / "keys", tmp_path / "subs"  # type: ignore[attr-defined]
+        srv.keys.mkdir()  # type: ignore[attr-defined]
+        srv.register("fi", srv.keys / "fi")  # type: ignore[attr-defined]
+        key = identity.load_private(srv.keys / "fi")  # type: ignore[attr-defined]
+        pub = base64.b64encode(key.public_key().public_bytes_raw()).decode()
+        w = {"Authorization": f"Bearer {srv.tokens()['worker']}", "X-Efflab-Worker": "flaky:9"}
+        a = client.upload(srv.url, "tiny", signed_parts(srv, "fi", "flaky"))
+        assert a.status == 202, a.body
+        sid = a.body["id"]
+        seen = []
+        for n in range(3):
+            r = httpx.post(f"{srv.url}{API}/worker/claim", json={"worker": "flaky:9"}, headers=w)
+            assert r.status_code == 200, r.text
+            job = r.json()["job"]
+            assert job["id"] == sid and job["retries"] == n
+            assert job["attempt_id"] == (sid if n == 0 else f"{sid}-r{n}")
+            body = {
+                "tournament": "tiny", "verdict": "infrastructure-error", "stage": "run",
+                "reason": "verification could not run (the engine went away)", "metrics": {},
+                "submission": {"id": job["attempt_id"], "participant": "fi", "entry": "flaky",
+                               "key": identity.fingerprint(key.public_key().public_bytes_raw()),
+                               "signature": job["signature"], "signed": job["signed"],
+                               "sha256": job["sub_sha256"], "archive_sha256": None},
+                **({"retry_of": job["seqs"][-1]} if job["seqs"] else {}),
+            }  # fmt: skip
+            sig = identity.sign(key, canonical_json(body).encode())
+            r = httpx.post(f"{srv.url}{API}/worker/jobs/{sid}/result", json={"body": body, "worker": {"name": "flaky:9", "public_key": pub, "signature": sig}}, headers=w)  # fmt: skip
+            assert r.status_code == 200, r.text
+            seen.append(r.json()["entry"]["seq"])
+            st = client.status(srv.url, sid).body
+            assert st["retries"] == min(n + 1, 2) and st["ledger_seqs"] == seen
+            assert st["status"] == ("infrastructure-error" if n == 2 else "queued"), st
+        assert st["exit_code"] == 1 and len(st["ledger"]) == 3
+        assert [e["submission"]["id"] for e in st["ledger"]] == [sid, f"{sid}-r1", f"{sid}-r2"]
+        assert httpx.post(f"{srv.url}{API}/worker/claim", json={"worker": "flaky:9"}, headers=w).status_code == 204  # fmt: skip
+        monkeypatch.setenv("EFFLAB_ORGANISER_DIR", str(tmp_path / "organiser"))  # the server's
+        p = prove(repo, load_tournament(repo, "tiny"))
+        assert p.ok, p.to_json()["problems"]
+    finally:
+        srv.stop()
