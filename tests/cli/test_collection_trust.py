@@ -158,3 +158,18 @@ def test_a_forged_collections_file_is_exit_2(tiny_repo: Path) -> None:
     one_line_error(efflab(tiny_repo, "script", "list"), "$.collections[0].trusted")
     write(f, "collections:\n  - {name: x, source: /tmp, subdir: ../../etc}\n")
     one_line_error(efflab(tiny_repo, "script", "list"), "$.collections[0].subdir")
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "{secret}"])
+def test_a_link_out_of_the_collection_is_refused(
+    tiny_repo: Path, tmp_path: Path, target: str
+) -> None:
+    secret = tmp_path / "id_ed25519"
+    secret.write_text("PRIVATE KEY")
+    src = hostile_collection(tmp_path, tmp_path / "pwned")
+    (src / "scripts/evil/data.bin").symlink_to(target.format(secret=secret))
+    for cmd in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "link"]):  # fmt: skip
+        subprocess.run(["git", *cmd], cwd=src, check=True)
+    r = efflab(tiny_repo, "repo", "add", str(src), timeout=60)  # /dev/zero: never read
+    one_line_error(r, "data.bin", "inside its collection")
+    assert recorded(tiny_repo) == []

@@ -201,3 +201,16 @@ def test_results_check_names_a_bad_verdicts_file(a: Path, src: Path) -> None:
     assert not v.exists() and list(
         (a / "results/reproductions/squares/quarantine").rglob("verdicts.json")
     )
+
+
+def test_a_published_repository_imports_and_its_links_are_refused(
+    a: Path, lab_b: Path, tmp_path: Path
+) -> None:
+    pub = tmp_path / "published"
+    efflab(lab_b.parent, "results", "publish", "demo", "--repo", str(pub), check=True)
+    info = json.loads(efflab(a, "results", "import", str(pub), "--json", "--host", "lab-b").stdout)
+    assert info["kind"] == "published" and info["tables_added"] == 1
+    assert (a / "results/demo/hosts/lab-b/tables/v1/table.parquet").is_file()
+    shutil.rmtree(a / "results")
+    os.symlink("/etc/passwd", pub / "demo/v1/table.csv.bak")  # a link planted in the repo
+    refused(a, pub, str(pub / "demo/v1/table.csv.bak"), "symbolic link")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import stat
 import string
 import sys
 import traceback
@@ -154,6 +155,29 @@ def _walk(root: Path):
                 yield Path(dirpath) / name
 
 
+def _confined(root: Path, confine: Path) -> None:
+    """Every file of a collection's script is a regular file inside the collection: a
+    link to `~/.ssh/id_ed25519` or `/dev/zero` (whose bytes the key would hash, and a
+    container would get) is BadInput naming it."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            f = Path(dirpath) / name
+            try:
+                st = f.lstat()
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                target = f.resolve()
+                if not target.is_relative_to(confine):
+                    raise BadInput(f, "$", f"a file inside its collection ({confine})",
+                                   f"a link to {target}")  # fmt: skip
+                st = target.stat() if target.exists() else st
+            if not (
+                stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)
+            ):
+                raise BadInput(f, "$", "a regular file or folder", "a device, FIFO or socket")
+
+
 def parse_script(folder: Path, confine: Path | None = None) -> Script:
     """A script folder; `confine` (a collection's checkout): its includes must lie
     inside it, so a foreign meta.yaml cannot mount `~/.ssh` into its container."""
@@ -185,6 +209,9 @@ def parse_script(folder: Path, confine: Path | None = None) -> Script:
         if not p.is_dir():
             raise BadInput(meta_file, f"$.include[{i}]", "an existing folder", rel)
         include.append(p)
+    if confine is not None:
+        for root in [folder, *include]:
+            _confined(root, confine)
     outputs = meta.get("outputs") or {}
     deps = [Dep(d["name"], d["tags"], d.get("inputs") or {}) for d in meta.get("deps") or []]
     for i, d in enumerate(deps):
