@@ -59,6 +59,16 @@ def test_study_page_plots_trials_and_the_front(tmp_path: Path, browser) -> None:
     names = p.page.eval_on_selector_all(".legendtext", "els => els.map(e => e.textContent)")
     assert names == ["feasible trials", "infeasible trials", "Pareto front"]
     assert p.page.locator("main table tbody tr").count() == len(s["front"])
+    # intervals: each front median with its 95% interval, and the bars in the plot
+    head = p.page.locator("main table thead").inner_text()
+    assert "loss median [95% interval]" in head and "measure it again" in head
+    cells = p.page.locator("main table tbody tr td").all_inner_texts()
+    assert any(" [" in c and c.endswith("]") for c in cells), cells
+    assert any(c.startswith("efflab run quad --set ") for c in cells), cells
+    bars = p.page.eval_on_selector(
+        ".plot", "d => d.data.map(t => !!(t.error_y && t.error_y.array))"
+    )
+    assert bars == [True, True, True]
     p.shot("optimize")
     p.close()
     home = Page(browser, out, "index.html")

@@ -4,8 +4,8 @@ through the normal pipeline (Snakemake, the runtime, run records).
 A batch of trials is one plan with explicit points and one Snakemake call, so trials
 run in parallel up to `--cores` and share deps (datasets, trained models). A trial
 whose invocations were measured before is a cache hit: nothing runs. Its objective
-is the median over the experiment's repetitions, with a distribution-free interval
-for the median (order statistics, the binomial rule) recorded beside it. When the
+is the median over the experiment's repetitions, with the 95% bootstrap interval of
+the median recorded beside it (efflab.results.intervals: one method everywhere). When the
 trial has a timing goal, a repetition measured while the machine was contended (the
 record's `contended`, efflab.runtime.contention) is measured again, up to
 remeasure.MAX_ROUNDS rounds, before its value is told to Optuna.
@@ -18,8 +18,6 @@ import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-from scipy.stats import binom
 
 from efflab.core import layout
 from efflab.core.errors import BadInput
@@ -45,7 +43,7 @@ class Estimate:
     median: float
     low: float  # interval for the median
     high: float
-    coverage: float  # the interval's confidence (order statistics: 0.75 for n = 3)
+    coverage: float  # the interval's nominal confidence (0.95; 0 with one repetition)
     n: int
     values: list[float] = field(default_factory=list)
 
@@ -79,19 +77,18 @@ class Batch:
     jobs_run: int
 
 
-def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Distribution-free interval for the median: [x_(k), x_(n-k+1)] with the largest k
-    such that P(Binom(n, 1/2) < k) <= (1 - level) / 2; with too few values, [min, max]
-    and its (lower) coverage."""
-    xs = sorted(values)
-    n = len(xs)
-    if n == 1:
-        return xs[0], xs[0], 0.0
-    k = 1
-    while k + 1 <= n // 2 and binom.cdf(k, n, 0.5) <= (1 - level) / 2:
-        k += 1
-    coverage = 1 - 2 * binom.cdf(k - 1, n, 0.5)
-    return xs[k - 1], xs[n - k], float(coverage)
+def median_interval(values: list[float]) -> tuple[float, float, float]:
+    """The 95% interval of the median over the repetitions, the same bootstrap as
+    tables, reports and the site (efflab.results.intervals); with one value, that value
+    and coverage 0."""
+    import numpy as np
+
+    from efflab.results import intervals
+
+    if len(values) < 2:
+        return values[0], values[0], 0.0
+    lo, hi = intervals.median_interval(np.asarray([values], dtype=float))
+    return float(lo[0]), float(hi[0]), intervals.CONFIDENCE
 
 
 def estimate(values: list[float]) -> Estimate:

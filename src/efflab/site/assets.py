@@ -236,6 +236,16 @@ JS = r"""
     // two objectives: objective plane; one: the objective per trial number
     var o = page.objectives, two = o.length > 1;
     function xy(obj, n) { return two ? [obj[o[0].metric], obj[o[1].metric]] : [n, obj[o[0].metric]]; }
+    // the 95% interval of each median as bars: y's (and x's with two objectives)
+    function bars(items, get, axis) {
+      var m = two ? o[axis === "x" ? 0 : 1].metric : (axis === "y" ? o[0].metric : null);
+      if (!m) return undefined;
+      var pts = items.map(get);
+      function side(i, k) { var s = (pts[i].span || {})[m] || [], v = pts[i].obj[m];
+        return s[k] === null || s[k] === undefined || v === null ? 0 : Math.abs(s[k] - v); }
+      return {type: "data", symmetric: false, thickness: 1, width: 3,
+        array: pts.map(function (_, i) { return side(i, 1); }), arrayminus: pts.map(function (_, i) { return side(i, 0); })};
+    }
     var groups = [["feasible trials", "feasible", "#1f77b4", "circle"],
                   ["infeasible trials", "infeasible", "#d62728", "x"]];
     var traces = [];
@@ -243,8 +253,10 @@ JS = r"""
       var ts = page.trials.filter(function (t) { return t.status === g[1]; });
       var pts = ts.map(function (t) { return xy(t.obj, t.trial); }).filter(function (p) { return p[0] !== null && p[1] !== null; });
       if (!pts.length) return;
+      var shown = ts.filter(function (t) { var p = xy(t.obj, t.trial); return p[0] !== null && p[1] !== null; });
       traces.push({type: "scatter", mode: "markers", name: g[0], x: pts.map(function (p) { return p[0]; }),
         y: pts.map(function (p) { return p[1]; }), marker: {size: 9, color: g[2], symbol: g[3], opacity: 0.7},
+        error_y: bars(shown, function (t) { return t; }, "y"), error_x: bars(shown, function (t) { return t; }, "x"),
         text: ts.map(function (t) { return "trial " + t.trial + ": " + t.label + (t.cached ? " (cache hit)" : "") +
           (t.remeasured ? " (re-measured " + t.remeasured + "x)" : ""); }), hovertemplate: "%{text}<br>%{x}, %{y}<extra></extra>"});
     });
@@ -255,6 +267,7 @@ JS = r"""
       traces.push({type: "scatter", mode: two && f.length > 1 ? "lines+markers" : "markers",
         name: two ? "Pareto front" : "best trial", line: {shape: "hv", color: "#2a9d3a"},
         x: f.map(function (e) { return e.p[0]; }), y: f.map(function (e) { return e.p[1]; }),
+        error_y: bars(f, function (e) { return e.t; }, "y"), error_x: bars(f, function (e) { return e.t; }, "x"),
         marker: {size: 13, color: "#2a9d3a", symbol: "star", line: {width: 1, color: "#000"}},
         text: f.map(function (e) { return "trial " + e.t.trial + ": " + e.t.label; }),
         hovertemplate: "%{text}<br>%{x}, %{y}<extra>front</extra>"});

@@ -18,6 +18,7 @@ from typing import Any
 from efflab.core import layout
 from efflab.core.errors import BadInput
 from efflab.results import tables
+from efflab.site.experiment_page import run_command
 from efflab.site.experiments import Skipped
 from efflab.site.html import Page, esc, fmt, slug, table
 
@@ -73,9 +74,11 @@ def study_page(s: Study) -> Page:
     constraints = list(s.manifest.get("constraints") or [])
     front_trials = sorted({int(r["trial"]) for r in s.front})
     medians: dict[int, dict[str, float]] = {}
+    spans: dict[int, dict[str, tuple[Any, Any]]] = {}  # the 95% interval of each median
     units: dict[str, str] = {}
     for r in s.front:
         medians.setdefault(int(r["trial"]), {})[r["metric"]] = r["median"]
+        spans.setdefault(int(r["trial"]), {})[r["metric"]] = (r.get("ci95_low"), r.get("ci95_high"))
         units[r["metric"]] = r["unit"]
     trials = []
     for t in s.trials:
@@ -90,6 +93,10 @@ def study_page(s: Study) -> Page:
                 "cached": bool(t.get("cached")),
                 "remeasured": int(t.get("remeasured") or 0),
                 "obj": obj,
+                "span": {
+                    m: [(t.get("objectives") or {}).get(m, {}).get(k) for k in ("low", "high")]
+                    for m, _ in objectives
+                },
             }
         )
     first = {int(r["trial"]): r for r in reversed(s.front)}  # one table row per trial
@@ -102,6 +109,7 @@ def study_page(s: Study) -> Page:
                 "params": params,
                 "label": " ".join(f"{k}={v}" for k, v in params.items()),
                 "obj": {m: medians[n].get(m) for m, _ in objectives},
+                "span": {m: list(spans[n].get(m, (None, None))) for m, _ in objectives},
             }
         )
     data = {
@@ -111,10 +119,16 @@ def study_page(s: Study) -> Page:
         "front": front,
     }  # fmt: skip
     metrics = [m for m, _ in objectives]
-    head = ["trial", *s.params, *metrics]
+    head = [
+        "trial",
+        *s.params,
+        *(f"{m} median [95% interval]" for m in metrics),
+        "measure it again",
+    ]
     rows = [
         [str(f["trial"]), *(esc(fmt(f["params"].get(k))) for k in s.params),
-         *(esc(fmt(f["obj"].get(m))) for m in metrics)]
+         *(esc(_with_span(f["obj"].get(m), f["span"].get(m))) for m in metrics),
+         f"<code class='cmd'>{esc(run_command(s.experiment, f['params']))}</code>"]
         for f in front
     ]  # fmt: skip
     title = "Pareto front" if len(objectives) > 1 else "best trial"
@@ -127,12 +141,20 @@ def study_page(s: Study) -> Page:
         f"{counts['infeasible']} infeasible, {counts['failed']} failed). Objectives: "
         f"{esc(', '.join(s.manifest.get('objectives') or []))}; constraints: "
         f"{esc(', '.join(constraints) or 'none')}. Each point is a trial's median over its "
-        "repetitions; the front is the versioned table "
+        "repetitions, the bar its 95% interval (a bootstrap over the repetitions, as in "
+        "every table); the front is the versioned table "
         f"<code>{esc(_lineage(s.experiment))}</code> v{s.version}.</p>"
         "<div class='plot' data-kind='optimize'></div>"
         f"<h2>{title}</h2>{table(head, rows)}"
     )
     return Page(f"optimize/{slug(s.experiment)}.html", f"{s.experiment}: optimize", body, data, plots=True)  # fmt: skip
+
+
+def _with_span(median: Any, span: list[Any] | None) -> str:
+    lo, hi = span or (None, None)
+    if lo is None or hi is None or lo != lo or hi != hi:  # NaN: one repetition
+        return fmt(median)
+    return f"{fmt(median)} [{fmt(lo)}, {fmt(hi)}]"
 
 
 def study_cards(studies: list[Study]) -> str:
