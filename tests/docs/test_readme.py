@@ -41,3 +41,8 @@ def test_the_tutorial_runs_verbatim(tmp_path: Path) -> None:
     manifest = json.loads((clone / "results/my-sweep/tables/v1/manifest.json").read_text())
     assert manifest["interval"]["method"] == "bootstrap-percentile"
     assert (clone / "results/site/index.html").is_file()
+    # the pages link each other: experiment <-> script <-> paper
+    page = (clone / "results/site/experiments/my-sweep.html").read_text()
+    assert "href='../scripts/my-probe.html'" in page and "href='../papers/my-claim.html'" in page
+    assert "href='../experiments/my-sweep.html'" in (clone / "results/site/papers/my-claim.html").read_text()  # fmt: skip
+    assert "efflab run my-sweep --set n=800000" in page

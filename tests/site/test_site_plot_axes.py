@@ -76,6 +76,12 @@ def test_plot_axes_colours_and_the_command_per_point(tiny_repo: Path) -> None:
         assert "measure it again: efflab run sweep --set n=2 --set scale=" in detail, detail
         cmds = page.locator("table code.cmd").all_inner_texts()
         assert "efflab run sweep --set n=16 --set scale=2.0" in cmds
+        page.click(".related a[href='../scripts/square.html']")  # the script's own page
+        assert page.url.endswith("scripts/square.html")
+        assert "scale" in page.locator("main table").first.inner_text()
+        assert page.locator("a[href='../experiments/sweep.html']").count() == 1
+        page.go_back()
+        page.wait_for_selector("body[data-drawn='1']", state="attached", timeout=30000)
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "experiment-axes.png"), full_page=True)
         b.close()

@@ -25,6 +25,7 @@ from efflab.site.assets import write_assets
 from efflab.site.experiment_page import experiment_pages
 from efflab.site.experiments import Skipped, experiment_names, load_experiment
 from efflab.site.html import Page
+from efflab.site.links import gather, related_line, script_pages
 from efflab.site.nightly_page import load_nightly, nightly_page
 from efflab.site.optimize_page import load_studies, study_cards, study_page
 from efflab.site.overview_pages import home_page, machines, machines_page
@@ -121,6 +122,14 @@ def build(
     for b in boards:
         pages += board_pages(b)
     pages += [study_page(s) for s in studies]
+    links = gather(
+        repo, [e.name for e in exps], [p.paper for p in papers], [s.experiment for s in studies]
+    )
+    for p in pages:  # experiment <-> script <-> paper <-> search
+        line = related_line(p, links)
+        if line:
+            p.body = line + p.body
+    pages += script_pages(links)
     if nightly:
         pages.append(nightly_page(nightly, me))
     pages.append(machines_page(ms))
