@@ -31,7 +31,10 @@ def gather(repo: Path, experiments: list[str], paper_pages: list[str], studies: 
     """What links to what, from the specs; a broken spec links nothing (its own
     command reports it)."""
     out = Links(studies=set(studies))
-    reg = Registry.for_repo(repo, lenient=True)
+    try:
+        reg = Registry.for_repo(repo, lenient=True)
+    except BadInput:  # a broken collections file: no links, the pages still build
+        return out
     for name in experiments:
         try:
             s = reg.find(load_experiment(repo, name).script)
