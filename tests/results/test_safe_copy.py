@@ -94,3 +94,17 @@ def test_dotdot_and_images_by_content() -> None:
     assert safe_copy.is_image("p.png", b"\x89PNG\r\n\x1a\n...")
     assert not safe_copy.is_image("p.png", b"<html><script>alert(1)</script>")
     assert not safe_copy.is_image("p.svg", b"<svg onload='alert(1)'/>")
+
+
+def test_a_tree_too_deep_or_with_too_many_folders_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    deep = src.joinpath(*["d"] * (safe_copy.MAX_DEPTH + 3))
+    deep.mkdir(parents=True)
+    (deep / "x.json").write_text("{}")
+    with pytest.raises(BadInput, match="levels deep"):
+        safe_copy.walk(src)  # no recursion error, one message
+    many = tmp_path / "many"
+    for i in range(5):
+        (many / f"f{i}").mkdir(parents=True)
+    with pytest.raises(BadInput, match="at most 3 folders"):
+        safe_copy.walk(many, budget=Budget(Limits(max_files=3)))

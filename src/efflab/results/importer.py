@@ -191,7 +191,7 @@ def _stage_experiment(
         return
     _name(root / exp, exp, "an experiment")
     if sub.get("runs") == "dir":
-        for rel in safe_copy.walk(root, f"{exp}/runs"):
+        for rel in safe_copy.walk(root, f"{exp}/runs", budget):
             name = rel.rsplit("/", 1)[-1]
             if rel.count("/") != 2 or not RECORD_FILE.match(name):
                 if name.endswith(".json") and rel.count("/") == 2:
@@ -222,7 +222,7 @@ def _stage_experiment(
         shown = root / vroot / v
         d = stage / exp / "tables" / v
         d.mkdir(parents=True)
-        for rel in safe_copy.walk(root, f"{vroot}/{v}"):
+        for rel in safe_copy.walk(root, f"{vroot}/{v}", budget):
             name = rel[len(vroot) + len(v) + 2 :]
             if name not in TABLE_FILES:
                 res.left_out.append(str(root / rel))
@@ -247,7 +247,7 @@ def _stage_reports(
             if k2 != "dir" or not n.isdigit():
                 continue
             rel = f"reproductions/{paper}/{n}"
-            files = safe_copy.walk(root, rel)
+            files = safe_copy.walk(root, rel, budget)
             if f"{rel}/verdicts.json" not in files:
                 continue
             d = stage / rel

@@ -34,6 +34,7 @@ from efflab.core.errors import BadInput
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 SKIP_NAMES = frozenset({".git", "__pycache__"})  # never walked (a published repo's .git)
+MAX_DEPTH = 32  # folders below the root: results are a few levels deep, never hundreds
 
 
 @dataclass(frozen=True)
@@ -186,17 +187,28 @@ def entries(root: Path, rel: str = "") -> list[tuple[str, str]]:
         os.close(fd)
 
 
-def walk(root: Path, rel: str = "") -> list[str]:
+def walk(root: Path, rel: str = "", budget: Budget | None = None) -> list[str]:
     """Every regular file under `root/rel` (relative posix paths from root), sorted;
-    a link, device, FIFO or socket anywhere below is refused."""
+    a link, device, FIFO or socket anywhere below is refused, and so is a tree more
+    than MAX_DEPTH folders deep or (with a budget) with more folders than files allowed."""
     out: list[str] = []
-    for name, what in entries(root, rel):
-        sub = f"{rel}/{name}" if rel else name
-        if what == "dir":
-            out += walk(root, sub)
-        else:
-            out.append(sub)
-    return out
+    todo = [rel]
+    folders = 0
+    while todo:
+        here = todo.pop()
+        if here.count("/") - rel.count("/") > MAX_DEPTH:
+            raise BadInput(root / here, "$", f"a folder at most {MAX_DEPTH} levels deep", "deeper")
+        for name, what in entries(root, here):
+            sub = f"{here}/{name}" if here else name
+            if what == "dir":
+                folders += 1
+                if budget is not None and folders > budget.limits.max_files:
+                    raise BadInput(root / rel, "$", f"at most {budget.limits.max_files} folders",
+                                   "more", "raise EFFLAB_IMPORT_MAX_FILES to allow it")  # fmt: skip
+                todo.append(sub)
+            else:
+                out.append(sub)
+    return sorted(out)
 
 
 def read(root: Path, rel: str, budget: Budget | None = None, cap: int | None = None) -> bytes:
@@ -245,7 +257,7 @@ def copy_tree(
     left out). The whole tree is walked — and any link in it refused — first.
     """
     copied, left = [], []
-    for rel in walk(root):
+    for rel in walk(root, budget=budget):
         data = read(root, rel, budget)
         if keep is not None and not keep(rel, data):
             left.append(rel)
