@@ -240,3 +240,47 @@ def test_html_in_every_system_field_is_escaped_on_the_site(tmp_path: Path, lg_ru
         text = p.read_text()
         assert "<script>alert" not in text and "<img src=x" not in text, p  # ... never as HTML
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize(
+    ("key", "name", "unit", "better"),
+    [  # every result key LoadGen 6.0 logs (loadgen/results.cc, LogDetail)
+        ("result_samples_per_second", "samples_per_s", "samples/s", "higher"),
+        ("result_completed_samples_per_sec", "completed_samples_per_s", "samples/s", "higher"),
+        ("result_scheduled_samples_per_sec", "scheduled_samples_per_s", "samples/s", "higher"),
+        ("result_tokens_per_second", "tokens_per_s", "tokens/s", "higher"),
+        ("result_completed_tokens_per_second", "completed_tokens_per_s", "tokens/s", "higher"),
+        ("result_90.00_percentile_latency_ns", "latency_p90_ns", "ns", "lower"),
+        ("result_99.90_percentile_latency_ns", "latency_p99_9_ns", "ns", "lower"),
+        ("result_99.00_percentile_per_query_latency_ns", "query_latency_p99_ns", "ns", "lower"),
+        ("result_min_query_latency_ns", "query_latency_min_ns", "ns", "lower"),
+        ("result_mean_latency_ns", "latency_mean_ns", "ns", "lower"),
+        ("result_first_token_max_latency_ns", "first_token_latency_max_ns", "ns", "lower"),
+        (
+            "result_first_token_50.00_percentile_latency_ns",
+            "first_token_latency_p50_ns",
+            "ns",
+            "lower",
+        ),
+        (
+            "result_time_per_output_token_99.00_percentile_ns",
+            "time_per_output_token_p99_ns",
+            "ns",
+            "lower",
+        ),
+        ("result_time_to_output_token_mean", "time_per_output_token_mean_ns", "ns", "lower"),
+        ("result_token_throughput", "token_throughput_per_ns", "tokens/ns", "higher"),
+        (
+            "result_token_throughput_with_loadgen_overhead",
+            "tokens_per_s_with_loadgen_overhead",
+            "tokens/s",
+            "higher",
+        ),
+        ("result_qps_with_loadgen_overhead", "qps_with_loadgen_overhead", "queries/s", "higher"),
+        ("result_overlatency_query_count", "overlatency_query_count", "count", "lower"),
+        ("early_stopping_latency_ss", "early_stopping_latency_p90_ns", "ns", "lower"),
+    ],
+)
+def test_loadgen_keys_become_named_metrics(key: str, name: str, unit: str, better: str) -> None:
+    assert loadgen.metric_name(key) == name
+    assert loadgen.unit_of(name) == (unit, better)

@@ -60,7 +60,7 @@ def cmd_import_foreign(args: argparse.Namespace) -> int:
                 f"  {c['experiment']} {c['series']} {c['metric']}: night #{c['night']} "
                 f"{c['date']} commits {c['commits']} {c['mean_before']:.4g} -> "
                 f"{c['mean_after']:.4g} ({c['change'] * 100:+.1f} %, p={c['p_value']:.2g}, "
-                f"{c['direction']})"
+                f"{c['direction']}{', OPEN: fails a nightly until accepted' if c['open'] else ''})"
             )
     elif res.nights:
         print("no persistent change point in any imported series")

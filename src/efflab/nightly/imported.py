@@ -81,7 +81,7 @@ class Snapshot:
 
 def is_history(path: Path) -> bool:
     """A git repository, or a folder holding `<date>_<commit>.txt` snapshots."""
-    tree = Tree(path, HISTORY_EXPECTED)
+    tree = Tree(path, f"{mlperf.EXPECTED[:-1]}; or {HISTORY_EXPECTED})")
     if tree.exists(tree.root / ".git"):
         return True
     stack, depth = [(tree.root, 0)], 0

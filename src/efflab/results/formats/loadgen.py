@@ -95,12 +95,19 @@ def metric_name(detail_key: str) -> str:
     if m:
         pre, pct, per_query, rest = m.groups()
         p = pct.rstrip("0").rstrip(".").replace(".", "_")
-        rest = rest.removesuffix("_ns").removesuffix("latency").strip("_")
-        kind = ("query_" if per_query else "") + (rest + "_" if rest else "") + "latency"
-        return f"{pre}{kind}_p{p}_ns"
-    m = re.match(r"^(min|max|mean)_(query_)?latency_ns$", k)
+        if "latency" not in rest:  # result_time_per_output_token_50.00_percentile_ns
+            return f"{pre.rstrip('_')}_p{p}_ns"
+        return f"{pre}{'query_' if per_query else ''}latency_p{p}_ns"
+    m = re.match(r"^(.*?)(min|max|mean)_(query_)?latency_ns$", k)
     if m:
-        return f"{m.group(2) or ''}latency_{m.group(1)}_ns"
+        return f"{m.group(1)}{m.group(3) or ''}latency_{m.group(2)}_ns"
+    m = re.match(r"^time_to_output_token_(min|max|mean)$", k)  # ns, LoadGen's TPOT stats
+    if m:
+        return f"time_per_output_token_{m.group(1)}_ns"
+    if k == "token_throughput_with_loadgen_overhead":  # tokens / final issue time (s)
+        return "tokens_per_s_with_loadgen_overhead"
+    if k == "token_throughput":  # tokens / (mean latency ns * samples): per nanosecond
+        return "token_throughput_per_ns"
     k = re.sub(r"_per_sec(ond)?$", "_per_s", k)
     if k == "early_stopping_latency_ss":
         return "early_stopping_latency_p90_ns"
@@ -108,9 +115,11 @@ def metric_name(detail_key: str) -> str:
 
 
 def unit_of(name: str) -> tuple[str, str]:
+    if name.endswith("_per_ns"):
+        return "tokens/ns", "higher"
     if name.endswith("_ns"):
         return "ns", "lower"
-    if name.endswith("_per_s"):
+    if name.endswith("_per_s") or "_per_s_" in name:
         return ("tokens/s" if "token" in name else "samples/s"), "higher"
     if name.startswith("qps"):
         return "queries/s", "higher"
@@ -155,7 +164,7 @@ def parse_summary(text: str, file: Path) -> Summary:
         if s == "Test Parameters Used":
             section, in_es = "params", False
             continue
-        if s.startswith("Early Stopping Result"):
+        if "Early Stopping Result" in s:  # also TTFT/TPOT Early Stopping Result
             in_es = True
             continue
         if s.startswith("Recommendations"):
@@ -199,8 +208,12 @@ def _tolerance(text: str) -> float:
     return 0.5 * 10.0 ** (-dec) * 10.0 ** (int(exp) if exp else 0) * (1 + 1e-9)
 
 
-def _yes(text: str, file: Path, where: str) -> bool:
+def _yes(text: str, file: Path, where: str) -> bool | None:
+    """Yes/No as LoadGen prints it; None for 'Skipped' (min queries without
+    enforce_max_duration)."""
     t = text.strip().upper()
+    if t == "SKIPPED":
+        return None
     if t in ("YES", "VALID", "TRUE"):
         return True
     if t in ("NO", "INVALID", "FALSE"):
@@ -275,6 +288,8 @@ def _check(summary: Summary, detail: Detail, dkey: str, skey: str, scenario: str
     where = f"$.{skey}"
     if skey in VERDICTS:
         mine = _yes(text, summary.file, where)
+        if mine is None:
+            return  # the summary says 'Skipped': the detail log has the verdict
         theirs = found == "VALID" if dkey == "result_validity" else bool(found)
         if found is None or mine != theirs:
             raise BadInput(summary.file, where,
@@ -313,7 +328,7 @@ def parse_run(summary_text: str, summary_file: Path, detail_text: str | None = N
         raise BadInput(summary_file, "$.Scenario", f"one of {', '.join(SCENARIOS)}", scenario)
     run = LoadGenRun(scenario=scenario, mode=summary.fields["Mode"],
                      sut_name=summary.fields.get("SUT name", ""),
-                     validity="VALID" if _yes(summary.fields["Result is"], summary_file, "$.Result is") else "INVALID",
+                     validity="VALID" if _yes(summary.fields["Result is"], summary_file, "$.Result is") is True else "INVALID",
                      early_stopping=summary.early_stopping)  # fmt: skip
     run.files["summary"] = str(summary_file)
     if detail is not None:
@@ -344,19 +359,18 @@ def parse_run(summary_text: str, summary_file: Path, detail_text: str | None = N
                 ok = v[dkey] == "VALID" if dkey == "result_validity" else bool(v[dkey])
                 run.metrics[name] = Metric(1.0 if ok else 0.0, "bool", "higher")
         run.invalid_reason = str(v.get("result_invalid_reason") or "").strip()
-        run.early_stopping = (
-            " ".join(str(v.get("early_stopping_result") or "").split()) or run.early_stopping
-        )
+        es = [str(v.get(k) or "") for k in ("early_stopping_result", "early_stopping_ttft_result",
+                                             "early_stopping_tpot_result")]  # fmt: skip
+        run.early_stopping = " ".join(" ".join(es).split()) or run.early_stopping
         run.loadgen_version = v.get("loadgen_version")
         run.test_datetime = v.get("test_datetime")
         run.errors, run.warnings = detail.errors, detail.warnings
     else:
         for skey, text in summary.fields.items():
             if skey in VERDICTS:
-                name = VERDICTS[skey][1]
-                run.metrics[name] = Metric(
-                    1.0 if _yes(text, summary_file, f"$.{skey}") else 0.0, "bool", "higher"
-                )
+                ok = _yes(text, summary_file, f"$.{skey}")
+                if ok is not None:
+                    run.metrics[VERDICTS[skey][1]] = Metric(1.0 if ok else 0.0, "bool", "higher")
                 continue
             dkey = _summary_key_to_detail(skey, scenario)
             if dkey is None:
