@@ -107,11 +107,11 @@ def ledger_from_runs(repo: Path) -> list[dict]:
     runs = t.root(repo) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     for rec in records.load(repo, "edge-digits"):
-        pt = (rec["point"].get("model"), rec["point"].get("precision"))
-        for m, v in rec["metrics"].items():
-            by_point.setdefault(pt, {}).setdefault(m, []).append(v["value"])
-        keys_at.setdefault(pt, []).append(rec["key"])
-        shutil.copy(repo / "results/edge-digits/runs" / f"{rec['key']}.json", runs)
+        pt = (rec.point.get("model"), rec.point.get("precision"))
+        for m, v in rec.metric_values().items():
+            by_point.setdefault(pt, {}).setdefault(m, []).append(v)
+        keys_at.setdefault(pt, []).append(rec.key)
+        shutil.copy(repo / "results/edge-digits/runs" / rec.file_name, runs)
     ex = repo / "workflows/tournaments/examples/edge-digits"
     for name, text in EXTRA_ENTRIES.items():
         (ex / name).write_text(text)

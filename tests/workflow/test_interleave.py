@@ -34,14 +34,14 @@ def test_snakemake_runs_every_point_of_a_repetition_before_the_next(tiny_repo: P
     write(exp, exp.read_text().replace("repetitions: 2\n", "repetitions: 3\n"))
     r = efflab(tiny_repo, "run", "demo", "--cores", "2", "-q")
     assert r.returncode == 0, r.stdout + r.stderr
-    recs = sorted(records.load(tiny_repo, "demo"), key=lambda x: x["started"])
+    recs = sorted(records.load(tiny_repo, "demo"), key=lambda x: x.started)
     assert len(recs) == 12
-    reps = [x["repetition"] for x in recs]
+    reps = [x.repetition for x in recs]
     assert reps == sorted(reps), reps  # 0,0,0,0,1,1,1,1,2,2,2,2
     # ...in one Snakemake run: its job selector keeps the order (the rule's priority)
     assert len(list((tiny_repo / ".snakemake/log").glob("*.snakemake.log"))) == 1
     # every timing record says whether the machine was contended while it ran
-    assert all(x["contention"] and "others_cores" in x["contention"] for x in recs)
+    assert all(x.contention and "others_cores" in x.contention for x in recs)
 
 
 def test_large_waves_are_split_in_order(tiny_repo: Path, monkeypatch) -> None:

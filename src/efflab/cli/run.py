@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             continue
         failures += res.failures
         recs = res.collected.ok if res.collected else []
-        contended = sum(bool(r.get("contended")) for r in recs)
+        contended = sum(bool(r.contended) for r in recs)
         if args.json:
             out[p.experiment.name] = {
                 "version": res.version,

@@ -188,17 +188,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     recs = res.collected.ok + res.collected.failed if res.collected else []
     out = [
         {
-            "alias": r["alias"],
-            "key": r["key"],
-            "status": r["status"],
+            "alias": r.alias,
+            "key": r.key,
+            "status": r.status,
             "cached": res.jobs_run == 0,
-            "inputs": r["inputs"],
-            "metrics": {m: v["value"] for m, v in r["metrics"].items()},
-            "values": r.get("values", {}),
-            "error": r.get("error"),
-            "record": f"results/{exp.name}/runs/{r['key']}{'' if r['status'] == 'ok' else '.failed'}.json",
+            "inputs": r.inputs,
+            "metrics": r.metric_values(),
+            "values": r.values,
+            "error": r.error,
+            "record": f"results/{exp.name}/runs/{r.file_name}",
         }
-        for r in sorted(recs, key=lambda r: r["repetition"])
+        for r in sorted(recs, key=lambda r: r.repetition)
     ]
     if args.json:
         print_json(out[0] if len(out) == 1 else out)

@@ -263,12 +263,8 @@ class Bisector:
             prepared=part,
         )
         keys = {x.key for x in part.points}
-        ok = [r for r in (res.collected.ok if res.collected else []) if r["key"] in keys]
-        vals = [
-            float(r["metrics"][self.req.metric]["value"])
-            for r in ok
-            if self.req.metric in r["metrics"]
-        ]
+        ok = [r for r in (res.collected.ok if res.collected else []) if r.key in keys]
+        vals = [float(v) for r in ok if (v := r.value(self.req.metric)) is not None]
         if not vals:
             raise RunFailed("; ".join(res.failures) or f"no value of {self.req.metric}")
         return vals, res.jobs_run

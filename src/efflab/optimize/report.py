@@ -137,12 +137,12 @@ def set_line(req: Request, params: dict[str, Any]) -> str:
 
 def _front_table(repo: Path, req: Request, front: list[TrialRow]) -> pd.DataFrame:
     keys = {k for r in front for k in r.keys}
-    by_key = {rec["key"]: rec for rec in records.load(repo, req.experiment, keys)}
+    by_key = {rec.key: rec for rec in records.load(repo, req.experiment, keys)}
     recs = []
     for r in front:
         for k in r.keys:
             if k in by_key:  # the trial's own parameters, whatever run wrote the record
-                recs.append({**by_key[k], "point": {"trial": r.number, **r.params}})
+                recs.append(by_key[k].at_point({"trial": r.number, **r.params}))
     return tables.aggregate(recs, ["trial", *req.space.names()])
 
 

@@ -24,6 +24,7 @@ from efflab.core.errors import BadInput
 from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.optimize.request import Request
 from efflab.plan.planner import Experiment, Plan, Planner
+from efflab.results.runrecord import RunRecord
 from efflab.workflow import remeasure
 from efflab.workflow.options import RunOptions
 from efflab.workflow.pipeline import run_experiment
@@ -68,7 +69,7 @@ class Outcome:
     contended: bool = False  # a repetition was still contended after the re-measurements
     remeasured: int = 0  # contended repetitions measured again (rounds summed)
     error: str = ""
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[RunRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -148,8 +149,8 @@ def evaluate(
     before: dict[str, bool] = {}
     jobs = 0
     remeasured: dict[str, int] = {}  # key -> rounds it was measured again
-    recs: dict[str, dict[str, Any]] = {}
-    failed: dict[str, dict[str, Any]] = {}
+    recs: dict[str, RunRecord] = {}
+    failed: dict[str, RunRecord] = {}
     if plan is not None:
         for pt in plan.points:
             by_params.setdefault(_canon(pt.params), []).append(pt.key)
@@ -171,11 +172,11 @@ def evaluate(
                 save_table=False,
             )
             jobs += res.jobs_run
-            recs = {r["key"]: r for r in res.collected.ok} if res.collected else {}
-            failed = {r["key"]: r for r in res.collected.failed} if res.collected else {}
+            recs = {r.key: r for r in res.collected.ok} if res.collected else {}
+            failed = {r.key: r for r in res.collected.failed} if res.collected else {}
             # a timing objective from a contended record is measured again before Optuna
             # hears of it (bounded; what is still contended after the last round says so)
-            again = [k for k, r in recs.items() if timed and r.get("contended")]
+            again = [k for k, r in recs.items() if timed and r.contended]
             why = remeasure.stop_reason(round_, rounds, again, previous, opts.waiter)
             if opts.dry_run or why:
                 break
@@ -194,18 +195,18 @@ def evaluate(
         o = Outcome(params=p, ok=len(got) == len(keys) and bool(keys), keys=keys, records=got)
         o.cached = bool(keys) and all(before.get(k, False) for k in keys)
         if not o.ok:
-            errs = [failed[k].get("error") or "failed" for k in keys if k in failed]
+            errs = [failed[k].error or "failed" for k in keys if k in failed]
             o.error = errs[0] if errs else "no run record"
             out.append(o)
             continue
-        names = set.intersection(*(set(r["metrics"]) for r in got))
+        names = set.intersection(*(set(r.metrics) for r in got))
         for m in sorted(names):
-            vals = [float(r["metrics"][m]["value"]) for r in got]
+            vals = [float(r.metrics[m].value) for r in got]
             if all(math.isfinite(v) for v in vals):
                 o.metrics[m] = estimate(vals)
         o.remeasured = sum(remeasured.get(k, 0) for k in keys)
         o.cached = o.cached and not o.remeasured  # measured again: not served from cache
-        o.contended = bool(timing_goals(req)) and any(r.get("contended") for r in got)
+        o.contended = bool(timing_goals(req)) and any(r.contended for r in got)
         out.append(o)
     return Batch(out, jobs)
 

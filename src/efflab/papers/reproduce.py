@@ -118,11 +118,9 @@ def contended_timing(repo: Path, run: ExperimentRun) -> list[str]:
         return []
     keys = {pt.key for pt in run.plan.points}
     mine = [
-        r["key"]
+        r.key
         for r in run.result.collected.ok
-        if r["key"] in keys
-        and r.get("contended")
-        and run.plan.invocations[r["key"]].resources.get("exclusive")
+        if r.key in keys and r.contended and run.plan.invocations[r.key].resources.get("exclusive")
     ]
     # a contended measurement a point builds on (a calibration) is measured again too
     deps = remeasure.contended_deps(repo, run.plan, keys)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from efflab.papers.claims import Scalar, Select, param_column, same_value
 from efflab.plan.planner import Plan
+from efflab.results.runrecord import RunRecord
 
 MIN_TIMING_REPS = 3
 
@@ -56,21 +57,27 @@ class Samples:
 
 def from_records(
     experiment: str,
-    records: Iterable[dict[str, Any]],
+    records: Iterable[RunRecord | dict[str, Any]],
     points: list[dict[str, Any]],
     params: list[str],
     timing: bool = False,
 ) -> Samples:
-    """Samples from run records (results.records shape: point, repetition, metrics)."""
+    """Samples from run records: RunRecords, or recorded JSON (point, repetition,
+    metrics, contended) as the claim fixtures hold them."""
     rows = []
     cols = [param_column(p) for p in params]
     n_cont = 0
     for rec in records:
-        cont = bool(rec.get("contended"))
+        if isinstance(rec, RunRecord):
+            point, rep, cont = rec.point, rec.repetition, bool(rec.contended)
+            metrics = [(n, m.unit, m.value) for n, m in rec.metrics.items()]
+        else:
+            point, rep, cont = rec["point"], rec.get("repetition", 0), bool(rec.get("contended"))
+            metrics = [(n, m["unit"], m["value"]) for n, m in rec["metrics"].items()]
         n_cont += cont
-        base = [rec["point"].get(p) for p in params]
-        for name, m in rec["metrics"].items():
-            rows.append((*base, name, m["unit"], rec.get("repetition", 0), float(m["value"]), cont))
+        base = [point.get(p) for p in params]
+        for name, unit, value in metrics:
+            rows.append((*base, name, unit, rep, float(value), cont))
     frame = pd.DataFrame.from_records(
         rows, columns=[*cols, "metric", "unit", "repetition", "value", "contended"]
     )
@@ -81,10 +88,10 @@ def from_records(
     return Samples(experiment, frame, uniq, timing, n_cont, 0, list(params))
 
 
-def from_plan(plan: Plan, records: Iterable[dict[str, Any]]) -> Samples:
+def from_plan(plan: Plan, records: Iterable[RunRecord]) -> Samples:
     """Samples of a run plan: only records of its points; timing if any target is exclusive."""
     keys = {pt.key for pt in plan.points}
-    recs = [r for r in records if r.get("key") in keys and r.get("status", "ok") == "ok"]
+    recs = [r for r in records if r.key in keys and r.ok]
     timing = any(plan.invocations[pt.key].resources.get("exclusive") for pt in plan.points)
     return from_records(
         plan.experiment.name,

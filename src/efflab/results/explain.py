@@ -17,6 +17,7 @@ from typing import Any
 from efflab.core import layout
 from efflab.core.errors import BadInput
 from efflab.core.invocation import Invocation
+from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.core.specio import canonical_json
 from efflab.plan.planner import Plan
 from efflab.results import records, tables
@@ -57,6 +58,13 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _runtime(part: dict[str, Any] | None) -> str:
+    """A key's runtime part, as people say it ("docker on cpu-avx2")."""
+    if not part:
+        return "(not in the key then)"
+    return str(RuntimeIdentity.from_json(part))
+
+
 def diff_parts(repo: Path, plan: Plan, new: Invocation, old: dict[str, Any]) -> list[str]:
     """The components of new's key that differ from the old invocation's, named."""
     a, b = old.get("key_parts"), new.key_parts
@@ -94,6 +102,8 @@ def diff_parts(repo: Path, plan: Plan, new: Invocation, old: dict[str, Any]) -> 
         out.append(f"dep {name} ({dep_new.alias}): " + ", ".join(inner))
     if a.get("env") != b.get("env"):
         out.append(f"env image digest {str(a.get('env'))[:12]} -> {str(b.get('env'))[:12]}")
+    if a.get("runtime") != b.get("runtime"):  # efflab.core.runtime_identity
+        out.append(f"runtime {_runtime(a.get('runtime'))} -> {_runtime(b.get('runtime'))}")
     if a.get("collection") != b.get("collection"):
         out.append(f"collection {a.get('collection')} -> {b.get('collection')}")
     if a.get("repetition") != b.get("repetition"):
@@ -111,16 +121,16 @@ def previous_keys(repo: Path, experiment: str, against: str | None) -> dict[str,
             if int(against) not in tables.versions(repo, experiment):
                 raise BadInput("--against", "$", f"a table version of '{experiment}'", against)
             keys = set(tables.manifest(repo, experiment, int(against)).get("keys") or [])
-            recs = [r for r in recs if r["key"] in keys]
+            recs = [r for r in recs if r.key in keys]
         else:
-            recs = [r for r in recs if r.get("run_id") == against]
+            recs = [r for r in recs if r.run_id == against]
             if not recs:
                 raise BadInput(
                     "--against", "$", f"a run id with records of '{experiment}'", against
                 )
     out: dict[str, str] = {}
-    for r in sorted(recs, key=lambda r: r.get("ended") or ""):
-        out[canonical_json([r["point"], r["repetition"]])] = r["key"]
+    for r in sorted(recs, key=lambda r: r.ended or ""):
+        out[canonical_json([r.point, r.repetition])] = r.key
     return out
 
 

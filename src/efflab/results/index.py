@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 from efflab.core import layout
 from efflab.core.specio import canonical_json
 from efflab.results import tables
+from efflab.results.runrecord import RunRecord
 
 SCHEMA = pa.schema(
     [
@@ -211,17 +212,24 @@ def _already_indexed(ps: list[Path], keys: Iterable[str]) -> set[str]:
     return set(pc.unique(hits).to_pylist())
 
 
-def append(repo: Path, experiment: str, records: Iterable[dict[str, Any]]) -> IndexUpdate:
+def append(
+    repo: Path, experiment: str, records: Iterable[RunRecord | dict[str, Any]]
+) -> IndexUpdate:
     """Index the successful records not indexed yet, as one new part. An index of an
     older schema is rebuilt from the JSON records instead (they include `records`)."""
     return append_at(index_dir(repo, experiment), records, experiment, repo)
 
 
 def append_at(
-    d: Path, records: Iterable[dict[str, Any]], experiment: str = "", repo: Path | None = None
+    d: Path,
+    records: Iterable[RunRecord | dict[str, Any]],
+    experiment: str = "",
+    repo: Path | None = None,
 ) -> IndexUpdate:
-    """`append` into the index folder `d` (also an imported host's `<root>/index`)."""
-    ok = {r["key"]: r for r in records if r.get("status", "ok") == "ok"}
+    """`append` into the index folder `d` (also an imported host's `<root>/index`):
+    RunRecords, or JSON records as read from files (the index is a JSON edge)."""
+    as_json = (r.to_json() if isinstance(r, RunRecord) else r for r in records)
+    ok = {r["key"]: r for r in as_json if r.get("status", "ok") == "ok"}
     ps = parts_in(d)
     if ps and not current_schema(ps):
         if repo is not None and d == index_dir(repo, experiment):

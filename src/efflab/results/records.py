@@ -18,12 +18,13 @@ from efflab.core.invocation import Invocation
 from efflab.core.specio import atomic_write_json, read_capped, validate
 from efflab.plan.planner import Plan, Point
 from efflab.results.provenance import invocation_git
+from efflab.results.runrecord import FAILED, OK, Metric, RunRecord
 
 
 @dataclass
 class Collected:
-    ok: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[dict[str, Any]] = field(default_factory=list)
+    ok: list[RunRecord] = field(default_factory=list)
+    failed: list[RunRecord] = field(default_factory=list)
     written: int = 0
 
 
@@ -31,13 +32,12 @@ def runs_dir(repo: Path, experiment: str) -> Path:
     return layout.runs_dir(repo, experiment)
 
 
-SCHEMA_VERSION = 2  # 2: provenance.identity (runtime kind, device class, image)
-
 REPAIR_HINT = "run `efflab results check {exp} --repair` to set bad files aside"
 
 
-def read_record(file: Path, experiment: str) -> dict[str, Any]:
-    """One run record, whole and schema-valid, or BadInput naming the file."""
+def read_record(file: Path, experiment: str) -> RunRecord:
+    """One run record, whole, migrated to the current schema, or BadInput naming the
+    file (with the repair hint)."""
     hint = REPAIR_HINT.format(exp=experiment)
     try:
         rec = json.loads(read_capped(file, "a run record"))  # capped; a FIFO never blocks
@@ -52,16 +52,14 @@ def read_record(file: Path, experiment: str) -> dict[str, Any]:
         ) from None
     except OSError as exc:
         raise BadInput(file, "$", "a readable run record", exc.strerror, hint) from None
-    # the fields every reader uses (the full schema check is `efflab results check`)
-    if not isinstance(rec, dict) or not isinstance(rec.get("metrics"), dict):
-        raise BadInput(file, "$.metrics", "a run record with metrics", type(rec).__name__, hint)
-    for name, kind in (("key", str), ("point", dict), ("status", str)):
-        if not isinstance(rec.get(name), kind):
-            raise BadInput(file, f"$.{name}", f"a {kind.__name__}", rec.get(name), hint)
+    try:  # the fields every reader uses (the full schema check is `efflab results check`)
+        typed = RunRecord.from_json(rec, file)
+    except BadInput as exc:
+        raise BadInput(exc.file, exc.path, exc.expected, exc.found, hint) from None
     key = file.name.removesuffix(".failed.json").removesuffix(".json")
-    if rec["key"] != key:
-        raise BadInput(file, "$.key", f"the file's key '{key}'", rec["key"], hint)
-    return rec
+    if typed.key != key:
+        raise BadInput(file, "$.key", f"the file's key '{key}'", typed.key, hint)
+    return typed
 
 
 def read_outputs(file: Path) -> dict[str, Any]:
@@ -108,37 +106,45 @@ def _record(
     run_id: str,
     prov: dict[str, Any],
     out: dict[str, Any] | None,
-) -> dict[str, Any]:
+    failure: dict[str, Any] | None = None,
+    failed_step: str | None = None,
+) -> RunRecord:
+    """The record of one point: from the outputs.json payload (`out`), or, failed,
+    from the failure.json of the step that failed (`failure`)."""
     declared = inv.outputs.get("metrics", {})
     metrics = {}
     if out is not None:
         for name, value in out["metrics"].items():
             meta = declared.get(name, {"unit": "", "better": "lower"})
-            metrics[name] = {"value": value, "unit": meta["unit"], "better": meta["better"]}
+            metrics[name] = Metric(value, meta["unit"], meta["better"])
     energy = (out or {}).get("energy") or {}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "experiment": plan.experiment.name,
-        "key": inv.key,
-        "alias": inv.alias,
-        "point": point.params,
-        "repetition": point.repetition,
-        "status": "ok" if out else "failed",
-        "metrics": metrics,
-        "inputs": inv.inputs,
-        "values": (out or {}).get("values", {}),
-        "started": (out or {}).get("started"),
-        "ended": (out or {}).get("ended"),
-        "duration_s": (out or {}).get("duration_s"),
+    times = out if out is not None else (failure or {})
+    return RunRecord(
+        run_id=run_id,
+        experiment=plan.experiment.name,
+        key=inv.key,
+        alias=inv.alias,
+        point=point.params,
+        repetition=point.repetition,
+        status=OK if out else FAILED,
+        metrics=metrics,
+        inputs=inv.inputs,
+        values=(out or {}).get("values", {}),
+        started=times.get("started"),
+        ended=times.get("ended"),
+        duration_s=times.get("duration_s"),
         # other work needed the invocation's own cores (efflab.runtime.contention)
-        "contended": ((out or {}).get("contention") or {}).get("contended"),
-        "contention": (out or {}).get("contention"),
+        contended=((out or {}).get("contention") or {}).get("contended"),
+        contention=(out or {}).get("contention"),
         # the cores an exclusive job had to itself, read back (efflab.runtime.pinning)
-        "pinning": (out or {}).get("pinning"),
-        "provenance": {
+        pinning=(out or {}).get("pinning"),
+        error=None if failure is None else failure.get("error"),
+        failure_kind=None if failure is None else failure.get("failure_kind", "script"),
+        log_tail=None if failure is None else failure.get("log_tail"),
+        failed_step=failed_step,
+        provenance={
             **prov,
-            "runtime": (out or {}).get("runtime", plan.runtime.kind),
+            "runtime": (out or failure or {}).get("runtime", plan.runtime.kind),
             # what the key was computed for (efflab.core.runtime_identity)
             "identity": plan.runtime.to_json(),
             "image": (out or {}).get("image"),
@@ -152,7 +158,7 @@ def _record(
             "seeds": {k: v for k, v in inv.inputs.items() if "seed" in k},
             "script": {"alias": inv.alias, "dir": inv.script_dir},
         },
-    }
+    )
 
 
 def _share(out: dict[str, Any] | None) -> float | None:
@@ -161,9 +167,7 @@ def _share(out: dict[str, Any] | None) -> float | None:
     return round(out["cpu_s"] / out["duration_s"], 3)
 
 
-def collect(
-    repo: Path, plan: Plan, run_id: str, prov: dict[str, Any], runtime: str = "host"
-) -> Collected:
+def collect(repo: Path, plan: Plan, run_id: str, prov: dict[str, Any]) -> Collected:
     """Write records for every point of the plan; returns ok and failed records."""
     out_dir = runs_dir(repo, plan.experiment.name)
     res = Collected()
@@ -174,41 +178,35 @@ def collect(
         if outputs.exists():
             if rec_file.exists():
                 rec = read_record(rec_file, plan.experiment.name)
-                if rec.get("point") != point.params:
+                if rec.point != point.params:
                     # one invocation planned under another grid (a paper's override
                     # collapsed an axis): the record is the same run, at this plan's point
-                    rec = {**rec, "point": dict(point.params)}
+                    rec = rec.at_point(point.params)
                 res.ok.append(rec)
                 continue
             prov_i = {**prov, "git": invocation_git(repo, prov["git"], inv, plan.invocations)}
             rec = _record(plan, point, inv, run_id, prov_i, read_outputs(outputs))
-            validate(rec, "run-record", rec_file)
-            atomic_write_json(rec_file, rec)
+            _write(rec_file, rec)
             (out_dir / f"{inv.key}.failed.json").unlink(missing_ok=True)
             res.ok.append(rec)
             res.written += 1
             continue
         failed_inv, failure = _first_failure(repo, plan, inv)
-        rec = _record(plan, point, inv, run_id, prov, None)
         step = f"{failed_inv.alias} ({failed_inv.key})"
-        rec.update(
-            error=failure.get("error"),
-            failure_kind=failure.get("failure_kind", "script"),
-            log_tail=failure.get("log_tail"),
-            failed_step=step,
-            started=failure.get("started"),
-            ended=failure.get("ended"),
-            duration_s=failure.get("duration_s"),
-        )
-        rec["provenance"]["runtime"] = failure.get("runtime", runtime)
-        validate(rec, "run-record", out_dir / f"{inv.key}.failed.json")
-        atomic_write_json(out_dir / f"{inv.key}.failed.json", rec)
+        rec = _record(plan, point, inv, run_id, prov, None, failure, step)
+        _write(out_dir / rec.file_name, rec)
         res.failed.append(rec)
         res.written += 1
     return res
 
 
-def load(repo: Path, experiment: str, keys: set[str] | None = None) -> list[dict[str, Any]]:
+def _write(file: Path, rec: RunRecord) -> None:
+    data = rec.to_json()
+    validate(data, "run-record", file)
+    atomic_write_json(file, data)
+
+
+def load(repo: Path, experiment: str, keys: set[str] | None = None) -> list[RunRecord]:
     """Successful records of an experiment (only `keys` when given)."""
     d = runs_dir(repo, experiment)
     if not d.is_dir():

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from efflab.core.errors import BadInput
 from efflab.core.specio import file_mode, read_capped, write_failed
 from efflab.results import render
+from efflab.results.runrecord import RunRecord
 
 if TYPE_CHECKING:  # pandas, numpy, pyarrow: imported by the functions that compute
     import numpy as np
@@ -46,20 +48,24 @@ def tables_dir(repo: Path, experiment: str) -> Path:
 
 
 def aggregate(
-    records: list[dict[str, Any]], params: list[str], metrics: list[str] | None = None
+    records: Iterable[RunRecord | dict[str, Any]],
+    params: list[str],
+    metrics: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Long table from successful records; `params` fixes the parameter column order."""
+    """Long table from successful records (RunRecords, or JSON records an importer
+    built); `params` fixes the parameter column order."""
     import pandas as pd
 
     rows = []
     # a parameter named like a statistics column ("n", "mean") gets a "param_" prefix
     cols_out = [f"param_{p}" if p in STAT_COLUMNS else p for p in params]
     for rec in records:
-        point = rec["point"]
-        base = tuple(point.get(p) for p in params)
-        for name, m in rec["metrics"].items():
+        if isinstance(rec, dict):
+            rec = RunRecord.from_json(rec)
+        base = tuple(rec.point.get(p) for p in params)
+        for name, m in rec.metrics.items():
             if metrics is None or name in metrics:
-                rows.append((*base, name, m["unit"], m["better"], m["value"]))
+                rows.append((*base, name, m.unit, m.better, m.value))
     params = cols_out
     cols = [*params, "metric", "unit", "better", "value"]
     if not rows:

@@ -205,10 +205,10 @@ def _run_locked(
     from efflab.results import index
 
     prov = {**provenance.collect(repo, seen), "runtime_info": runtime.provenance()}
-    res.collected = records.collect(repo, p, run_id, prov, runtime.name)
+    res.collected = records.collect(repo, p, run_id, prov)
     index.append(repo, p.experiment.name, res.collected.ok)  # the columnar index grows
     keys = {pt.key for pt in p.points}
-    recs = [r for r in res.collected.ok if r["key"] in keys]
+    recs = [r for r in res.collected.ok if r.key in keys]
     res.table = tables.aggregate(recs, p.param_names(), p.experiment.metrics)
     if recs and save_table and not res.collected.failed:  # only complete data, when asked
         res.version, res.new_version = tables.save(
@@ -231,8 +231,8 @@ def _run_locked(
         )
     for rec in res.collected.failed:
         res.failures.append(
-            f"{p.experiment.name} point {rec['point']} rep {rec['repetition']}: "
-            f"{rec['failed_step']} failed: {rec['error']}"
+            f"{p.experiment.name} point {rec.point} rep {rec.repetition}: "
+            f"{rec.failed_step} failed: {rec.error}"
         )
     if res.engine is not None and res.engine.returncode != 0 and not res.failures:
         raise RunFailed(f"Snakemake exited with {res.engine.returncode}; see {res.engine.log_file}")

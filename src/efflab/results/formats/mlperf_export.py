@@ -35,6 +35,7 @@ from efflab.results import records
 from efflab.results.formats import loadgen, sysdesc
 from efflab.results.importer import host_slug
 from efflab.results.provenance import host_info
+from efflab.results.runrecord import RunRecord
 
 
 @dataclass
@@ -59,8 +60,8 @@ def implementation(point: dict[str, Any]) -> str:
     return _slug("_".join(rest)) if rest else "default"
 
 
-def _logs(repo: Path, rec: dict[str, Any]) -> tuple[Path, Path, Path]:
-    folder = layout.invocation_dir(repo, rec["alias"], rec["key"])
+def _logs(repo: Path, rec: RunRecord) -> tuple[Path, Path, Path]:
+    folder = layout.invocation_dir(repo, rec.alias, rec.key)
     out_file = folder / "outputs.json"
     try:
         outputs = json.loads(out_file.read_bytes())
@@ -85,7 +86,7 @@ def export(repo: Path, experiment: str, submitter: str, division: str, out: Path
         raise BadInput(None, "--submitter", "a name of letters, digits, '_', '.', '-'", submitter)
     recs = sorted(
         records.load(repo, experiment),
-        key=lambda r: (json.dumps(r["point"], sort_keys=True), r["repetition"]),
+        key=lambda r: (json.dumps(r.point, sort_keys=True), r.repetition),
     )
     if not recs:
         raise BadInput(
@@ -104,13 +105,13 @@ def export(repo: Path, experiment: str, submitter: str, division: str, out: Path
     for rec in recs:
         s, d, acc = _logs(repo, rec)
         run = loadgen.parse_run(s.read_text(), s, d.read_text(), d)  # the importer's parser
-        impl = implementation(rec["point"])
+        impl = implementation(rec.point)
         sysname = f"{base}-{impl}" if impl != "default" else base
         n = runs[(sysname, run.scenario)] = runs.get((sysname, run.scenario), 0) + 1
         plan.append({"rec": rec, "run": run, "system": sysname, "impl": impl, "n": n,
                      "files": [s, d] + ([acc] if acc.is_file() else [])})  # fmt: skip
     res = Exported(out=str(target), submitter=submitter, division=division)
-    pk = (recs[0].get("provenance") or {}).get("packages") or {}
+    pk = recs[0].provenance.get("packages") or {}
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-export-"))
     try:
@@ -131,12 +132,12 @@ def export(repo: Path, experiment: str, submitter: str, division: str, out: Path
                 "starting_weights_filename": "N/A (efflab script; see the efflab block)",
                 "weight_data_types": "N/A", "weight_transformations": "no",
                 "efflab": {"experiment": experiment, "implementation": p["impl"],
-                           "point": rec["point"], "alias": rec["alias"], "runs": {}},
+                           "point": rec.point, "alias": rec.alias, "runs": {}},
             }  # fmt: skip
-            prov = rec.get("provenance") or {}
+            prov = rec.provenance
             meta["efflab"]["runs"][f"run_{p['n']}"] = {
-                "key": rec["key"], "repetition": rec["repetition"], "run_id": rec.get("run_id"),
-                "git": prov.get("git"), "env_digest": prov.get("env_digest"), "inputs": rec.get("inputs"),
+                "key": rec.key, "repetition": rec.repetition, "run_id": rec.run_id,
+                "git": prov.get("git"), "env_digest": prov.get("env_digest"), "inputs": rec.inputs,
             }  # fmt: skip
             _write(mfile, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
             readme = mdir / "README.md"
@@ -146,7 +147,7 @@ def export(repo: Path, experiment: str, submitter: str, division: str, out: Path
                                f"{experiment} --submitter {submitter} --division {division}`.\n"
                                f"Python version: {prov.get('python', '')}\n")  # fmt: skip
             res.results.append({"system": sysname, "benchmark": experiment, "scenario": scen,
-                                "run": p["n"], "key": rec["key"], "validity": p["run"].validity})  # fmt: skip
+                                "run": p["n"], "key": rec.key, "validity": p["run"].validity})  # fmt: skip
         tmp.chmod(0o755)
         tmp.rename(target)
     finally:
