@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
 from efflab.core import layout
 from efflab.core.errors import RunFailed
+from efflab.core.locks import FileLock
 from efflab.nightly import dashboard, suite
 from efflab.nightly import findings as fnd
 from efflab.nightly import night as nightly
@@ -60,7 +61,9 @@ def test_summary_json_is_strict_json() -> None:
 def test_second_nightly_at_once_is_refused(tmp_path: Path) -> None:
     s = suite.Suite(file=tmp_path / "s.yaml", name="s", description="", entries=[])
     layout.nightly_dir(tmp_path).mkdir(parents=True)
-    with FileLock(str(layout.nightly_dir(tmp_path) / ".lock")):
-        with pytest.raises(RunFailed, match="another"):
+    with FileLock(layout.nightly_dir(tmp_path) / ".lock", "nightly", "r0"):
+        with pytest.raises(
+            RunFailed, match=rf"another `efflab nightly` \(PID {os.getpid()}, run r0\)"
+        ):
             nightly.run(tmp_path, s, run_id="r", plans=[])
     assert not layout.history_file(tmp_path).exists()

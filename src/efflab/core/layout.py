@@ -27,6 +27,30 @@ def results_dir(repo: Path) -> Path:
     return repo / "results"
 
 
+# results/ folders that hold views, not an experiment's records (one definition: `results
+# check`, `results import` and the site all ask here which folders are experiments)
+NOT_EXPERIMENTS = frozenset({"reproductions", "tournaments", "nightly", "site", "site-screenshots"})
+EXPERIMENT_PARTS = ("runs", "tables", "hosts")  # any one makes a results/ folder an experiment
+
+
+def is_experiment_name(name: str) -> bool:
+    return name not in NOT_EXPERIMENTS and not name.startswith(".")
+
+
+def experiment_names(repo: Path) -> list[str]:
+    """The experiments with results: folders of results/ holding runs/, tables/ or hosts/."""
+    root = results_dir(repo)
+    if not root.is_dir():
+        return []
+    return sorted(
+        d.name
+        for d in root.iterdir()
+        if d.is_dir()
+        and is_experiment_name(d.name)
+        and any((d / part).is_dir() for part in EXPERIMENT_PARTS)
+    )
+
+
 def experiment_dir(repo: Path, experiment: str) -> Path:
     return repo / "results" / experiment
 

@@ -1,4 +1,6 @@
-"""Locks between efflab processes: one per experiment's results, one per invocation.
+"""Locks between efflab processes (the one lock implementation of efflab): one per
+experiment's results, one per invocation, the nightly history, a tournament's ledger
+and verification queue, env builds, publishing.
 
 Why not Snakemake's own lock: it locks the whole working directory, refuses instead
 of waiting, and a `kill -9` leaves it stale until someone runs `--unlock`. A kernel
@@ -42,9 +44,13 @@ class Locked(Exception):
 class FileLock:
     """An exclusive flock on `path` (created 0644), released on close or on death."""
 
-    def __init__(self, path: str | Path, what: str = "", run_id: str = ""):
+    def __init__(
+        self, path: str | Path, what: str = "", run_id: str = "", timeout: float | None = None
+    ):
+        """`timeout`: how long `with lock:` waits before raising Locked (None: for
+        as long as it takes)."""
         self.path = Path(path)
-        self.what, self.run_id = what, run_id
+        self.what, self.run_id, self.timeout = what, run_id, timeout
         self.fd: int | None = None
         self.waited_s = 0.0
 
@@ -116,7 +122,7 @@ class FileLock:
             self.fd = None
 
     def __enter__(self) -> FileLock:
-        return self.acquire() if self.fd is None else self
+        return self.acquire(timeout=self.timeout) if self.fd is None else self
 
     def __exit__(self, *exc) -> None:
         self.release()

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from filelock import FileLock
 
 from efflab.core.envspec import context_digest, env_dir, known_envs
 from efflab.core.errors import BadInput
+from efflab.core.locks import FileLock
 from efflab.envs.wheelhouse import Log, quiet, state_dir, wheelhouse, wheelhouse_current
 
 BOOTSTRAP_REF = "efflab/debian-bookworm:bootstrap"

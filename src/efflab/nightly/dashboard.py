@@ -15,7 +15,9 @@ import json
 import math
 import re
 import shutil
+import statistics
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -218,38 +220,48 @@ def _slug(s: str) -> str:
 
 
 def trend_series(
-    repo: Path, history: list[dict[str, Any]], experiment: str, metrics: set[str]
+    repo: Path,
+    history: list[dict[str, Any]],
+    experiment: str,
+    metrics: set[str],
+    night_records: Callable[[dict[str, Any]], Iterable[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Per metric: x ticks (night, version), per point the nightly medians, and flags.
 
     Points are keyed by their comparability group (as the baseline is), so a point keeps
     one line even when the suite renamed its parameters; the label is the latest one.
+    `night_records(entry)` gives a night's records: by default from the index in one
+    read, raising on a corrupt record; the site passes a reader that skips and names
+    it (the one trend computation for the dashboard and the site).
     """
-    import numpy as np
+    if night_records is None:
+        nights = load_nights(repo, experiment, history)  # one read of the index
+
+        def night_records(entry: dict[str, Any]) -> Iterable[dict[str, Any]]:
+            return nights[entry["night"]]
 
     ticks: list[tuple[int, Any]] = []
     labels: dict[str, str] = {}
     series: dict[str, dict[str, list[tuple[int, float]]]] = {m: {} for m in metrics}
     flags: dict[str, list[tuple[int, str, str]]] = {m: [] for m in metrics}
-    nights = load_nights(repo, experiment, history)  # one read of the index
     for entry in history:
-        exp = entry.get("experiments", {}).get(experiment)
+        exp = (entry.get("experiments") or {}).get(experiment)
         if not exp or not exp.get("keys"):
             continue
         x = len(ticks)
         ticks.append((entry["night"], exp.get("version")))
         vals: dict[tuple[str, str], list[float]] = {}
-        for rec in nights[entry["night"]]:
+        for rec in night_records(entry):
             g = group_of(rec)
             labels[g] = point_label(rec["point"])
             for m, v in rec["metrics"].items():
                 if m in metrics:
                     vals.setdefault((m, g), []).append(v["value"])
         for (m, g), vs in vals.items():
-            series[m].setdefault(g, []).append((x, float(np.median(vs))))
-        for fl in exp.get("flagged", []):
-            if fl["metric"] in metrics and "group" in fl:
-                flags[fl["metric"]].append((x, fl["group"], fl["verdict"]))
+            series[m].setdefault(g, []).append((x, float(statistics.median(vs))))
+        for fl in exp.get("flagged") or []:
+            if fl.get("metric") in metrics and "group" in fl:
+                flags[fl["metric"]].append((x, fl["group"], fl.get("verdict", "")))
     return {"ticks": ticks, "series": series, "flags": flags, "labels": labels}
 
 

@@ -35,17 +35,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from efflab.core import layout
 from efflab.core.clock import now_iso
 from efflab.core.errors import BadInput, RunFailed
 from efflab.core.layout import history_file, nightly_dir
+from efflab.core.locks import FileLock, Locked
 from efflab.core.specio import atomic_write_text, canonical_json
 from efflab.results import lookup
 
 SCAN_FACTOR = 10  # a baseline of K nights is looked for in the last 10*K nights
 REGRESSION = "regression"  # the verdict string of efflab.nightly.regression (no import cycle)
+
+
+def nightly_lock(repo: Path, what: str, run_id: str = "") -> FileLock:
+    """The lock over the nightly history (a night, an accept, an import), taken now
+    or RunFailed naming who holds it: nights are never queued behind each other."""
+    lock = FileLock(nightly_dir(repo) / ".lock", what, run_id)
+    try:
+        return lock.acquire(wait=False)
+    except Locked as exc:
+        raise RunFailed(
+            f"another `efflab nightly` ({exc.holder}) holds {lock.path}; retry when it ends"
+        ) from None
 
 
 def point_label(point: dict[str, Any]) -> str:
@@ -167,12 +178,7 @@ def accept(
     the latest night; their baselines then start at `night`. Bad input (no such night,
     nothing flagged, a metric never flagged) raises BadInput naming the option.
     """
-    nightly_dir(repo).mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(nightly_dir(repo) / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise RunFailed(f"a running `efflab nightly` holds {lock.lock_file}; retry") from None
+    lock = nightly_lock(repo, "nightly accept")
     try:
         return _accept(repo, night, metric, reason, user)
     finally:

@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 
-from efflab.core.errors import BadInput, RunFailed
+from efflab.core.errors import BadInput
 from efflab.core.layout import nightly_dir
 from efflab.core.specio import atomic_write_json
 from efflab.nightly import changepoints as cpm
@@ -278,11 +277,7 @@ def import_history(repo: Path, snaps: list[Snapshot], source: str, fmt: str, hos
         by_exp.setdefault(rec["experiment"], []).append(rec)
     todo, res.records_unchanged = plan_records(by_exp, {e: runs_dir(repo, e) for e in by_exp})
     nightly_dir(repo).mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(nightly_dir(repo) / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise RunFailed(f"a running `efflab nightly` holds {lock.lock_file}; retry") from None
+    lock = hist.nightly_lock(repo, "nightly import")
     try:
         history = hist.read_history(repo)
         known = {

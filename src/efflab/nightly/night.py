@@ -19,11 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from efflab.core.clock import now_iso
 from efflab.core.errors import RunFailed
-from efflab.core.layout import nightly_dir
 from efflab.core.specio import canonical_json
 from efflab.nightly import changepoints as cpm
 from efflab.nightly import regression as regress
@@ -34,6 +31,7 @@ from efflab.nightly.history import (
     append_history,
     baselines,
     group_of,
+    nightly_lock,
     read_history,
     samples,
 )
@@ -229,12 +227,7 @@ def run(
     opts = opts or RunOptions()
     if plans is None:
         plans = suite_mod.plan(repo, suite, salt=run_id, runtime=opts.runtime.identity())
-    nightly_dir(repo).mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(nightly_dir(repo) / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise RunFailed(f"another `efflab nightly` holds {lock.lock_file}") from None
+    lock = nightly_lock(repo, "nightly", run_id)
     try:
         history = read_history(repo)
         try:
@@ -273,7 +266,9 @@ def run(
             outcome.version, outcome.new_version = res.version, res.new_version
             outcome.jobs_run, outcome.failures = res.jobs_run, list(res.failures)
             keys = {pt.key for pt in p.points}
-            current = [r for r in (res.collected.ok if res.collected else []) if r["key"] in keys]
+            ok = res.collected.ok if res.collected else []
+            # the nightly's statistics read JSON records (as the index returns them)
+            current = [r.to_json() for r in ok if r.key in keys]
             outcome.keys = sorted(r["key"] for r in current)
             metrics = suite_mod.compared_metrics(entry, p)
             parts.append(evaluate(repo, history, night, suite, entry, current, metrics, p))

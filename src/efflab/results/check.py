@@ -22,8 +22,6 @@ from efflab.core.errors import BadInput
 from efflab.core.specio import limit, read_json_file, validate
 from efflab.results import tables
 
-VIEW_DIRS = {"reproductions", "tournaments", "nightly"}  # results/ folders that are not experiments
-
 
 @dataclass
 class Problem:
@@ -45,16 +43,7 @@ class Report:
 
 
 def experiments(repo: Path) -> list[str]:
-    root = layout.results_dir(repo)
-    if not root.is_dir():
-        return []
-    return sorted(
-        d.name
-        for d in root.iterdir()
-        if d.is_dir()
-        and d.name not in VIEW_DIRS
-        and ((d / "runs").is_dir() or (d / "tables").is_dir())
-    )
+    return layout.experiment_names(repo)
 
 
 def _problem(exc: BadInput) -> tuple[str, str]:

@@ -51,7 +51,7 @@ from efflab.results import safe_copy
 from efflab.results.check import check_record, check_verdicts, check_version
 from efflab.results.safe_copy import Budget, Limits
 
-NOT_EXPERIMENTS = {"reproductions", "tournaments", "nightly", "site", "site-screenshots"}
+NOT_EXPERIMENTS = layout.NOT_EXPERIMENTS  # one definition of which folders are experiments
 VERSION_DIR = re.compile(r"^v[1-9]\d{0,8}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # an experiment or paper folder
 RECORD_FILE = re.compile(r"^[0-9a-f]{20}(\.failed)?\.json$")

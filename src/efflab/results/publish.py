@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import git
-from filelock import FileLock
 
 from efflab.core.errors import BadInput, RunFailed
 from efflab.core.layout import history_file, nightly_dir
+from efflab.core.locks import FileLock
 from efflab.results import tables
 
 DEFAULT_AUTHOR = ("efflab", "efflab@localhost")

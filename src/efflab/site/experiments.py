@@ -23,7 +23,7 @@ from efflab.core import layout
 from efflab.core.errors import BadInput
 from efflab.core.specio import read_json_file, validate
 from efflab.results import lookup, tables
-from efflab.results.importer import NOT_EXPERIMENTS, record_host
+from efflab.results.importer import record_host
 
 CONTENDED_SHARE = 0.75  # a CPU-bound job that got < 3/4 of a core was waiting for CPU
 
@@ -83,17 +83,7 @@ class Experiment:
 
 
 def experiment_names(repo: Path) -> list[str]:
-    root = layout.results_dir(repo)
-    if not root.is_dir():
-        return []
-    return sorted(
-        d.name
-        for d in root.iterdir()
-        if d.is_dir()
-        and d.name not in NOT_EXPERIMENTS
-        and not d.name.startswith(".")
-        and any((d / s).is_dir() for s in ("tables", "runs", "hosts"))
-    )
+    return layout.experiment_names(repo)
 
 
 def point_label(point: dict[str, Any]) -> str:

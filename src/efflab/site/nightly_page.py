@@ -1,18 +1,19 @@
-"""The nightly page: trend plots per experiment and metric over the nights (through
-`efflab.nightly.history` and the dashboard's `trend_series`, so both draw the same
-medians), nights flagged as regressions marked, each with the commit range it covers.
+"""The nightly page: trend plots per experiment and metric over the nights (the
+dashboard's `trend_series`, with a reader that skips a bad record and names it, so
+both draw the same medians), nights flagged as regressions marked, each with the
+commit range it covers.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from efflab.core.layout import nightly_dir
-from efflab.nightly.history import group_of, point_label, read_history
+from efflab.nightly import dashboard
+from efflab.nightly.history import read_history
 from efflab.results import records
 from efflab.site.experiments import Skipped, read_records
 from efflab.site.html import Page, esc, table
@@ -25,42 +26,6 @@ class Nightly:
     history: list[dict[str, Any]]
     summaries: dict[int, dict[str, Any]] = field(default_factory=dict)
     trends: list[dict[str, Any]] = field(default_factory=list)
-
-
-def trend_series(
-    repo: Path,
-    history: list[dict[str, Any]],
-    experiment: str,
-    metrics: set[str],
-    skipped: list[Skipped],
-) -> dict[str, Any]:
-    """As `efflab.nightly.dashboard.trend_series` (same grouping by `group_of`, same
-    nightly medians), but a record that cannot be read is skipped and named instead of
-    failing the whole page."""
-    ticks: list[tuple[int, Any]] = []
-    labels: dict[str, str] = {}
-    series: dict[str, dict[str, list[tuple[int, float]]]] = {m: {} for m in metrics}
-    flags: dict[str, list[tuple[int, str, str]]] = {m: [] for m in metrics}
-    for entry in history:
-        exp = (entry.get("experiments") or {}).get(experiment)
-        if not exp or not exp.get("keys"):
-            continue
-        x = len(ticks)
-        ticks.append((entry["night"], exp.get("version")))
-        vals: dict[tuple[str, str], list[float]] = {}
-        runs = records.runs_dir(repo, experiment)
-        for rec in read_records(runs, skipped, set(exp["keys"]), update=True):
-            g = group_of(rec)
-            labels[g] = point_label(rec["point"])
-            for m, v in rec["metrics"].items():
-                if m in metrics:
-                    vals.setdefault((m, g), []).append(v["value"])
-        for (m, g), vs in vals.items():
-            series[m].setdefault(g, []).append((x, statistics.median(vs)))
-        for fl in exp.get("flagged") or []:
-            if fl.get("metric") in metrics and "group" in fl:
-                flags[fl["metric"]].append((x, fl["group"], fl.get("verdict", "")))
-    return {"ticks": ticks, "series": series, "flags": flags, "labels": labels}
 
 
 def _commit(entry: dict[str, Any]) -> str:
@@ -94,7 +59,13 @@ def load_nightly(repo: Path, skipped: list[Skipped]) -> Nightly | None:
                 "better": f.get("better", ""),
             }
     for exp, metrics in sorted(exps.items()):
-        data = trend_series(repo, history, exp, set(metrics), skipped)
+        runs = records.runs_dir(repo, exp)
+
+        def night_records(entry: dict[str, Any], runs: Path = runs, exp: str = exp):
+            keys = set(entry["experiments"][exp]["keys"])
+            return read_records(runs, skipped, keys, update=True)  # skips a bad one, named
+
+        data = dashboard.trend_series(repo, history, exp, set(metrics), night_records)
         ticks = [
             {"night": night, "version": v, "commit": commit_of.get(night, "?")}
             for night, v in data["ticks"]

@@ -12,7 +12,7 @@ Ranking, documented once here and printed on every board:
 - entries scored under an older spec (another `scoring_sha256`) are listed as stale,
   never ranked with current ones (`efflab tournament reverify` measures them again);
 - each objective carries an interval from its repetitions; each row a rank range
-  (efflab.tournaments.intervals): rows whose ranges overlap are marked as statistical
+  (efflab.tournaments.rank_ranges): rows whose ranges overlap are marked as statistical
   ties rather than ordered by noise;
 - every attempt (accepted, rejected, infrastructure-error) is counted per participant,
   so a best-of-many is visible;
@@ -34,9 +34,9 @@ from typing import Any
 
 from efflab.tournaments.attempts import ACCEPTED, is_stale
 from efflab.tournaments.baseline import is_baseline
-from efflab.tournaments.intervals import rank_ranges, tie_groups
 from efflab.tournaments.ledger import Ledger, attempts_only
 from efflab.tournaments.proof import prove
+from efflab.tournaments.rank_ranges import rank_ranges, tie_groups
 from efflab.tournaments.spec import Objective, Tournament
 
 

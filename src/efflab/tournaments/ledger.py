@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock
-
 from efflab.core.clock import now_iso
 from efflab.core.errors import RunFailed
+from efflab.core.locks import FileLock
 from efflab.core.specio import canonical_json
 from efflab.tournaments.submission import sha256_file
 

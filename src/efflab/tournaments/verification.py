@@ -28,16 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from efflab.core.errors import BadInput
+from efflab.core.locks import FileLock
 from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.plan.planner import Experiment, Plan, Planner, load_experiment
 from efflab.plan.registry import Registry
 from efflab.runtime import base, sealed
 from efflab.runtime.base import Runtime
 from efflab.runtime.failure import INFRASTRUCTURE
-from efflab.tournaments.intervals import interval
+from efflab.tournaments.rank_ranges import interval
 from efflab.tournaments.spec import Tournament
 from efflab.tournaments.submission import Rejected
 from efflab.workflow.options import RunOptions
@@ -189,23 +188,23 @@ def run_sealed(
     failed = res.collected.failed if res.collected else []
     details.update(
         keys=sorted({p.key for p in plan.points}),
-        records=[f"runs/{r['key']}.json" for r in recs],
-        images=sorted({r["provenance"]["image"] for r in recs if r["provenance"]["image"]}),
-        runtimes=sorted({r["provenance"]["runtime"] for r in recs}),
+        records=[f"runs/{r.file_name}" for r in recs],
+        images=sorted({r.provenance["image"] for r in recs if r.provenance.get("image")}),
+        runtimes=sorted({r.runtime for r in recs}),
         jobs_run=res.jobs_run,
     )
     if failed:
         for f in failed:  # any failure the runtime calls its own makes it the verifier's
-            _infrastructure(f.get("failure_kind"), f["error"] or "", runtime)
+            _infrastructure(f.failure_kind, f.error or "", runtime)
         f = failed[0]
-        details["log_tail"] = f.get("log_tail")
-        raise Rejected("run", f"{f['failed_step']} failed: {f['error']}")
+        details["log_tail"] = f.log_tail
+        raise Rejected("run", f"{f.failed_step} failed: {f.error}")
     if len(recs) != t.repetitions:
         raise Rejected("run", f"{len(recs)} of {t.repetitions} repetitions produced results")
     per_rep: dict[str, list[float]] = {}
-    for r in sorted(recs, key=lambda r: r["repetition"]):
-        for m, v in r["metrics"].items():
-            per_rep.setdefault(m, []).append(float(v["value"]))
+    for r in sorted(recs, key=lambda r: r.repetition):
+        for m, v in r.metric_values().items():
+            per_rep.setdefault(m, []).append(float(v))
     metrics = {m: aggregate(vs, t.aggregate, t.better(m)) for m, vs in per_rep.items()}
     ivs = {m: interval(vs, t.aggregate, t.confidence).to_json() for m, vs in per_rep.items()}
     return Measured(metrics, per_rep, ivs)
