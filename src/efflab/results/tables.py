@@ -60,12 +60,16 @@ def aggregate(
     # a parameter named like a statistics column ("n", "mean") gets a "param_" prefix
     cols_out = [f"param_{p}" if p in STAT_COLUMNS else p for p in params]
     for rec in records:
-        if isinstance(rec, dict):
-            rec = RunRecord.from_json(rec)
-        base = tuple(rec.point.get(p) for p in params)
-        for name, m in rec.metrics.items():
+        if isinstance(rec, RunRecord):
+            point = rec.point
+            values = [(n, m.unit, m.better, m.value) for n, m in rec.metrics.items()]
+        else:  # a JSON record (point and metrics are all a table needs)
+            point = rec["point"]
+            values = [(n, m["unit"], m["better"], m["value"]) for n, m in rec["metrics"].items()]
+        base = tuple(point.get(p) for p in params)
+        for name, unit, better, value in values:
             if metrics is None or name in metrics:
-                rows.append((*base, name, m.unit, m.better, m.value))
+                rows.append((*base, name, unit, better, value))
     params = cols_out
     cols = [*params, "metric", "unit", "better", "value"]
     if not rows:
