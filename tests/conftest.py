@@ -1,11 +1,19 @@
 """Shared fixtures: a throwaway efflab project with tiny real scripts.
 
-Tests run the real CLI (`python -m efflab --repo TMP ...`) against it, so Snakemake,
-the runner, records and tables all run for real.
+Tests run the real CLI against it, so Snakemake, the runner, records and tables all
+run for real: `efflab_main` calls `efflab.cli.main(argv)` in this process (no
+interpreter start, ~1 s saved per call) wherever a subprocess is not the point;
+`efflab` starts `python -m efflab` where it is (signals, kills, process trees, a
+fresh interpreter's imports).
+
+Tiers: `./tools/test.sh --fast` (pytest `--fast`) deselects the tests marked
+`docker`, `slurm` or `slow` (see pyproject.toml's markers and docs/contributing.md).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -138,6 +146,62 @@ def efflab(
     if check and proc.returncode != 0:
         raise AssertionError(f"efflab {args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def efflab_main(
+    repo: Path, *args: str, timeout: float = 600, env: dict | None = None, check: bool = False
+) -> subprocess.CompletedProcess:
+    """`efflab` in this process, through `efflab.cli.main(argv)`: the same exit code,
+    stdout and stderr text (what Python writes; a child process's own output is not
+    captured). `timeout` is accepted for symmetry with `efflab` and not enforced."""
+    from efflab.cli import main
+    from efflab.core.envspec import context_digest
+    from efflab.results.provenance import git_state
+
+    # what a process caches about the project (env digests, git state) is per command
+    context_digest.cache_clear()
+    git_state.cache_clear()
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    if env is None:
+        os.environ.pop("EFFLAB_SCRIPTS_PATH", None)
+    else:
+        os.environ.update(env)
+    argv = ["--repo", str(repo), *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse's usage errors and --help
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    proc = subprocess.CompletedProcess(["efflab", *argv], code, out.getvalue(), err.getvalue())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"efflab {args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+TIER_MARKERS = ("docker", "slurm", "slow")  # what `--fast` leaves out
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help=f"the fast tier: deselect tests marked {', '.join(TIER_MARKERS)}",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--fast"):
+        return
+    slow = [i for i in items if any(i.get_closest_marker(m) for m in TIER_MARKERS)]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        dropped = set(slow)
+        items[:] = [i for i in items if i not in dropped]
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Scripts as first-class citizens: `efflab script list|show|run|new`, `experiment new`,
 `repo add|list|remove` and `efflab explain`, on the tiny project, through the real CLI
-(real planner, real Snakemake, real runner)."""
+(real planner, real Snakemake, real runner; `efflab.cli.main` in-process)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import efflab, write
+from conftest import efflab_main as efflab
+from conftest import write
 
 
 def _json(proc: subprocess.CompletedProcess):
@@ -46,7 +47,11 @@ def test_show_has_every_field(tiny_repo: Path) -> None:
     assert d["outputs"]["metrics"]["sumsq"] == {"unit": "1", "better": "lower"}
     assert d["resources"] == {"timeout_s": 60} and d["experiments"] == ["demo"]
     plan = _json(efflab(tiny_repo, "plan", "demo", "--json"))
-    by_inputs = {json.dumps(i["inputs"], sort_keys=True): i["key"] for i in plan["invocations"]}
+    by_inputs = {  # repetition 0, as `script show` keys it (plan order follows the keys)
+        json.dumps(i["inputs"], sort_keys=True): i["key"]
+        for i in plan["invocations"]
+        if i["repetition"] == 0
+    }
     defaults = {"fail": False, "n": 3, "scale": 1.0, "sleep_s": 0.0}
     assert (
         by_inputs.get(json.dumps(defaults, sort_keys=True), d["key_for_defaults"])

@@ -1,4 +1,5 @@
-"""Every bad input, table-driven, through the real CLI: input -> exit code -> one line
+"""Every bad input, table-driven, through the real CLI (`efflab.cli.main` in-process:
+what is checked is its exit code and output, not an interpreter's start): input -> exit code -> one line
 on stderr naming the file and the JSON path -> no traceback -> the project's files
 unchanged (nothing half-written). Cases that corrupt results run against a copy of a
 project that has run `demo` once, so the corrupt file is met on the real code path."""
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import efflab, make_tiny_repo
+from conftest import efflab_main as efflab
+from conftest import make_tiny_repo
 
 QUICK = ("--quick", "--runtime", "host", "-q")
 

@@ -70,7 +70,12 @@ def run(ctx):
 """
 
 
-@pytest.fixture(params=base.names())
+# a runtime that needs a service beyond this machine's processes carries that service's
+# marker, so the fast tier (`--fast`) leaves its cases out
+NEEDS = {"docker": pytest.mark.docker}
+
+
+@pytest.fixture(params=[pytest.param(n, marks=NEEDS.get(n, ())) for n in base.names()])
 def runtime(request: pytest.FixtureRequest) -> Runtime:
     rt = base.get(request.param)
     if not rt.available():
