@@ -277,14 +277,14 @@ def _measure(repo: Path, arm: _Arm, e: suite_mod.Entry, r: int, opts: RunOptions
     keys = {x.key for x in part.points}
     folder = repo / rep.records / arm.name / e.name
     for rec in res.collected.ok if res.collected else []:
-        if rec["key"] not in keys:
+        if rec.key not in keys:
             continue
-        pk = _pkey(rec["point"])
-        path = folder / f"{rec['key']}.json"
-        atomic_write_json(path, rec)  # the worktree goes; the record stays, linked
+        pk = _pkey(rec.point)
+        path = folder / rec.file_name
+        atomic_write_json(path, rec.to_json())  # the worktree goes; the record stays, linked
         arm.records.setdefault((e.name, pk), []).append(str(path.relative_to(repo)))
-        for m, v in rec["metrics"].items():
-            arm.values.setdefault((e.name, pk, m), []).append(float(v["value"]))
+        for m, v in rec.metric_values().items():
+            arm.values.setdefault((e.name, pk, m), []).append(float(v))
 
 
 def _judge(req: Request, entries: list[suite_mod.Entry], arms: list[_Arm], rep: Report) -> None:

@@ -221,9 +221,9 @@ def _run_locked(
                 "records": len(recs),
                 "keys": sorted(keys),
                 "git_dirty": prov["git"]["dirty"]
-                or any(r["provenance"]["git"].get("dirty") for r in recs),
+                or any(r.provenance["git"].get("dirty") for r in recs),
                 "git_dirty_files": sorted(
-                    {f for r in recs for f in r["provenance"]["git"].get("dirty_files") or []}
+                    {f for r in recs for f in r.provenance["git"].get("dirty_files") or []}
                 ),
                 "quick": quick,
                 "overrides": p.experiment.overrides,
