@@ -62,6 +62,7 @@ def test_show_has_every_field(tiny_repo: Path) -> None:
         assert word in text
 
 
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 def test_run_is_recorded_and_cached(tiny_repo: Path) -> None:
     first = _json(
         efflab(
@@ -84,6 +85,7 @@ def test_run_is_recorded_and_cached(tiny_repo: Path) -> None:
     _one_line_error(efflab(tiny_repo, "script", "run", "no,such,tags"), "no,such,tags")
 
 
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 @pytest.mark.parametrize("shell", [False, True])
 def test_new_scaffold_validates_and_its_test_passes(tiny_repo: Path, shell: bool) -> None:
     alias = "my-probe-sh" if shell else "my-probe"
@@ -184,6 +186,7 @@ def _reasons(repo: Path) -> list[str]:
     return rows[0]["reasons"]
 
 
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 def test_explain_names_what_changed(tiny_repo: Path) -> None:
     assert efflab(tiny_repo, "run", "demo", "--runtime", "host", "-q").returncode == 0
     assert _reasons(tiny_repo) == ["same key as the last run; outputs present"]

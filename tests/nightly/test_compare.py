@@ -71,6 +71,7 @@ def receiver():
     srv.server_close()
 
 
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 def test_injected_slowdown_is_slower_and_the_webhook_hears_it(pr_repo, receiver) -> None:
     repo, shas = pr_repo
     url, got = receiver
@@ -95,6 +96,7 @@ def test_injected_slowdown_is_slower_and_the_webhook_hears_it(pr_repo, receiver)
     assert "1 slower" in hook["json"]["text"] and "wall_s" in hook["json"]["text"]
 
 
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 def test_unchanged_pair_flags_nothing_and_prints_markdown(pr_repo) -> None:
     repo, shas = pr_repo
     r = efflab(repo, "compare", shas[0], shas[1], "demo", "--runtime", "host", "--repetitions", "2")  # fmt: skip

@@ -37,6 +37,7 @@ def _summary(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 def test_finds_known_optimum_and_writes_results(quad: Path):
     s = _summary(
         efflab(
@@ -73,6 +74,7 @@ def test_finds_known_optimum_and_writes_results(quad: Path):
     assert {r["metric"]: r["median"] for r in out["rows"]}["loss"] == 0.0
 
 
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 def test_yaml_block_and_constraint_exclude_infeasible(quad: Path):
     s = _summary(efflab(quad, "optimize", "quad-yaml", "--cores", "3", "--json", *HOST))
     assert s["constraints"] == ["cost<=4"] and s["trials_finished"] == 14
@@ -119,6 +121,7 @@ def _finished_trials(db: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 def test_resume_after_kill_repeats_nothing(quad: Path):
     args = ["optimize", "quad", "--objective", "loss:min", "--trials", "6", "--seed", "2",
             "--set", "sleep_s=1.0", *HOST]  # fmt: skip
@@ -183,6 +186,7 @@ def test_median_interval_is_the_tables_bootstrap():
     assert median_interval([4.0]) == (4.0, 4.0, 0.0)
 
 
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 def test_contended_timing_trial_is_remeasured_before_optuna_hears(quad: Path, monkeypatch):
     monkeypatch.setenv("EFFLAB_QUIET_WAIT_S", "0")  # the rounds themselves, whatever the load
     meta = quad / "scripts/quad/meta.yaml"

@@ -32,6 +32,7 @@ needs_unshare = pytest.mark.skipif(
 
 
 @needs_unshare
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 def test_import_merges_by_key_and_host_never_overwrites(tmp_path: Path) -> None:
     a = make_tiny_repo(tmp_path / "a")
     b = make_tiny_repo(tmp_path / "b")

@@ -25,6 +25,7 @@ def test_targets_reach_snakemake_in_repetition_order_in_one_run(tiny_repo: Path)
     assert [len(w) for w in waves(list(p.targets))] == [8]  # one Snakemake run
 
 
+@pytest.mark.slow  # over a minute on a shared 2-core machine
 def test_snakemake_runs_every_point_of_a_repetition_before_the_next(tiny_repo: Path) -> None:
     meta = tiny_repo / "scripts/square/meta.yaml"
     write(
