@@ -108,6 +108,7 @@ def test_no_foreign_html_reaches_the_site(lab: dict) -> None:
     assert not (site / "papers/squares/3").exists()
 
 
+@pytest.mark.slow  # over a minute on a shared machine; the full suite runs it
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium (tools/setup.sh installs it)")
 def test_nothing_executes_in_chromium(lab: dict) -> None:
     from playwright.sync_api import sync_playwright
@@ -147,6 +148,7 @@ def test_nothing_executes_in_chromium(lab: dict) -> None:
             browser.close()
 
 
+@pytest.mark.slow  # ten CLI runs and three builds
 def test_out_refuses_a_folder_it_would_wipe(lab: dict, tmp_path: Path) -> None:
     a = lab["a"]
     mine = tmp_path / "my-folder"
