@@ -116,7 +116,7 @@ CASES = [
         "too-big-file",
         ("plan", "demo"),
         None,
-        ("meta.yaml", "bytes", "EFFLAB_MAX_SPEC_BYTES"),
+        ("demo.yaml", "bytes", "EFFLAB_MAX_SPEC_BYTES"),
         env={"EFFLAB_MAX_SPEC_BYTES": "50"},
     ),  # fmt: skip
     Case(
