@@ -163,8 +163,9 @@ def test_failed_experiment_makes_claims_errors(tiny_repo: Path) -> None:
             "$.claims[0].check.within.value.ratio[0].metric",
         ),
         (
-            ("where: {n: 3, scale: 2.0}", "where: {n: 3, scale: 5.0}"),
-            "$.claims[0].check.within.value.ratio[0].where.scale",
+            # the denominator's scale: the control (2.0 -> 1.0) still names a selected value
+            ("where: {n: 3, scale: 1.0}}", "where: {n: 3, scale: 5.0}}"),
+            "$.claims[0].check.within.value.ratio[1].where.scale",
         ),
         (
             ("where: {n: 3, scale: 2.0}", "where: {n: 4, scale: 2.0}"),
@@ -181,7 +182,7 @@ def test_failed_experiment_makes_claims_errors(tiny_repo: Path) -> None:
             "$.claims[0].check.within.rel_tol",
         ),
         (
-            ("  - id: grows-with-n", "        target: 2\n  - id: grows-with-n"),
+            ("        rel_tol: {value: 0.01", "        target: 2\n        rel_tol: {value: 0.01"),
             "$.claims[0].check.within.target",
         ),
         (

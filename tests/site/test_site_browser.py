@@ -64,10 +64,33 @@ class Page:
         self.page.goto((site / rel).as_uri())
         self.page.wait_for_selector("body[data-drawn='1']", state="attached", timeout=30000)
 
-    def traces(self) -> list[int]:
+    def traces(self, sel: str = ".plot") -> list[int]:
         return self.page.eval_on_selector_all(
-            ".plot", "els => els.map(e => e.querySelectorAll('.scatterlayer .trace').length)"
+            sel, "els => els.map(e => e.querySelectorAll('.scatterlayer .trace').length)"
         )
+
+    def point_traces(self) -> dict[str, int]:
+        """Traces of each metric's points plot (the front plot has its own test)."""
+        return dict(
+            self.page.eval_on_selector_all(
+                ".plot[data-kind='points']",
+                "els => els.map(e => [e.dataset.metric, e.querySelectorAll('.scatterlayer .trace').length])",
+            )
+        )
+
+
+def series_groups(data: dict, metric: str, host: str | None = None) -> int:
+    """Traces a points plot should draw: one per combination of the varying non-x inputs,
+    and per machine while no host is chosen and there are several (assets.drawPoints)."""
+    ser = (data.get("axes") or {}).get("series") or []
+    many = len(data["hosts"]) > 1 and host is None
+    return len(
+        {
+            (tuple(json.dumps(r["p"].get(k)) for k in ser), r["h"] if many else None)
+            for r in data["rows"]
+            if metric in r["m"] and (host is None or r["h"] == host)
+        }
+    )
 
     def shot(self, name: str) -> Path:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -105,9 +128,10 @@ def test_experiment_page_plots_and_filters(playground: dict, browser) -> None:
     hosts = data["hosts"]
     assert len(hosts) == 2 and "lab-b" in hosts
     p = Page(browser, site, rel)
-    traces = p.traces()
+    traces = p.point_traces()
     assert len(traces) == len(data["metrics"]) >= 5
-    assert all(t == 2 for t in traces)  # one trace per machine
+    # one trace per series (other inputs) and machine, and more than one machine's
+    assert traces == {m: series_groups(data, m) for m in traces}
     n_all = p.page.eval_on_selector(
         ".plot[data-metric='accuracy']",
         "e => e.querySelectorAll('.scatterlayer .trace .point').length",
@@ -128,9 +152,9 @@ def test_experiment_page_plots_and_filters(playground: dict, browser) -> None:
         "tr.prow", "rs => rs.filter(r => !r.classList.contains('hidden')).length"
     )
     assert visible == want
-    # filter by host: one trace per plot
+    # filter by host: that machine's traces only
     p.page.select_option("#host-filter", "lab-b")
-    assert all(t == 1 for t in p.traces())
+    assert p.point_traces() == {m: series_groups(data, m, "lab-b") for m in traces}
     p.page.select_option("#host-filter", "")
     p.page.select_option(".param-filter[data-param='precision']", "")
     # provenance of a point on click
