@@ -34,7 +34,10 @@ def test_list_filters_exactly_as_the_planner_resolves(tiny_repo: Path) -> None:
     assert [
         r["alias"] for r in _json(efflab(tiny_repo, "script", "list", "demo,-gen", "--json"))
     ] == ["square"]
-    _one_line_error(efflab(tiny_repo, "script", "list", "nosuch"), "TAGS", "nosuch")
+    # no match is an empty list (exit 0), with one line on stderr saying why
+    none = efflab(tiny_repo, "script", "list", "nosuch")
+    assert none.returncode == 0 and none.stdout.strip() == "", none
+    assert "no script has tag 'nosuch'" in none.stderr and "Traceback" not in none.stderr
 
 
 def test_show_has_every_field(tiny_repo: Path) -> None:
