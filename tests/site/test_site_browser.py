@@ -78,20 +78,6 @@ class Page:
             )
         )
 
-
-def series_groups(data: dict, metric: str, host: str | None = None) -> int:
-    """Traces a points plot should draw: one per combination of the varying non-x inputs,
-    and per machine while no host is chosen and there are several (assets.drawPoints)."""
-    ser = (data.get("axes") or {}).get("series") or []
-    many = len(data["hosts"]) > 1 and host is None
-    return len(
-        {
-            (tuple(json.dumps(r["p"].get(k)) for k in ser), r["h"] if many else None)
-            for r in data["rows"]
-            if metric in r["m"] and (host is None or r["h"] == host)
-        }
-    )
-
     def shot(self, name: str) -> Path:
         SHOTS.mkdir(parents=True, exist_ok=True)
         f = SHOTS / f"{name}.png"
@@ -119,6 +105,20 @@ def test_build_sizes_and_offline_assets(playground: dict) -> None:
     assert (site / "assets/plotly.min.js").stat().st_size > 1_000_000  # the bundle, local
     for f in site.rglob("*.html"):  # nothing is fetched from the network
         assert "src='http" not in f.read_text() and 'src="http' not in f.read_text()
+
+
+def series_groups(data: dict, metric: str, host: str | None = None) -> int:
+    """Traces a points plot should draw: one per combination of the varying non-x inputs,
+    and per machine while no host is chosen and there are several (assets.drawPoints)."""
+    ser = (data.get("axes") or {}).get("series") or []
+    many = len(data["hosts"]) > 1 and host is None
+    return len(
+        {
+            (tuple(json.dumps(r["p"].get(k)) for k in ser), r["h"] if many else None)
+            for r in data["rows"]
+            if metric in r["m"] and (host is None or r["h"] == host)
+        }
+    )
 
 
 def test_experiment_page_plots_and_filters(playground: dict, browser) -> None:
