@@ -253,7 +253,21 @@ def _control(r: ClaimResult) -> dict[str, Any] | None:
         return None
     if ctl.none:
         return {"none": ctl.why}
-    assert r.control is not None
+    if r.control is None:  # the claim itself was not evaluated (its experiment failed)
+        return {
+            "why": ctl.why,
+            "change": ctl.render(),
+            "label": "control",
+            "condition": "",
+            "expect": "fails",
+            "outcome": CHECK_OUTCOMES[claims.ERROR],
+            "as_expected": False,
+            "ours": "—",
+            "value": None,
+            "low": None,
+            "high": None,
+            "detail": "the claim was not evaluated, so neither was its control",
+        }
     return {"why": ctl.why, "change": ctl.render(), **_check(r.control)}
 
 
