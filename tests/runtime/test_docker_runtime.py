@@ -168,11 +168,24 @@ def test_same_outputs_on_host_and_in_docker(proj: Path, tmp_path: Path, run_effl
         for rec in records(repo, "det"):
             assert rec["provenance"]["runtime"] == runtime
             assert (rec["provenance"]["image"] or "").startswith("sha256:") == (runtime == "docker")
-    for out in (proj / "artifacts").glob("*/*/outputs.json"):
-        twin = other / out.relative_to(proj)
+
+    # the runtime enters the key (#32): the twins are the invocations of the same script
+    # and inputs, under different keys
+    def by_inputs(repo: Path) -> dict[str, Path]:
+        out = {}
+        for f in (repo / "artifacts").glob("*/*/outputs.json"):
+            inv = json.loads((f.parent / "invocation.json").read_text())
+            out[json.dumps([inv["alias"], inv["inputs"]], sort_keys=True)] = f
+        return out
+
+    hosts, docks = by_inputs(proj), by_inputs(other)
+    assert hosts.keys() == docks.keys() and len(hosts) == 4
+    for ident, out in hosts.items():
+        twin = docks[ident]
         a, b = json.loads(out.read_text()), json.loads(twin.read_text())
         assert (a["runtime"], b["runtime"]) == ("host", "docker")
-        for field in ("metrics", "files", "values", "key", "env_digest"):
+        assert a["key"] != b["key"]
+        for field in ("metrics", "files", "values", "env_digest"):
             assert a[field] == b[field], field
         for rel in a["files"].values():
             assert (out.parent / rel).read_bytes() == (twin.parent / rel).read_bytes()
