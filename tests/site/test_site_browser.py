@@ -107,7 +107,9 @@ def test_build_sizes_and_offline_assets(playground: dict) -> None:
         assert "src='http" not in f.read_text() and 'src="http' not in f.read_text()
 
 
-def series_groups(data: dict, metric: str, host: str | None = None) -> int:
+def series_groups(
+    data: dict, metric: str, host: str | None = None, where: dict | None = None
+) -> int:
     """Traces a points plot should draw: one per combination of the varying non-x inputs,
     and per machine while no host is chosen and there are several (assets.drawPoints)."""
     ser = (data.get("axes") or {}).get("series") or []
@@ -116,7 +118,9 @@ def series_groups(data: dict, metric: str, host: str | None = None) -> int:
         {
             (tuple(json.dumps(r["p"].get(k)) for k in ser), r["h"] if many else None)
             for r in data["rows"]
-            if metric in r["m"] and (host is None or r["h"] == host)
+            if metric in r["m"]
+            and (host is None or r["h"] == host)
+            and all(r["p"].get(k) == v for k, v in (where or {}).items())
         }
     )
 
@@ -154,7 +158,9 @@ def test_experiment_page_plots_and_filters(playground: dict, browser) -> None:
     assert visible == want
     # filter by host: that machine's traces only
     p.page.select_option("#host-filter", "lab-b")
-    assert p.point_traces() == {m: series_groups(data, m, "lab-b") for m in traces}
+    # (the precision filter chosen above still holds)
+    fp32 = {"precision": "fp32"}
+    assert p.point_traces() == {m: series_groups(data, m, "lab-b", fp32) for m in traces}
     p.page.select_option("#host-filter", "")
     p.page.select_option(".param-filter[data-param='precision']", "")
     # provenance of a point on click
