@@ -271,12 +271,18 @@ def validate(
     where = list(prefix) + list(err.absolute_path)
     expected, found = describe_error(err)
     extra = _unknown_field(err)
-    if extra is not None:  # name the field itself, and what it may have meant
+    # name the field itself, and what it may have meant — but only a field that looks
+    # like a name: a foreign file parsed as YAML (a submission naming /etc/shadow) must
+    # not have its lines echoed into a message that reaches a ledger or a page
+    if extra is not None and _NAME_LIKE.fullmatch(extra):
         known = sorted((err.schema.get("properties") or {}).keys())
         near = did_you_mean(extra, known)
         expected = f"a known field ({near})" if near else f"one of the fields {', '.join(known)}"
         raise BadInput(file, json_path([*where, extra]), expected, extra)
     raise BadInput(file, json_path(where), expected, found)
+
+
+_NAME_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
 
 def _unknown_field(error) -> str | None:
