@@ -193,7 +193,9 @@ def _source(
     # the table's parameter order (records are stored with sorted keys): a point's
     # provenance label must be the label its plotted row has
     order = (
-        [c for c in src.table.columns if c not in tables.STAT_COLUMNS]
+        # the table's parameter columns under the inputs' own names (a column `param_n`
+        # is the input `n`), so provenance labels order keys as the plotted rows do
+        [tables.input_name(c) for c in src.table.columns if c not in tables.STAT_COLUMNS]
         if src.table is not None
         else []
     )
