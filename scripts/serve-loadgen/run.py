@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from llmserve import build
 from llmserve.calibrate import arrival_rate
 from llmserve.engine import write_iterations_csv
-from llmserve.loadgen_sut import LoadGenConfig, parse_detail, parse_summary, run_loadgen
+from llmserve.loadgen_sut import LoadGenConfig, run_loadgen
 from llmserve.metrics import pct, summarize, tpot_ms
+from llmserve.mlperf_logs import loadgen_metrics, parse_detail, parse_summary
 from llmserve.workload import generate
-
-
-def _ms(detail: dict[str, Any], key: str) -> float:
-    v = detail.get(key)
-    return float(v) / 1e6 if v is not None else float("nan")
 
 
 def run(ctx: Any) -> dict[str, Any]:
@@ -44,38 +39,18 @@ def run(ctx: Any) -> dict[str, Any]:
     summary = parse_summary(log_dir / "mlperf_log_summary.txt")
     d = parse_detail(log_dir / "mlperf_log_detail.txt")
     own = summarize(sut.requests)
-    pfx, tp = "result_first_token_", "result_time_per_output_token_"
-    metrics = {
-        "ttft_p50_ms": _ms(d, f"{pfx}50.00_percentile_latency_ns"),
-        "ttft_p90_ms": _ms(d, f"{pfx}90.00_percentile_latency_ns"),
-        "ttft_p99_ms": _ms(d, f"{pfx}99.00_percentile_latency_ns"),
-        "tpot_p50_ms": _ms(d, f"{tp}50.00_percentile_ns"),
-        "tpot_p90_ms": _ms(d, f"{tp}90.00_percentile_ns"),
-        "tpot_p99_ms": _ms(d, f"{tp}99.00_percentile_ns"),
-        "latency_p50_ms": _ms(d, "result_50.00_percentile_latency_ns"),
-        "latency_p99_ms": _ms(d, "result_99.00_percentile_latency_ns"),
-        "samples_per_s": float(
-            d.get("result_completed_samples_per_sec")
-            or d.get("result_samples_per_second")
-            or np.nan
-        ),
-        "tokens_per_s": float(
-            d.get("result_completed_tokens_per_second")
-            or d.get("result_tokens_per_second")
-            or np.nan
-        ),
-        "result_valid": 1.0 if d.get("result_validity") == "VALID" else 0.0,
-        "queries": float(len(sut.requests)),
-        "engine_ttft_p50_ms": own["ttft_p50_ms"],
-        "engine_tpot_p50_ms": pct([tpot_ms(r) for r in sut.requests if r.finish], 50),
-        "engine_tbt_p99_ms": own["tbt_p99_ms"],
-        "energy_per_token_mj": e.joules * 1e3 / max(own["output_tokens"], 1.0),
-        "utilisation": spec.rate_rps / cap["capacity_rps"],
-    }
-    if "result_perf_constraints_met" in d:
-        metrics["perf_constraints_met"] = 1.0 if d["result_perf_constraints_met"] else 0.0
-    # Offline reports no token latencies: leave those (optional) metrics out, not NaN
-    metrics = {k: v for k, v in metrics.items() if v == v}
+    metrics = loadgen_metrics(d)
+    metrics.update(
+        {
+            "queries": float(len(sut.requests)),
+            "engine_ttft_p50_ms": own["ttft_p50_ms"],
+            "engine_tpot_p50_ms": pct([tpot_ms(r) for r in sut.requests if r.finish], 50),
+            "engine_tbt_p99_ms": own["tbt_p99_ms"],
+            "energy_per_token_mj": e.joules * 1e3 / max(own["output_tokens"], 1.0),
+            "utilisation": spec.rate_rps / cap["capacity_rps"],
+        }
+    )
+    metrics = {k: v for k, v in metrics.items() if v == v}  # NaN: not measured
     write_iterations_csv(ctx.out_dir / "iterations.csv", eng.iterations)
     return {
         "metrics": metrics,

@@ -5,15 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from llmserve.metrics import summarize, write_requests_csv
-from llmserve.mlperf_logs import parse_detail, parse_summary
+from llmserve.mlperf_logs import loadgen_metrics, parse_detail, parse_summary
 from llmserve.scheduler import Request
 from vllmserve import launch, serving
 from vllmserve.machine import resolve_dtype
-
-
-def _ms(detail: dict[str, Any], key: str) -> float:
-    v = detail.get(key)
-    return float(v) / 1e6 if v is not None else float("nan")
 
 
 def run(ctx: Any) -> dict[str, Any]:
@@ -66,35 +61,17 @@ def run(ctx: Any) -> dict[str, Any]:
     own = summarize(reqs)
     d = parse_detail(log_dir / "mlperf_log_detail.txt")
     summary = parse_summary(log_dir / "mlperf_log_summary.txt")
-    pfx, tp = "result_first_token_", "result_time_per_output_token_"
-    metrics = {
-        "ttft_p50_ms": _ms(d, f"{pfx}50.00_percentile_latency_ns"),
-        "ttft_p90_ms": _ms(d, f"{pfx}90.00_percentile_latency_ns"),
-        "ttft_p99_ms": _ms(d, f"{pfx}99.00_percentile_latency_ns"),
-        "tpot_p50_ms": _ms(d, f"{tp}50.00_percentile_ns"),
-        "tpot_p90_ms": _ms(d, f"{tp}90.00_percentile_ns"),
-        "tpot_p99_ms": _ms(d, f"{tp}99.00_percentile_ns"),
-        "latency_p50_ms": _ms(d, "result_50.00_percentile_latency_ns"),
-        "latency_p99_ms": _ms(d, "result_99.00_percentile_latency_ns"),
-        "samples_per_s": float(
-            d.get("result_completed_samples_per_sec") or d.get("result_samples_per_second") or "nan"
-        ),
-        "tokens_per_s": float(
-            d.get("result_completed_tokens_per_second")
-            or d.get("result_tokens_per_second")
-            or "nan"
-        ),
-        "result_valid": 1.0 if d.get("result_validity") == "VALID" else 0.0,
-        "queries": float(len(reqs)),
-        "engine_ttft_p50_ms": own["ttft_p50_ms"],
-        "engine_tbt_p99_ms": own["tbt_p99_ms"],
-        "utilisation": qps / cap["capacity_rps"],
-        "startup_s": res["startup"]["import_s"] + res["startup"]["engine_s"],
-    }
-    if "result_perf_constraints_met" in d:
-        metrics["perf_constraints_met"] = 1.0 if d["result_perf_constraints_met"] else 0.0
-    # Offline reports no token latencies: leave those (optional) metrics out, not NaN
-    metrics = {k: v for k, v in metrics.items() if v == v}
+    metrics = loadgen_metrics(d)
+    metrics.update(
+        {
+            "queries": float(len(reqs)),
+            "engine_ttft_p50_ms": own["ttft_p50_ms"],
+            "engine_tbt_p99_ms": own["tbt_p99_ms"],
+            "utilisation": qps / cap["capacity_rps"],
+            "startup_s": res["startup"]["import_s"] + res["startup"]["engine_s"],
+        }
+    )
+    metrics = {k: v for k, v in metrics.items() if v == v}  # NaN: not measured
     serving.write_iterations_csv(ctx.out_dir / "iterations.csv", res["iterations"])
     write_requests_csv(ctx.out_dir / "requests.csv", reqs)
     return {

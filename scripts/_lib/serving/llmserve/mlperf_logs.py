@@ -36,3 +36,39 @@ def parse_detail(path: Path) -> dict[str, Any]:
         rec = json.loads(line.split(":::MLLOG", 1)[1])
         out[rec.get("key")] = rec.get("value")
     return out
+
+
+def _ms(detail: dict[str, Any], key: str) -> float:
+    v = detail.get(key)
+    return float(v) / 1e6 if v is not None else float("nan")
+
+
+def loadgen_metrics(detail: dict[str, Any]) -> dict[str, float]:
+    """The family's metrics from a parsed detail log: token latencies (ms), rates and
+    the validity verdict. Metrics the scenario does not report (Offline has no token
+    latencies) are left out, never NaN; `perf_constraints_met` only where LoadGen says."""
+    pfx, tp = "result_first_token_", "result_time_per_output_token_"
+    out = {
+        "ttft_p50_ms": _ms(detail, f"{pfx}50.00_percentile_latency_ns"),
+        "ttft_p90_ms": _ms(detail, f"{pfx}90.00_percentile_latency_ns"),
+        "ttft_p99_ms": _ms(detail, f"{pfx}99.00_percentile_latency_ns"),
+        "tpot_p50_ms": _ms(detail, f"{tp}50.00_percentile_ns"),
+        "tpot_p90_ms": _ms(detail, f"{tp}90.00_percentile_ns"),
+        "tpot_p99_ms": _ms(detail, f"{tp}99.00_percentile_ns"),
+        "latency_p50_ms": _ms(detail, "result_50.00_percentile_latency_ns"),
+        "latency_p99_ms": _ms(detail, "result_99.00_percentile_latency_ns"),
+        "samples_per_s": float(
+            detail.get("result_completed_samples_per_sec")
+            or detail.get("result_samples_per_second")
+            or "nan"
+        ),
+        "tokens_per_s": float(
+            detail.get("result_completed_tokens_per_second")
+            or detail.get("result_tokens_per_second")
+            or "nan"
+        ),
+        "result_valid": 1.0 if detail.get("result_validity") == "VALID" else 0.0,
+    }
+    if "result_perf_constraints_met" in detail:
+        out["perf_constraints_met"] = 1.0 if detail["result_perf_constraints_met"] else 0.0
+    return {k: v for k, v in out.items() if v == v}
