@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from service_helpers import Server, env
-from tournament_tiny import add_tiny_tournament, submission
+from tournament_tiny import FIT_PY, add_tiny_tournament, script_archive, submission
 
 from efflab.tournaments.ledger import attempts_only, verify
 from efflab.tournaments.service import client
@@ -178,22 +178,34 @@ def test_hostile_strings_never_execute(fresh: Server) -> None:
     proven(s)
 
 
+# a fit that takes 3.5 s (the tournament's timeout is 5 s), and the kills below wait for
+# its container rather than a fixed time, so they land inside the sealed run on a quiet
+# machine too (the plain fit can finish before a fixed wait ends, and nothing is killed)
+SLOW_FIT_PY = FIT_PY.replace("def run(ctx):\n", "def run(ctx):\n    __import__('time').sleep(3.5)\n")
+
+
+def up_slow(s: Server, who: str, name: str) -> client.Answer:
+    f = submission(s.subs, name, 3, participant=who)  # type: ignore[attr-defined]
+    arc = script_archive(s.subs, f"{name}-slow", SLOW_FIT_PY)  # type: ignore[attr-defined]
+    return s.upload(f, s.keys / who, arc)  # type: ignore[attr-defined]
+
+
 def test_kill_9_worker_and_server_mid_verification(fresh: Server) -> None:
     s = fresh
-    a = up(s, "ana", "crash1")
+    a = up_slow(s, "ana", "crash1")
     sid = a.body["id"]
     _wait_running(s, sid)
-    time.sleep(4)  # inside the sealed run
+    _wait_container()  # inside the sealed run
     pid = s.health()["local_worker_pid"]
     os.kill(pid, signal.SIGKILL)  # the worker dies mid-verification
     done = s.wait(sid)
-    assert done["status"] == "accepted" and done["runs"] == 2, done  # run again once
+    assert done["status"] == "accepted" and done["runs"] == 2, (done.get("reason"), done)  # run again once
     assert s.health()["local_worker_pid"] not in (None, pid)  # a new worker took over
     # now the server itself, while the next one verifies (its worker dies with it)
-    b = up(s, "bo", "crash2")
+    b = up_slow(s, "bo", "crash2")
     sid2 = b.body["id"]
     _wait_running(s, sid2)
-    time.sleep(4)
+    _wait_container()
     s.kill9()
     s.start()
     done2 = s.wait(sid2)
@@ -202,6 +214,18 @@ def test_kill_9_worker_and_server_mid_verification(fresh: Server) -> None:
     assert sorted(e["submission"]["id"] for e in es) == sorted([sid, sid2])  # one line each
     proven(s)
     no_containers_left()
+
+
+def _wait_container() -> None:
+    import docker
+
+    c = docker.from_env(timeout=60)
+    for _ in range(600):
+        if c.containers.list(filters={"label": "efflab.owner"}):
+            time.sleep(0.5)
+            return
+        time.sleep(0.1)
+    raise AssertionError("no sealed container started")
 
 
 def _wait_running(s: Server, sid: str) -> None:

@@ -177,7 +177,11 @@ def cmd_remote_submit(args: argparse.Namespace) -> int:
             print(f"efflab: uploading {sent}/{total} bytes", file=sys.stderr, flush=True)
 
     try:
-        a = client.upload(args.server, args.tournament, parts, progress)
+        def busy(wait: float) -> None:
+            if not quiet:
+                print(f"efflab: the server is busy; sending again in {wait:g} s", file=sys.stderr, flush=True)  # fmt: skip
+
+        a = client.upload(args.server, args.tournament, parts, progress, on_busy=busy)
     except httpx.TransportError as exc:
         print(f"efflab: cannot reach {args.server}: {exc}", file=sys.stderr)
         return 1

@@ -35,6 +35,7 @@ class Answer:
 
     status: int
     body: dict[str, Any]
+    retry_after: float | None = None
 
     @property
     def exit_code(self) -> int:
@@ -105,15 +106,32 @@ def _answer(r: httpx.Response) -> Answer:
         body = {"error": {"status": r.status_code, "code": "not-json", "message": r.text[:300], "exit_code": 1}}  # fmt: skip
     if not isinstance(body, dict):
         body = {"value": body}
-    return Answer(r.status_code, body)
+    ra = r.headers.get("retry-after", "")
+    return Answer(r.status_code, body, min(float(ra), 60.0) if ra.isdigit() else None)
 
 
-def upload(server: str, tid: str, parts: list[tuple[str, str | None, bytes]], progress: Callable[[int, int], None] = lambda a, b: None, timeout: float = 120.0) -> Answer:  # fmt: skip
-    boundary = uuid.uuid4().hex
-    body, total = _multipart(parts, boundary, progress)
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(total)}  # fmt: skip
+def upload(server: str, tid: str, parts: list[tuple[str, str | None, bytes]], progress: Callable[[int, int], None] = lambda a, b: None, timeout: float = 120.0, on_busy: Callable[[float], None] = lambda s: None, busy_limit_s: float = 60.0) -> Answer:  # fmt: skip
+    """Stream the upload; a 503 "busy" (too many uploads in flight) is sent again after
+    its Retry-After, for up to `busy_limit_s` — the server refused it before reading the
+    body, so the signed nonce was not spent and the same parts are valid again."""
+    t_end = time.monotonic() + busy_limit_s
     with httpx.Client(base_url=server.rstrip("/"), timeout=timeout) as c:
-        return _answer(c.post(f"{API}/tournaments/{tid}/submissions", content=body, headers=headers))  # fmt: skip
+        while True:
+            boundary = uuid.uuid4().hex
+            body, total = _multipart(parts, boundary, progress)
+            headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(total)}  # fmt: skip
+            a = _answer(c.post(f"{API}/tournaments/{tid}/submissions", content=body, headers=headers))  # fmt: skip
+            code = a.body.get("error", {}).get("code") if isinstance(a.body.get("error"), dict) else None  # fmt: skip
+            wait = _retry_after(a)
+            if a.status != 503 or code != "busy" or time.monotonic() + wait > t_end:
+                return a
+            on_busy(wait)
+            time.sleep(wait)
+
+
+def _retry_after(a: Answer) -> float:
+    """The busy answer's Retry-After is in its headers; the JSON carries no number."""
+    return float(a.retry_after) if a.retry_after is not None else 2.0
 
 
 def status(server: str, sid: str, timeout: float = 30.0) -> Answer:
