@@ -181,7 +181,9 @@ def test_hostile_strings_never_execute(fresh: Server) -> None:
 # a fit that takes 3.5 s (the tournament's timeout is 5 s), and the kills below wait for
 # its container rather than a fixed time, so they land inside the sealed run on a quiet
 # machine too (the plain fit can finish before a fixed wait ends, and nothing is killed)
-SLOW_FIT_PY = FIT_PY.replace("def run(ctx):\n", "def run(ctx):\n    __import__('time').sleep(3.5)\n")
+SLOW_FIT_PY = FIT_PY.replace(
+    "def run(ctx):\n", "def run(ctx):\n    __import__('time').sleep(3.5)\n"
+)
 
 
 def up_slow(s: Server, who: str, name: str) -> client.Answer:
@@ -199,7 +201,10 @@ def test_kill_9_worker_and_server_mid_verification(fresh: Server) -> None:
     pid = s.health()["local_worker_pid"]
     os.kill(pid, signal.SIGKILL)  # the worker dies mid-verification
     done = s.wait(sid)
-    assert done["status"] == "accepted" and done["runs"] == 2, (done.get("reason"), done)  # run again once
+    assert done["status"] == "accepted" and done["runs"] == 2, (
+        done.get("reason"),
+        done,
+    )  # run again once
     assert s.health()["local_worker_pid"] not in (None, pid)  # a new worker took over
     # now the server itself, while the next one verifies (its worker dies with it)
     b = up_slow(s, "bo", "crash2")

@@ -177,6 +177,7 @@ def cmd_remote_submit(args: argparse.Namespace) -> int:
             print(f"efflab: uploading {sent}/{total} bytes", file=sys.stderr, flush=True)
 
     try:
+
         def busy(wait: float) -> None:
             if not quiet:
                 print(f"efflab: the server is busy; sending again in {wait:g} s", file=sys.stderr, flush=True)  # fmt: skip
