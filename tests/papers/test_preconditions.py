@@ -15,7 +15,7 @@ import pytest
 
 from efflab.core.errors import BadInput
 from efflab.core.specio import canonical_json
-from efflab.papers import machine, samples, verdict
+from efflab.papers import capabilities, samples, verdict
 from efflab.papers.outcome import PaperResult
 from efflab.papers.report import headline, summary
 from efflab.papers.reproduce import judge, prepare
@@ -38,30 +38,30 @@ flags		: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36
 """
 
 
-def host(text: str, cores: int = 2) -> machine.Machine:
-    model, flags = machine.parse_cpuinfo(text)
-    return machine.Machine(model, flags, cores, ())
+def host(text: str, cores: int = 2) -> capabilities.Machine:
+    model, flags = capabilities.parse_cpuinfo(text)
+    return capabilities.Machine(model, flags, cores, ())
 
 
 def test_cpuinfo_flags_and_what_a_requirement_lacks() -> None:
     epyc, spr = host(EPYC), host(SPR, 112)
     assert epyc.cpu_model == "AMD EPYC" and "avx2" in epyc.flags
     assert "avx512_bf16" not in epyc.flags and "avx512_bf16" in spr.flags
-    need = machine.Requires(("avx512_bf16",), min_cores=4)
+    need = capabilities.Requires(("avx512_bf16",), min_cores=4)
     assert need.missing(spr) == []
     lacks = need.missing(epyc)
     assert lacks[0] == "CPU feature avx512_bf16 (not in /proc/cpuinfo flags)"
     assert lacks[1] == "4 usable cores (os.sched_getaffinity: 2)"
-    gpu = machine.Requires(accelerator="nvidia")
+    gpu = capabilities.Requires(accelerator="nvidia")
     assert "/proc/driver/nvidia/gpus" in gpu.missing(spr)[0]
     s = epyc.summary()
     assert "avx2" in s["cpu_features"] and "amx_bf16" in s["cpu_features_absent"]
 
 
 def test_this_machine_reads_its_own_cpuinfo_and_affinity() -> None:
-    m = machine.this_machine()
+    m = capabilities.this_machine()
     assert m.cores == len(os.sched_getaffinity(0))
-    assert m.flags == machine.parse_cpuinfo(Path("/proc/cpuinfo").read_text())[1]
+    assert m.flags == capabilities.parse_cpuinfo(Path("/proc/cpuinfo").read_text())[1]
 
 
 SPEC = """\

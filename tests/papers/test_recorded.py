@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from efflab.core.specio import canonical_json
-from efflab.papers import claims, machine, samples, verdict
+from efflab.papers import capabilities, claims, samples, verdict
 from efflab.papers.reproduce import prepare
 from efflab.papers.spec import load_papers
 
@@ -29,7 +29,7 @@ RECORDED = Path(__file__).parent / "recorded"
 DATA = json.loads((RECORDED / "verdicts.json").read_text())
 EXPECTED = DATA["claims"]
 PAPERS = load_papers(REPO, [], True)
-RUNS, PER_PAPER = prepare(REPO, PAPERS, True, machine.Machine("any", frozenset(), 64, ()))
+RUNS, PER_PAPER = prepare(REPO, PAPERS, True, capabilities.Machine("any", frozenset(), 64, ()))
 TABLES = {
     (d["experiment"], canonical_json(d["overrides"])): d
     for f in sorted(RECORDED.glob("*.json"))
@@ -47,14 +47,14 @@ def recorded(name: str, overrides: dict) -> samples.Samples:
     return samples.from_records(name, recs, d["points"], d["params"], d["timing"])
 
 
-def recorded_machine(pid: str) -> machine.Machine:
+def recorded_machine(pid: str) -> capabilities.Machine:
     """The machine the paper was recorded on, as far as claims' preconditions go."""
     m = DATA["papers"][pid]
     feats = m.get("cpu_features")
     # recorded before preconditions existed: judged as if nothing were missing, which
     # is how that run judged it
-    flags = frozenset(machine.RELEVANT if feats is None else feats)
-    return machine.Machine(m.get("cpu_model") or "", flags, m.get("usable_cores") or 64, ())
+    flags = frozenset(capabilities.RELEVANT if feats is None else feats)
+    return capabilities.Machine(m.get("cpu_model") or "", flags, m.get("usable_cores") or 64, ())
 
 
 @pytest.mark.parametrize("paper", PAPERS, ids=[p.id for p in PAPERS])

@@ -2,7 +2,7 @@
 
 Clear pass, clear fail, a straddle, a timing claim with one repetition, and a point an
 `agg` covers without a successful record — each decided by the real bootstrap
-(efflab.papers.intervals) on samples built like reproduce builds them.
+(efflab.papers.bootstrap) on samples built like reproduce builds them.
 """
 
 from __future__ import annotations

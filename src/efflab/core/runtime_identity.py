@@ -19,6 +19,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from efflab.core import cpuinfo
+
 DEVICE_ENV = "EFFLAB_DEVICE_CLASS"  # overrides detection (a cluster node of known class)
 
 
@@ -45,16 +47,9 @@ class RuntimeIdentity:
         return f"{self.kind} on {self.device}" + (f" (image {self.image})" if self.image else "")
 
 
-def _cpu_flags(cpuinfo: str) -> set[str]:
-    for line in cpuinfo.splitlines():
-        if line.startswith(("flags", "Features")):  # x86 / arm
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def cpu_class(cpuinfo: str) -> str:
+def cpu_class(text: str) -> str:
     """`cpu-avx512` / `cpu-avx2` / `cpu` from /proc/cpuinfo's flags (text given)."""
-    flags = _cpu_flags(cpuinfo)
+    flags = cpuinfo.parse(text).flags
     if "avx512f" in flags:
         return "cpu-avx512"
     if "avx2" in flags:
@@ -87,10 +82,7 @@ def device_class() -> str:
     forced = os.environ.get(DEVICE_ENV, "").strip()
     if forced:
         return forced
-    try:
-        cpu = cpu_class(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        cpu = "cpu"
+    cpu = cpu_class(cpuinfo.text())
     return "+".join([cpu, *(f"gpu:{m}" for m in gpu_models())])
 
 

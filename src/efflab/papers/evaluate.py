@@ -3,7 +3,7 @@
 Why separate from the language: claims.py defines and checks what a spec may say
 before anything runs; this module is where measured data meets a claim (each kind's
 own evaluation is in its module under efflab.papers.kinds, built on the helpers here). Every
-statistic comes with its confidence interval (efflab.papers.intervals) and the
+statistic comes with its confidence interval (efflab.papers.bootstrap) and the
 verdict is decided on the whole interval:
 
     pass          the whole interval satisfies the condition       -> "reproduced"
@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from efflab.papers import kinds
+from efflab.papers.bootstrap import METHOD, Estimate, EvalError
 from efflab.papers.claims import (
     ERROR,
     FAIL,
@@ -40,7 +41,6 @@ from efflab.papers.claims import (
     render,
     same_value,
 )
-from efflab.papers.intervals import METHOD, Estimate, EvalError
 from efflab.papers.plancheck import values as planned_values
 from efflab.papers.samples import MIN_TIMING_REPS, Samples, planned
 

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from efflab.core import layout
-from efflab.papers import claims, machine
+from efflab.papers import capabilities, claims
 from efflab.papers.evaluate import EvalError, rows
 from efflab.papers.outcome import Check, ClaimResult, PaperResult
 from efflab.results import render, tables
@@ -186,7 +186,7 @@ def summary(res: PaperResult, repo: Path | None = None) -> dict[str, Any]:
         "sanity_by_construction": sum(bool(r.by_construction) for r in res.results),
         "counted_reproduced": sum(r.outcome.status == claims.PASS for r in res.counted),
         "rules": RULES,
-        "machine": machine.this_machine().summary(),
+        "machine": capabilities.this_machine().summary(),
         "report_dir": None if res.report_dir is None else str(res.report_dir),
         "claims": [
             {

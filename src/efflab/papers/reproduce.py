@@ -19,7 +19,7 @@ from typing import Any
 from efflab.core.errors import BadInput, RunFailed, unknown_name
 from efflab.core.runtime_identity import RuntimeIdentity
 from efflab.core.specio import canonical_json
-from efflab.papers import claims, machine, plancheck, samples, verdict
+from efflab.papers import capabilities, claims, plancheck, samples, verdict
 from efflab.papers.evaluate import Outcome
 from efflab.papers.outcome import ClaimResult, ExperimentRun, PaperResult
 from efflab.papers.report import write_report
@@ -43,7 +43,7 @@ def prepare(
     repo: Path,
     papers: list[Paper],
     quick: bool,
-    host: machine.Machine | None = None,
+    host: capabilities.Machine | None = None,
     runtime: RuntimeIdentity | None = None,
 ) -> tuple[list[ExperimentRun], dict[str, dict[str, ExperimentRun]]]:
     """Plan each distinct experiment once (keyed for `runtime`) and check every claim
@@ -53,7 +53,7 @@ def prepare(
     when every paper needing it requires what `host` lacks). Raises BadInput (naming
     the paper file and JSON path) before anything runs.
     """
-    host = host or machine.this_machine()
+    host = host or capabilities.this_machine()
     seen: set[tuple[str, str]] = set()
     exp_dir = repo / "workflows" / "experiments"
     known = sorted(p.stem for p in exp_dir.glob("*.yaml"))
@@ -133,11 +133,11 @@ def set_aside(repo: Path, run: ExperimentRun, keys: list[str], round_: int) -> N
 
 
 def judge(
-    paper: Paper, runs: dict[str, ExperimentRun], host: machine.Machine | None = None
+    paper: Paper, runs: dict[str, ExperimentRun], host: capabilities.Machine | None = None
 ) -> list[ClaimResult]:
     """Evaluate every claim; a claim on an experiment that failed to run is an error,
     one on an experiment this machine cannot run is not applicable."""
-    host = host or machine.this_machine()
+    host = host or capabilities.this_machine()
     tables = {n: r.samples for n, r in runs.items() if r.samples is not None}
     out = []
     for c in paper.claims:

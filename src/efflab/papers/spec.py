@@ -14,7 +14,7 @@ from typing import Any
 
 from efflab.core.errors import BadInput, unknown_name
 from efflab.core.specio import load_yaml, schema, validate
-from efflab.papers import claims, controls, kinds, machine
+from efflab.papers import capabilities, claims, controls, kinds
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Need:
     inputs: dict[str, Any]
     quick_inputs: dict[str, Any]
     path: str
-    requires: machine.Requires | None = None  # without it the experiment does not run
+    requires: capabilities.Requires | None = None  # without it the experiment does not run
 
     def overrides(self, quick: bool) -> dict[str, Any]:
         return {**self.inputs, **(self.quick_inputs if quick else {})}
@@ -50,7 +50,7 @@ class Claim:
     cites: str | None = None  # "<paper>/<claim>" whose check this claim reuses
     control: controls.Control | None = None  # None: none declared (shown "uncontrolled")
     placebo: controls.PlaceboRule = field(default_factory=controls.PlaceboRule)
-    requires: machine.Requires | None = None  # without it: "not applicable"
+    requires: capabilities.Requires | None = None  # without it: "not applicable"
 
     @property
     def counted(self) -> bool:
@@ -143,7 +143,7 @@ def load_paper(repo: Path, pid: str) -> Paper:
                 e.get("inputs") or {},
                 e.get("quick_inputs") or {},
                 p,
-                machine.parse_requires(e.get("requires"), f"{p}.requires"),
+                capabilities.parse_requires(e.get("requires"), f"{p}.requires"),
             )
         )
     names = [n.name for n in needs]
@@ -183,7 +183,7 @@ def load_paper(repo: Path, pid: str) -> Paper:
                 c.get("cites"),
                 control,
                 placebo,
-                machine.parse_requires(c.get("requires"), f"{path}.requires"),
+                capabilities.parse_requires(c.get("requires"), f"{path}.requires"),
             )
         )
     return Paper(

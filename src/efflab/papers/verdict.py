@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from efflab.papers import claims, kinds, machine
+from efflab.papers import capabilities, claims, kinds
 from efflab.papers.claims import ERROR, INCONCLUSIVE, NOT_APPLICABLE, PASS
 from efflab.papers.evaluate import evaluate
 from efflab.papers.outcome import Check, ClaimResult
@@ -48,7 +48,7 @@ def checks(claim: Claim, tables: Mapping[str, Samples]) -> tuple[Check | None, l
 
 
 def judge(
-    claim: Claim, tables: Mapping[str, Samples], host: machine.Machine | None = None
+    claim: Claim, tables: Mapping[str, Samples], host: capabilities.Machine | None = None
 ) -> ClaimResult:
     """Evaluate the claim, its control and placebos; demote or cap as the rules say.
 
@@ -57,7 +57,7 @@ def judge(
     """
     out = evaluate(claim.condition, tables)
     control, placebos = checks(claim, tables)
-    missing = claim.requires.missing(host or machine.this_machine()) if claim.requires else []
+    missing = claim.requires.missing(host or capabilities.this_machine()) if claim.requires else []
     if missing:
         why = f"not applicable on this machine: needs {'; '.join(missing)}"
         out = dataclasses.replace(

@@ -1,6 +1,6 @@
 """The one interval of a point's metric: a percentile bootstrap of the median over the
 point's repetitions (95%), used by tables, the site and the optimize report alike
-(paper reports bootstrap their claim statistics the same way: efflab.papers.intervals
+(paper reports bootstrap their claim statistics the same way: efflab.papers.bootstrap
 takes CONFIDENCE, N_RESAMPLES and SEED from here).
 
 Why the median and a percentile bootstrap: timings are skewed and repetitions few;

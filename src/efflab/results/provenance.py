@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from efflab.core import cpuinfo
 from efflab.core.invocation import Invocation
 from efflab.plan.registry import SKIP_DIRS, SKIP_SUFFIXES, Registry
 
@@ -114,14 +115,7 @@ def invocation_git(
 
 @cache
 def host_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpuinfo.this_cpu().model
     try:
         mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     except (OSError, ValueError, IndexError):

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from efflab.papers import claims, controls, plancheck
+from efflab.papers.bootstrap import Resolver, fmt_interval
 from efflab.papers.claims import OPS, Arith, Const, Expr, bare_expr, expr, render
 from efflab.papers.evaluate import Outcome, few, three_way
-from efflab.papers.intervals import Resolver, fmt_interval
 from efflab.papers.kinds import Kind
 from efflab.papers.samples import Samples
 

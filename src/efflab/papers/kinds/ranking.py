@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from efflab.papers import claims, plancheck
+from efflab.papers.bootstrap import Estimate, Resolver
 from efflab.papers.claims import FAIL, INCONCLUSIVE, PASS, Select, render
 from efflab.papers.evaluate import Outcome, axis, few, natural, unsure
-from efflab.papers.intervals import Estimate, Resolver
 from efflab.papers.kinds import Kind
 from efflab.papers.samples import Samples
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from efflab.core.errors import BadInput
 from efflab.papers import claims, plancheck
+from efflab.papers.bootstrap import Resolver, fmt_interval
 from efflab.papers.claims import Scalar, Select, render, same_value
 from efflab.papers.evaluate import Outcome, axis, combine_statuses, few, natural, three_way
-from efflab.papers.intervals import Resolver, fmt_interval
 from efflab.papers.kinds import Kind
 from efflab.papers.samples import Samples
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from efflab.core.errors import BadInput
 from efflab.papers import claims, controls, plancheck
+from efflab.papers.bootstrap import Resolver, fmt_interval
 from efflab.papers.claims import FAIL, INCONCLUSIVE, Const, Expr, bare_expr, expr, is_bare, render
 from efflab.papers.evaluate import Outcome, few, three_way, unsure
-from efflab.papers.intervals import Resolver, fmt_interval
 from efflab.papers.kinds import Kind
 from efflab.papers.samples import Samples
 

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from efflab.core import cpuinfo
 from efflab.results.provenance import host_info
 
 # MLPerf inference's required system-description fields, in the checker's order
@@ -43,7 +44,7 @@ def _read(p: str) -> str:
 
 
 def _sockets() -> int:
-    ids = set(re.findall(r"^physical id\s*:\s*(\d+)", _read("/proc/cpuinfo"), re.M))
+    ids = set(re.findall(r"^physical id\s*:\s*(\d+)", cpuinfo.text(), re.M))
     return max(len(ids), 1)
 
 
@@ -62,7 +63,7 @@ def _frequency() -> str:
     khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip()
     if khz.isdigit():
         return f"{int(khz) / 1000:.0f} MHz"
-    mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", _read("/proc/cpuinfo"), re.M)
+    mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo.text(), re.M)
     return f"{float(mhz.group(1)):.0f} MHz" if mhz else NA
 
 

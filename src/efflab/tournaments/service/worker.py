@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from efflab.core import cpuinfo
 from efflab.core.errors import BadInput, RunFailed
 from efflab.core.specio import canonical_json
 from efflab.tournaments import identity
@@ -52,14 +53,7 @@ def worker_key(path: Path | None = None) -> Ed25519PrivateKey:
 
 def describe_machine(machine_class: str | None = None) -> dict[str, Any]:
     """What results carry about where they were measured."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpuinfo.this_cpu().model
     mem = 0
     try:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

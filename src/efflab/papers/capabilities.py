@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from efflab.core import runtime_identity
+from efflab.core import cpuinfo, runtime_identity
 
 # the flags a report lists (others stay in /proc/cpuinfo)
 RELEVANT = (
@@ -71,23 +71,13 @@ class Machine:
 
 def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
     """(model name, flags) of the first processor in a /proc/cpuinfo text."""
-    model, flags = "", frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and not model:
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = frozenset(value.split())
-    return model, flags
+    info = cpuinfo.parse(text)
+    return info.model, info.flags
 
 
 @cache
 def this_machine() -> Machine:
-    try:
-        model, flags = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        model, flags = "", frozenset()
+    model, flags = parse_cpuinfo(cpuinfo.text())
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
