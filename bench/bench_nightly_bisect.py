@@ -1,6 +1,7 @@
 """`efflab nightly bisect` on a real repository case (printed figures, not a test).
 
 Run: PYTHONPATH=src .venv/bin/python bench/bench_nightly_bisect.py [--culprit 11] [--slowdown 0.2]
+     [--repetitions N] [--count]
 
 Builds a throw-away git repository from this project's committed tree (`git archive
 HEAD`) with 16 commits: the base, then 15 more — documentation edits, an unrelated
@@ -15,6 +16,12 @@ default every timed call 20 % slower). Then runs the real CLI,
 with the repository's own nightly suite (quick, 5 repetitions, runs 300), and prints
 whether it named the culprit, the commits measured (and how many reused the cache)
 and the wall time. Host runtime: no Docker image build in the figure.
+
+With --count the measured metric is a work count instead of wall time: the culprit
+makes the serving simulator re-simulate `--slowdown` of its requests (deterministic
+extra work, no spin on a clock), and the bisect reads `instructions` of the nightly
+suite's `serving-sim-count` (Valgrind's cachegrind, one repetition per commit). The
+instruction change the culprit really caused is printed beside the verdict.
 """
 
 from __future__ import annotations
@@ -59,7 +66,19 @@ def commit(repo: Path, msg: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-def build(repo: Path, culprit: int, slowdown: float) -> tuple[list[str], str]:
+SIM = "        res = simulate(reqs, cfg, cost)\n"
+SIM_SLOW = """        res = simulate(reqs, cfg, cost)
+        # extra work: the first FRACTION of the requests simulated a second time
+        extra = generate(WorkloadSpec(n_requests=max(1, round(inp["n_requests"] * FRACTION)),
+                                      rate_rps=inp["rate_rps"],
+                                      prompt_len=(inp["prompt_len_min"], inp["prompt_len_max"]),
+                                      output_len=(inp["output_len_min"], inp["output_len_max"]),
+                                      length_dist=inp["length_dist"], seed=inp["seed"]))
+        simulate(extra, cfg, cost)
+"""
+
+
+def build(repo: Path, culprit: int, slowdown: float, count: bool = False) -> tuple[list[str], str]:
     repo.mkdir(parents=True)
     tar = subprocess.run(
         ["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True
@@ -68,10 +87,16 @@ def build(repo: Path, culprit: int, slowdown: float) -> tuple[list[str], str]:
     git(repo, "init", "-q")
     shas = [commit(repo, "base: the project as committed")]
     ort_py = repo / "scripts/_lib/edge/edgelib/ort.py"
+    sim_py = repo / "scripts/serve-sim/run.py"
     assert FAST in ort_py.read_text(), "timed_runs changed; update the bench"
+    assert SIM in sim_py.read_text(), "serve-sim's simulate call changed; update the bench"
     bad = ""
     for i in range(2, 17):
-        if i == culprit:
+        if i == culprit and count:
+            sim_py.write_text(sim_py.read_text().replace(SIM, SIM_SLOW.replace("FRACTION", repr(slowdown))))  # fmt: skip
+            shas.append(commit(repo, "serve-sim: simulate part of the workload twice (more work)"))
+            bad = shas[-1]
+        elif i == culprit:
             slow = SLOW.replace("FACTOR", repr(1 + slowdown))
             ort_py.write_text(ort_py.read_text().replace(FAST, slow))
             shas.append(commit(repo, "edgelib: check each call's output (slower timed loop)"))
@@ -101,21 +126,28 @@ def main() -> None:
     )
     ap.add_argument("--keep", action="store_true", help="keep the throw-away repository")
     ap.add_argument(
+        "--count", action="store_true", help="bisect serving-sim-count's instructions (cachegrind)"
+    )
+    ap.add_argument(
         "--repetitions", type=int, help="repetitions per tested commit (default: the suite's)"
     )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="efflab-bisect-bench-"))
     try:
         repo = tmp / "proj"
-        shas, bad = build(repo, args.culprit, args.slowdown)
+        shas, bad = build(repo, args.culprit, args.slowdown, args.count)
         print(
             f"repository: {repo}, {len(shas)} commits, culprit #{args.culprit} {bad[:10]} "
             f"({args.slowdown:.0%} slower timed calls)"
         )
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "efflab", "--repo", str(repo), "nightly", "bisect"]
-        cmd += ["edge-digits", "--metric", "latency_p50_us", "--point", "model=mlp-1024"]
-        cmd += ["precision=fp32", "--good", shas[0], "--bad", shas[-1], "--runtime", "host"]
+        if args.count:
+            cmd += ["serving-sim-count", "--metric", "instructions"]
+        else:
+            cmd += ["edge-digits", "--metric", "latency_p50_us", "--point", "model=mlp-1024"]
+            cmd += ["precision=fp32"]
+        cmd += ["--good", shas[0], "--bad", shas[-1], "--runtime", "host"]
         cmd += ["--cores", str(args.cores), "--json"]
         if args.repetitions:
             cmd += ["--repetitions", str(args.repetitions)]
@@ -124,6 +156,8 @@ def main() -> None:
         sys.stderr.write(proc.stderr)
         res = json.loads(proc.stdout)
         found = (res.get("first_bad") or {}).get("commit")
+        for t in res["tested"]:
+            print(f"  tested {t.get('commit', '?')[:10]}: {json.dumps({k: v for k, v in t.items() if k != 'commit'})[:300]}")  # fmt: skip
         print(f"exit {proc.returncode}: {res['message']}")
         print(f"named the culprit: {found == bad}")
         reused = sum(1 for t in res["tested"] if t["reused"])
