@@ -94,7 +94,11 @@ def test_capacity_search_brackets_the_target(start):
 
     cap = capacity_search(judge, start, target=0.9, rel_tol=0.03)
     assert cap.rate_ok <= 60 <= cap.rate_fail <= 1.03 * cap.rate_ok
-    assert cap.probe_at(cap.rate_ok).mean_attainment >= 0.9 > cap.probe_at(cap.rate_fail).mean_attainment
+    assert (
+        cap.probe_at(cap.rate_ok).mean_attainment
+        >= 0.9
+        > cap.probe_at(cap.rate_fail).mean_attainment
+    )
     assert len(cap.probes) <= 12
 
 

@@ -32,7 +32,9 @@ class Setup:
     kv_bytes_per_token: float
 
 
-def setup(inp: dict[str, Any], coef: Sequence[float] | None, bad: Callable[..., Exception]) -> Setup:
+def setup(
+    inp: dict[str, Any], coef: Sequence[float] | None, bad: Callable[..., Exception]
+) -> Setup:
     """The cluster's cost model from the inputs; `coef` = the fitted cost's coefficients
     (cost_model fitted), `bad(field, expected, found)` = the exception for bad input."""
     if inp["cost_model"] == "fitted":
