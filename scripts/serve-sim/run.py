@@ -1,17 +1,17 @@
-"""serve-sim: simpy cluster simulation with a roofline or fitted iteration cost."""
+"""serve-sim: simpy cluster simulation with a roofline or fitted iteration cost.
+
+The arrival rate is `rate_rps`, or with `load` > 0 that multiple of the capacity
+serve-sim-capacity found for the reference arm (`capacity_policy`, uncapped, same
+cluster and workload). Repetition r serves workload seed `seed + r`: the simulator is
+deterministic, so repetitions are workload seeds, not timing noise.
+"""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
-import numpy as np
-from llmserve.costmodel import FittedCost, Roofline, auto_tp, load_data
-from llmserve.metrics import REQUEST_METRICS, summarize
-from llmserve.scheduler import Limits
-from llmserve.sim import SimConfig, simulate
-from llmserve.workload import WorkloadSpec, generate
+from llmserve.simrun import setup, simulate_point
 
 try:
     from efflab.runtime.ctx import BadInput
@@ -19,80 +19,29 @@ except ImportError:  # direct use outside the framework
     BadInput = ValueError  # type: ignore[misc,assignment]
 
 
-def _cost(ctx: Any) -> tuple[Any, Limits, int, float, float]:
-    """Cost model, admission limits, devices per instance, idle W, KV bytes/token."""
-    inp = ctx.inputs
-    if inp["cost_model"] == "fitted":
-        coef = json.loads(ctx.deps["fit"].files["coef"].read_text())["coef"]
-        cost = FittedCost(np.array(coef), cap=inp["power_cap"])
-        lim = Limits(max_batch=inp["max_batch"], max_prefill_tokens=inp["max_prefill_tokens"])
-        return cost, lim, 1, cost.idle_w, 0.0
-    data = load_data()
-    tp = inp["tp"] or auto_tp(inp["gpu"], inp["model"], data)
-    cost = Roofline(inp["gpu"], inp["model"], tp, inp["power_cap"], data)
-    cap = cost.kv_capacity_tokens()
-    need = inp["prompt_len_max"] + inp["output_len_max"]
-    if cap < need:
-        raise BadInput(
-            "tp",
-            f"enough GPUs for the {inp['model']} weights plus one request's "
-            f"KV cache ({need} tokens)",
-            tp,
-        )
-    lim = Limits(
-        max_batch=inp["max_batch"], kv_capacity=cap, max_prefill_tokens=inp["max_prefill_tokens"]
-    )
-    return cost, lim, tp, cost.idle_w, cost.kv_bytes_per_token
-
-
 def run(ctx: Any) -> dict[str, Any]:
     inp = ctx.inputs
-    cost, lim, tp, idle_w, kvb = _cost(ctx)
-    reqs = generate(
-        WorkloadSpec(
-            n_requests=inp["n_requests"],
-            rate_rps=inp["rate_rps"],
-            prompt_len=(inp["prompt_len_min"], inp["prompt_len_max"]),
-            output_len=(inp["output_len_min"], inp["output_len_max"]),
-            length_dist=inp["length_dist"],
-            seed=inp["seed"],
-        )
-    )
-    cfg = SimConfig(
-        policy=inp["policy"],
-        token_budget=inp["token_budget"],
-        instances=inp["instances"],
-        limits=lim,
-        kv_bytes_per_token=kvb,
-        link_bw=inp["link_gb_s"] * 1e9,
-        devices_per_instance=tp,
-        idle_w=idle_w,
-    )
-    t0 = time.perf_counter()
+    coef = None
+    if inp["cost_model"] == "fitted":
+        coef = json.loads(ctx.deps["fit"].files["coef"].read_text())["coef"]
+    s = setup(inp, coef, BadInput)
+    capacity = float(ctx.deps["capacity"].metrics["capacity_rps"])
+    rate = inp["load"] * capacity if inp["load"] > 0 else float(inp["rate_rps"])
+    seed = int(inp["seed"]) + int(getattr(ctx, "repetition", 0))
+    ctx.log.info(
+        "simulating %d requests at %.2f req/s (load %.2f of %.2f req/s), %s, cap %.2f, seed %d",
+        inp["n_requests"], rate, rate / capacity, capacity, inp["policy"], inp["power_cap"], seed,
+    )  # fmt: skip
     with ctx.timer("simulate"):
-        res = simulate(reqs, cfg, cost)
-    wall = time.perf_counter() - t0
-    m = summarize(res.requests, inp["slo_ttft_ms"], inp["slo_tbt_ms"])
-    metrics = {k: m[k] for k in REQUEST_METRICS}
-    metrics.update(
-        throughput_per_gpu_tok_s=m["throughput_tok_s"] / res.devices,
-        goodput_rps=m["slo_attainment"] * m["requests_completed"] / res.span_s,
-        avg_power_w=res.energy_j / res.span_s / res.devices,
-        energy_per_token_j=res.energy_j / max(m["output_tokens"], 1.0),
-        gpus=float(res.devices),
-        sim_wall_s=wall,
-        # saturation evidence: the busiest instance's share of the span, and how much
-        # longer than the arrival window the cluster needed (>> 1: a queue built up)
-        busy_frac_max=max(i.busy_s for i in res.instances) / res.span_s,
-        drain_ratio=res.span_s / max(r.arrival for r in res.requests)
-        if len(res.requests) > 1
-        else 1.0,
-    )
+        metrics, res = simulate_point(inp, s, rate, seed)
+    metrics.update(arrival_rate_rps=rate, reference_capacity_rps=capacity)
     return {
         "metrics": metrics,
         "values": {
-            "tp": tp,
-            "kv_capacity_tokens_per_instance": lim.kv_capacity,
+            "tp": s.tp,
+            "workload_seed": seed,
+            "utilisation": rate / capacity,
+            "kv_capacity_tokens_per_instance": s.limits.kv_capacity,
             "kv_transfer_s_total": res.kv_transfers_s,
             "span_s": res.span_s,
             "iterations": [i.iterations for i in res.instances],

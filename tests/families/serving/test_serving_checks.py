@@ -19,7 +19,14 @@ except ImportError:
     sys.path.insert(0, str(REPO / "src"))
     from efflab.plan.registry import parse_script
 
-SCRIPTS = ["serve-engine", "serve-loadgen", "serve-sim", "serve-fit", "serve-calibrate"]
+SCRIPTS = [
+    "serve-engine",
+    "serve-loadgen",
+    "serve-sim",
+    "serve-sim-capacity",
+    "serve-fit",
+    "serve-calibrate",
+]
 
 
 def _problems(alias: str, **inputs) -> list[str]:
@@ -57,6 +64,14 @@ def test_defaults_are_valid(alias):
         ("serve-sim", {"prompt_len_max": 4000}),  # + 512 > 4096
         ("serve-sim", {"cost_model": "fitted"}),  # default lengths exceed the CPU model
         ("serve-sim", {"gpu": "tpu-v5"}),
+        ("serve-sim", {"load": -0.5}),
+        ("serve-sim", {"capacity_policy": "round-robin"}),
+        ("serve-sim-capacity", {"policy": "splitwise-1p2d"}),  # 3 instances != 4
+        ("serve-sim-capacity", {"prompt_len_max": 4000}),
+        ("serve-sim-capacity", {"target": 0}),
+        ("serve-sim-capacity", {"target": 1.5}),
+        ("serve-sim-capacity", {"seeds_per_rate": 0}),
+        ("serve-sim-capacity", {"rel_tol": 0}),
     ],
 )
 def test_bad_inputs_rejected(alias, bad):

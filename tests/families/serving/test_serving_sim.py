@@ -20,6 +20,7 @@ from llmserve.costmodel import Cost, FittedCost, Roofline, auto_tp, fit, fit_err
 from llmserve.metrics import summarize  # noqa: E402
 from llmserve.scheduler import Limits, Work  # noqa: E402
 from llmserve.sim import SimConfig, simulate  # noqa: E402
+from llmserve.simrun import Probe, capacity_search, setup, simulate_point  # noqa: E402
 from llmserve.workload import WorkloadSpec, generate  # noqa: E402
 
 GPU_SPEC = WorkloadSpec(
@@ -80,6 +81,57 @@ def test_power_cap_costs_little_throughput():
     p_cap = capped.energy_j / capped.span_s / capped.devices
     assert p_cap < p_full
     assert mc["throughput_tok_s"] >= 0.9 * mf["throughput_tok_s"]
+
+
+@pytest.mark.parametrize("start", [5.0, 60.0, 500.0])
+def test_capacity_search_brackets_the_target(start):
+    """Attainment 1 - (rate - 50) / 100 crosses 0.9 at 60 req/s: from below, at or
+    above it, the search ends with a bracket of probed rates around 60 within rel_tol."""
+
+    def judge(rate: float) -> Probe:
+        a = min(1.0, max(0.0, 1 - (rate - 50) / 100))
+        return Probe(rate, [a, a], [rate * a] * 2)
+
+    cap = capacity_search(judge, start, target=0.9, rel_tol=0.03)
+    assert cap.rate_ok <= 60 <= cap.rate_fail <= 1.03 * cap.rate_ok
+    assert (
+        cap.probe_at(cap.rate_ok).mean_attainment
+        >= 0.9
+        > cap.probe_at(cap.rate_fail).mean_attainment
+    )
+    assert len(cap.probes) <= 12
+
+
+SIM_INPUTS = {
+    "policy": "prefill-first", "token_budget": 512, "cost_model": "roofline",
+    "gpu": "a100-80gb", "model": "7b", "tp": 0, "instances": 1, "power_cap": 1.0,
+    "n_requests": 120, "prompt_len_min": 128, "prompt_len_max": 1024,
+    "output_len_min": 16, "output_len_max": 128, "length_dist": "lognormal",
+    "max_batch": 256, "max_prefill_tokens": 8192, "link_gb_s": 25,
+    "slo_ttft_ms": 1000, "slo_tbt_ms": 100,
+}  # fmt: skip
+
+
+def sim_capacity(**over):
+    inp = {**SIM_INPUTS, **over}
+    s = setup(inp, None, ValueError)
+
+    def judge(rate: float) -> Probe:
+        ms = [simulate_point(inp, s, rate, seed)[0] for seed in (0, 1)]
+        return Probe(rate, [m["slo_attainment"] for m in ms], [m["goodput_rps"] for m in ms])
+
+    return capacity_search(judge, 4.0, target=0.9, rel_tol=0.05)
+
+
+def test_capacity_on_the_simulator_is_where_slo_attainment_falls():
+    """On the roofline cluster: the simulator meets the SLO at capacity, misses it just
+    above, and a 40% power cap (slower iterations) lowers the capacity."""
+    full = sim_capacity()
+    assert full.probe_at(full.rate_ok).mean_attainment >= 0.9
+    assert full.probe_at(full.rate_fail).mean_attainment < 0.9
+    assert full.rate_fail <= 1.05 * full.rate_ok
+    capped = sim_capacity(power_cap=0.4)
+    assert capped.rate_ok < 0.9 * full.rate_ok
 
 
 def test_roofline_regimes():

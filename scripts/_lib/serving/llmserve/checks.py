@@ -80,3 +80,33 @@ def check_sim(inputs: dict[str, Any]) -> list[Problem]:
     if cap is not None and not 0 < float(cap) <= 1:
         out.append(("power_cap", "a fraction of TDP in (0, 1]", cap))
     return out
+
+
+# the fitted cost model describes serve-engine's default model
+ENGINE_MAX_CONTEXT = 512
+
+
+def check_sim_context(inputs: dict[str, Any]) -> list[Problem]:
+    """check_sim plus the model's context: prompt + output must fit it (serve-sim and
+    serve-sim-capacity)."""
+    out = check_sim(inputs)
+    if inputs.get("cost_model") == "fitted":
+        ctx = ENGINE_MAX_CONTEXT
+    else:
+        from pathlib import Path
+
+        import yaml
+
+        data = yaml.safe_load((Path(__file__).parent / "hardware.yaml").read_text())
+        ctx = data["models"][inputs["model"]]["max_context"]
+    total = inputs["prompt_len_max"] + inputs["output_len_max"]
+    if total > ctx:
+        out.append(
+            (
+                "prompt_len_max",
+                f"prompt_len_max + output_len_max <= {ctx} "
+                f"(context of the {inputs.get('cost_model')} model)",
+                total,
+            )
+        )
+    return out
