@@ -66,15 +66,15 @@ def commit(repo: Path, msg: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-SIM = "        res = simulate(reqs, cfg, cost)\n"
-SIM_SLOW = """        res = simulate(reqs, cfg, cost)
-        # extra work: the first FRACTION of the requests simulated a second time
-        extra = generate(WorkloadSpec(n_requests=max(1, round(inp["n_requests"] * FRACTION)),
-                                      rate_rps=inp["rate_rps"],
-                                      prompt_len=(inp["prompt_len_min"], inp["prompt_len_max"]),
-                                      output_len=(inp["output_len_min"], inp["output_len_max"]),
-                                      length_dist=inp["length_dist"], seed=inp["seed"]))
-        simulate(extra, cfg, cost)
+SIM = "    res = simulate(reqs, cfg, s.cost)\n"
+SIM_SLOW = """    res = simulate(reqs, cfg, s.cost)
+    # extra work: the first FRACTION of the requests simulated a second time
+    extra = generate(WorkloadSpec(n_requests=max(1, round(inp["n_requests"] * FRACTION)),
+                                  rate_rps=rate_rps,
+                                  prompt_len=(inp["prompt_len_min"], inp["prompt_len_max"]),
+                                  output_len=(inp["output_len_min"], inp["output_len_max"]),
+                                  length_dist=inp["length_dist"], seed=seed))
+    simulate(extra, cfg, s.cost)
 """
 
 
@@ -87,7 +87,7 @@ def build(repo: Path, culprit: int, slowdown: float, count: bool = False) -> tup
     git(repo, "init", "-q")
     shas = [commit(repo, "base: the project as committed")]
     ort_py = repo / "scripts/_lib/edge/edgelib/ort.py"
-    sim_py = repo / "scripts/serve-sim/run.py"
+    sim_py = repo / "scripts/_lib/serving/llmserve/simrun.py"
     assert FAST in ort_py.read_text(), "timed_runs changed; update the bench"
     assert SIM in sim_py.read_text(), "serve-sim's simulate call changed; update the bench"
     bad = ""
