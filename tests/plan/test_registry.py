@@ -108,3 +108,20 @@ def test_dependency_cycle_is_an_error(repo: Path) -> None:
     with pytest.raises(BadInput) as e:
         Registry.for_repo(repo)
     assert "cycle" in str(e.value)
+
+
+def test_a_dependency_an_input_switches_off_is_not_planned(repo: Path) -> None:
+    from efflab.plan.planner import Planner
+
+    meta = repo / "scripts/square/meta.yaml"
+    meta.write_text(meta.read_text().replace('inputs: {n: "{n}"}', 'inputs: {n: "{n}"}\n    when: {fail: false}'))  # fmt: skip
+    sq = Registry.for_repo(repo).scripts["square"]
+    planner = Planner(repo)
+    on = planner.invocation(sq, {"n": 2}, meta, {})
+    off = planner.invocation(sq, {"n": 2, "fail": True}, meta, {})
+    assert set(on.deps) == {"src"} and off.deps == {}
+    # a condition on an input the script does not have is a bad meta, named
+    meta.write_text(meta.read_text().replace("when: {fail: false}", "when: {nope: 1}"))
+    with pytest.raises(BadInput) as e:
+        Registry.for_repo(repo)
+    assert e.value.path == "$.deps[0].when.nope"

@@ -210,6 +210,8 @@ class Planner:
                 raise BadInput(file, paths.get(fld, f"$.inputs.{fld}"), expected, found)
         deps: dict[str, dict[str, str]] = {}
         for i, d in enumerate(script.deps):
+            if not d.wanted(inputs):
+                continue
             dep_script = self._found.get((script.alias, d.tags))
             if dep_script is None:
                 dep_script = self.registry.find(d.tags, script.meta_file, f"$.deps[{i}].tags")

@@ -35,6 +35,14 @@ class Dep:
     name: str
     tags: str
     inputs: dict[str, Any]
+    # only planned when the script's inputs match (input -> value or list of values):
+    # a dependency an input switches off costs nothing and never invalidates the key
+    when: dict[str, Any] = field(default_factory=dict)
+
+    def wanted(self, inputs: dict[str, Any]) -> bool:
+        return all(
+            inputs.get(k) in (v if isinstance(v, list) else [v]) for k, v in self.when.items()
+        )
 
 
 @dataclass
@@ -213,7 +221,10 @@ def parse_script(folder: Path, confine: Path | None = None) -> Script:
         for root in [folder, *include]:
             _confined(root, confine)
     outputs = meta.get("outputs") or {}
-    deps = [Dep(d["name"], d["tags"], d.get("inputs") or {}) for d in meta.get("deps") or []]
+    deps = [
+        Dep(d["name"], d["tags"], d.get("inputs") or {}, d.get("when") or {})
+        for d in meta.get("deps") or []
+    ]
     for i, d in enumerate(deps):
         unknown = _template_names(d.inputs, meta_file, f"$.deps[{i}].inputs") - set(inputs)
         if unknown:
@@ -223,6 +234,8 @@ def parse_script(folder: Path, confine: Path | None = None) -> Script:
                 f"templates naming inputs of this script {sorted(inputs)}",
                 sorted(unknown),
             )
+        for k in sorted(set(d.when) - set(inputs)):
+            raise BadInput(meta_file, f"$.deps[{i}].when.{k}", f"an input of this script {sorted(inputs)}", k)  # fmt: skip
     unknown = _template_names(meta.get("resources") or {}, meta_file, "$.resources") - set(inputs)
     if unknown:
         raise BadInput(
