@@ -92,6 +92,7 @@ def main() -> int:
                 "params": s.params,
                 "points": s.points,
                 "timing": s.timing,
+                "noiseless": sorted(s.noiseless),
                 "records": sorted(
                     (
                         {

@@ -26,7 +26,9 @@ RECORDED = Path(__file__).parent / "recorded"
 def recorded(name: str) -> samples.Samples:
     d = json.loads((RECORDED / f"{name}.json").read_text())
     recs = [{**r, "status": "ok"} for r in d["records"]]
-    return samples.from_records(name, recs, d["points"], d["params"], d["timing"])
+    return samples.from_records(
+        name, recs, d["points"], d["params"], d["timing"], d.get("noiseless", ())
+    )
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +237,21 @@ def test_a_placebo_is_decided_on_a_contended_machine(tmp_path: Path) -> None:
     # a control reading other points (cnn-64) stays undecided under contention
     r = judge(tmp_path, busy, "edge-digits", FASTER)["faster"]
     assert r.control is not None and r.control.outcome.status == "inconclusive"
+
+
+def test_a_noiseless_metric_is_decided_on_a_contended_machine(tmp_path: Path) -> None:
+    """Model size is declared `noiseless` by edge-bench: records measured on a busy
+    machine decide a claim on it (load cannot move a size), while a latency claim on
+    the same records stays undecided."""
+    from efflab.plan.registry import Registry
+
+    declared = Registry.for_repo(REPO).scripts["edge-bench"].metrics
+    quiet = {m for m, v in declared.items() if v.get("noiseless")}
+    assert {"model_size_kb", "accuracy"} <= quiet and "latency_p50_us" not in quiet
+    d = json.loads((RECORDED / "edge-digits.json").read_text())
+    recs = [{**r, "status": "ok", "contended": True} for r in d["records"]]
+    busy = {"edge-digits": samples.from_records("edge-digits", recs, d["points"], d["params"], True, quiet)}  # fmt: skip
+    r = judge(tmp_path, busy, "edge-digits", SIZE)["size"]
+    assert r.outcome.status == "pass" and "contended" not in r.outcome.detail, r.outcome
+    r = judge(tmp_path, busy, "edge-digits", FASTER)["faster"]
+    assert r.outcome.status == "inconclusive" and "contended" in r.outcome.detail

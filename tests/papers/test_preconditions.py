@@ -102,7 +102,9 @@ def recorded_tables(p) -> dict[str, samples.Samples]:
             d = json.loads(f.read_text())
             if canonical_json(d["overrides"]) == canonical_json(run.overrides):
                 recs = [{**r, "status": "ok"} for r in d["records"]]
-                out[name] = samples.from_records(name, recs, d["points"], d["params"], d["timing"])
+                out[name] = samples.from_records(
+                    name, recs, d["points"], d["params"], d["timing"], d.get("noiseless", ())
+                )
     return out
 
 

@@ -44,7 +44,9 @@ def recorded(name: str, overrides: dict) -> samples.Samples:
     assert d is not None, f"no recorded table for {name} {overrides}: tools/record-fixtures.py"
     assert d["recorded"]["git_commit"] and d["records"], name
     recs = [{**r, "status": "ok"} for r in d["records"]]
-    return samples.from_records(name, recs, d["points"], d["params"], d["timing"])
+    return samples.from_records(
+        name, recs, d["points"], d["params"], d["timing"], d.get("noiseless", ())
+    )
 
 
 def recorded_machine(pid: str) -> capabilities.Machine:

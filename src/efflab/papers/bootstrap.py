@@ -108,12 +108,13 @@ class Resolver:
                     f"{render(sel)}: point {ps.label} has no successful record of {sel.metric}"
                     + (f" (one of {len(pts)} under agg {sel.agg})" if sel.agg else "")
                 )
-            self.timing |= s.timing
+            timing = s.timing_metric(sel.metric)
+            self.timing |= timing
             label = f"{sel.experiment}/{sel.metric}/{ps.label}"
             if self.paired and (label, sel.stat) in self._bound:
                 out.append(self._bound[(label, sel.stat)])
                 continue
-            self.leaves.append(_Leaf(ps.values, sel.stat, ps.contended if s.timing else 0, label))
+            self.leaves.append(_Leaf(ps.values, sel.stat, ps.contended if timing else 0, label))
             out.append(len(self.leaves) - 1)
             self._bound[(label, sel.stat)] = out[-1]
         return out

@@ -8,7 +8,10 @@ evaluate), never a silent drop from an `agg`.
 
 `timing` says the experiment's measured script is timing-sensitive (its resources say
 `exclusive`): a claim on it needs at least MIN_TIMING_REPS repetitions per point, even
-in --quick, or its verdict is `inconclusive`.
+in --quick, or its verdict is `inconclusive`. Metrics the script declares `noiseless`
+(an accuracy of a fixed-seed model, a size, a MAC count) are not timings although the
+script also measures some: a busy machine cannot move them, so contention never makes
+a claim on them undecided.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class Samples:
     contended: int = 0  # records measured while the machine was contended
     remeasured: int = 0  # invocations re-measured because they were contended
     params: list[str] = field(default_factory=list)
+    noiseless: frozenset[str] = frozenset()  # metrics no machine load can move
+
+    def timing_metric(self, metric: str) -> bool:
+        return self.timing and metric not in self.noiseless
 
 
 def from_records(
@@ -61,6 +68,7 @@ def from_records(
     points: list[dict[str, Any]],
     params: list[str],
     timing: bool = False,
+    noiseless: Iterable[str] = (),
 ) -> Samples:
     """Samples from run records: RunRecords, or recorded JSON (point, repetition,
     metrics, contended) as the claim fixtures hold them."""
@@ -85,7 +93,12 @@ def from_records(
     for pt in points:
         if pt not in uniq:
             uniq.append(pt)
-    return Samples(experiment, frame, uniq, timing, n_cont, 0, list(params))
+    return Samples(experiment, frame, uniq, timing, n_cont, 0, list(params), frozenset(noiseless))
+
+
+def noiseless_metrics(plan: Plan) -> frozenset[str]:
+    """The measured script's metrics declared `noiseless: true` in its meta."""
+    return frozenset(n for n, m in plan.script.metrics.items() if m.get("noiseless"))
 
 
 def from_plan(plan: Plan, records: Iterable[RunRecord]) -> Samples:
@@ -99,6 +112,7 @@ def from_plan(plan: Plan, records: Iterable[RunRecord]) -> Samples:
         [pt.params for pt in plan.points],
         plan.param_names(),
         timing,
+        noiseless_metrics(plan),
     )
 
 
