@@ -71,10 +71,10 @@ def main() -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     for r in runs:
         keys = {pt.key for pt in r.plan.points}
-        recs = [x for x in records.load(a.repo, r.name, keys) if x.get("status", "ok") == "ok"]
+        recs = [x for x in records.load(a.repo, r.name, keys) if x.ok]
         by_key = {pt.key: pt.params for pt in r.plan.points}
         s = from_plan(r.plan, recs)
-        prov = recs[0]["provenance"] if recs else {}
+        prov = recs[0].provenance if recs else {}
         atomic_write_json(
             a.out / f"{fixture_name(r.name, r.overrides)}.json",
             {
@@ -86,7 +86,7 @@ def main() -> int:
                     "cpu_model": prov.get("host", {}).get("cpu_model"),
                     "cores": prov.get("host", {}).get("cores"),
                     "runtime": prov.get("runtime"),
-                    "started": min((x.get("started") or "" for x in recs), default=""),
+                    "started": min((x.started or "" for x in recs), default=""),
                     "quick": True,
                 },
                 "params": s.params,
@@ -95,13 +95,13 @@ def main() -> int:
                 "records": sorted(
                     (
                         {
-                            "point": by_key[x["key"]],
-                            "repetition": x.get("repetition", 0),
-                            "contended": bool(x.get("contended")),
+                            "point": by_key[x.key],
+                            "repetition": x.repetition,
+                            "contended": bool(x.contended),
                             "metrics": {
-                                k: {"value": m["value"], "unit": m["unit"]}
-                                for k, m in x["metrics"].items()
-                                if isinstance(m.get("value"), int | float)
+                                k: {"value": m.value, "unit": m.unit}
+                                for k, m in x.metrics.items()
+                                if isinstance(m.value, int | float)
                             },
                         }
                         for x in recs
