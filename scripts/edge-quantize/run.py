@@ -1,4 +1,4 @@
-"""edge-quantize: fp32 ONNX -> {fp32, int8-dynamic, int8-static} with onnxruntime.quantization."""
+"""edge-quantize: fp32 ONNX -> {fp32, int8-dynamic, int8-static, int2-static} (onnxruntime.quantization)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def run(ctx: Any) -> dict[str, Any]:
     precision = ctx.inputs["precision"]
     src = ctx.deps["model"].files["onnx"]
     calib = None
-    if precision == "int8-static":
+    if precision in ("int8-static", "int2-static"):
         d = load_digits_npz(ctx.deps["data"].files["dataset"])
         calib = d.x_train[: int(ctx.inputs["calib_samples"])]  # never the test split
     dst = ctx.out_dir / "model.onnx"

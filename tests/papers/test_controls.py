@@ -1,10 +1,15 @@
 """Controls, placebos and "by construction" on real recorded tables.
 
-The tables are real measurements (tests/papers/recorded/: ONNX Runtime on sklearn
-digits, a preprocessing pipeline at three model widths); the specs are written here so
-each rule is exercised both ways: a claim whose control and placebo fail is counted, a
-claim that also holds on its control or placebo is demoted to a sanity check, and a
-claim whose control cannot be decided is not reproduced outright.
+The tables are real measurements (ONNX Runtime on sklearn digits, a preprocessing
+pipeline at three model widths): edge-server-overhead from tests/papers/recorded/, and
+edge-digits from tests/papers/tables/edge-digits-7e2a3ff.json, the uncontended
+recording of 7e2a3ff (Intel Xeon VM, Docker) that was tests/papers/recorded/ until #30's
+harmful arms re-recorded edge-digits on a loaded AMD EPYC VM (every timing record
+contended, so no claim on it can be decided; these tests need decisive ones, and
+test_a_placebo_is_decided_on_a_contended_machine marks it contended itself). The specs
+are written here so each rule is exercised both ways: a claim whose control and placebo
+fail is counted, a claim that also holds on its control or placebo is demoted to a
+sanity check, and a claim whose control cannot be decided is not reproduced outright.
 """
 
 from __future__ import annotations
@@ -21,10 +26,15 @@ from efflab.papers.spec import load_paper
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDED = Path(__file__).parent / "recorded"
+TABLES = {"edge-digits": Path(__file__).parent / "tables" / "edge-digits-7e2a3ff.json"}
+
+
+def table_file(name: str) -> Path:
+    return TABLES.get(name, RECORDED / f"{name}.json")
 
 
 def recorded(name: str) -> samples.Samples:
-    d = json.loads((RECORDED / f"{name}.json").read_text())
+    d = json.loads(table_file(name).read_text())
     recs = [{**r, "status": "ok"} for r in d["records"]]
     return samples.from_records(
         name, recs, d["points"], d["params"], d["timing"], d.get("noiseless", ())
@@ -224,7 +234,7 @@ def test_a_placebo_is_decided_on_a_contended_machine(tmp_path: Path) -> None:
     """The same recorded timings marked contended (as on a loaded machine): the claim
     itself is inconclusive, but an arm against itself is exactly 1 whatever the load,
     so its placebo and an arm-swap control still fail."""
-    d = json.loads((RECORDED / "edge-digits.json").read_text())
+    d = json.loads(table_file("edge-digits").read_text())
     recs = [{**r, "status": "ok", "contended": True} for r in d["records"]]
     busy = {
         "edge-digits": samples.from_records("edge-digits", recs, d["points"], d["params"], True)

@@ -75,7 +75,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for model in ("mlp-64", "cnn-8"):
         tr = call("edge-train", root / model, {"data": data}, **TRAIN, model=model)
         out["train"][model] = tr
-        for prec in ("fp32", "int8-dynamic", "int8-static"):
+        for prec in ("fp32", "int8-dynamic", "int8-static", "int2-static"):
             out["onnx"][model, prec] = call(
                 "edge-quantize",
                 root / f"{model}-{prec}",
@@ -133,6 +133,31 @@ def test_quantize_produces_int8_kernels_and_smaller_models(pipeline: dict[str, A
     # what ORT actually runs: fused int8 kernels for static QDQ
     assert "QLinearConv" in onnx["cnn-8", "int8-static"].values["ops_optimized"]
     assert "QGemm" in onnx["mlp-64", "int8-static"].values["ops_optimized"]
+
+
+def test_int2_control_holds_three_weight_levels_per_channel(pipeline: dict[str, Any]) -> None:
+    """The int8 accuracy claim's control: int8-static's graph and kernels, every weight
+    on a 2-bit grid ({-1, 0, 1} x its output channel's max |w|) first."""
+    import onnx
+    from onnx import numpy_helper
+
+    for model in ("mlp-64", "cnn-8"):
+        q2 = pipeline["onnx"][model, "int2-static"]
+        assert q2.values["settings"]["weight_bits"] == 2
+        assert q2.values["settings"]["weights_rounded"] >= 2
+        assert (
+            q2.values["ops_optimized"]
+            == pipeline["onnx"][model, "int8-static"].values["ops_optimized"]
+        )
+        g = onnx.load(str(q2.files["model"]))
+        weights = [
+            numpy_helper.to_array(i)
+            for i in g.graph.initializer
+            if i.data_type == onnx.TensorProto.INT8 and len(i.dims) >= 2
+        ]
+        assert weights
+        for w in weights:  # per output channel: -q, 0, q at most
+            assert max(len(np.unique(row)) for row in w.reshape(w.shape[0], -1)) <= 3
 
 
 @pytest.mark.parametrize("model", ["mlp-64", "cnn-8"])

@@ -62,6 +62,15 @@ def test_bpfree_both_rules_learn(tmp_path: Path) -> None:
         assert m["accuracy"] > 0.5, (algo, m)
 
 
+def test_readout_only_control_trains_the_head_alone(tmp_path: Path) -> None:
+    """The accuracy claim's control: hidden layers stay at their random init (a
+    random-features model), so it must lose accuracy against BP at the same size."""
+    kw = {"hidden": 32, "layers": 2, "epochs": 3, "lr": 0.01}
+    bp = call("train-bpfree", tmp_path / "bp", algorithm="bp", **kw)
+    ro = call("train-bpfree", tmp_path / "ro", algorithm="readout-only", **kw)
+    assert 0.1 < ro["accuracy"] < bp["accuracy"] - 0.05, (ro, bp)
+
+
 def test_mono_forward_sends_no_gradient_across_layers() -> None:
     mf = module("train-bpfree").MonoForward(8, 6, 2, 3, seed=0)
     x, y = torch.randn(5, 8), torch.tensor([0, 1, 2, 0, 1])
@@ -127,6 +136,16 @@ def test_lowprec_trains_in_16_bits(tmp_path: Path, precision: str) -> None:
     assert out.dtype == mod.DTYPES[precision]
     m = call("train-lowprec", tmp_path, precision=precision, channels=4, epochs=1)
     assert m["accuracy"] > 0.3
+
+
+def test_fp16_without_master_weights_breaks(tmp_path: Path) -> None:
+    """The accuracy claims' control: fp16 weights and Adam state, no fp32 master copy.
+    Adam's eps (1e-8) is 0 in fp16, so a zero gradient gives 0/0 = NaN: the net
+    collapses to one class (chance on digits), which the recipe with a master copy
+    (fp16) and bf16 (fp32's exponent) do not."""
+    assert float(torch.tensor(1e-8, dtype=torch.float16)) == 0.0
+    m = call("train-lowprec", tmp_path, precision="fp16-nomaster", channels=4, epochs=1)
+    assert m["accuracy"] < 0.2
 
 
 def test_offload_round_trip_is_exact_and_leaves_memory(tmp_path: Path) -> None:
