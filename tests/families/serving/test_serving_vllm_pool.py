@@ -150,3 +150,19 @@ def test_idle_engine_exits_by_itself(model_dir: Path, tmp_path: Path) -> None:
         time.sleep(0.2)
     assert not _alive(pid)
     assert not (pool.pool_dir() / f"{key}.sock").exists()  # a later point starts afresh
+
+
+def test_engines_beyond_the_cap_are_evicted(model_dir: Path, tmp_path: Path) -> None:
+    """EFFLAB_VLLM_POOL_MAX: a new engine first sends idle ones (least recently used) away."""
+    old = _run(_job(model_dir, seqs=6), tmp_path, "old")
+    os.environ["EFFLAB_VLLM_POOL_MAX"] = "1"
+    try:
+        new = _run(_job(model_dir, seqs=7), tmp_path, "new")
+    finally:
+        del os.environ["EFFLAB_VLLM_POOL_MAX"]
+    deadline = time.monotonic() + 15
+    while _alive(old["engine_pool"]["engine_pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(old["engine_pool"]["engine_pid"])
+    assert _alive(new["engine_pool"]["engine_pid"])
+    assert pool._live_keys(pool.pool_dir()) == [new["engine_pool"]["key"]]

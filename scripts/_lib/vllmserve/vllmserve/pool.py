@@ -36,6 +36,7 @@ from .pool_daemon import ENGINE_KEYS, idle_seconds, recv, send
 POOLED = ("driver", "loadgen_driver")
 ENV_PREFIXES = ("VLLM_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "TORCH", "HF_", "TRANSFORMERS_")
 ACK_TIMEOUT_S = 60.0  # an idle daemon answers at once; one that does not is hung
+MAX_ENV = "EFFLAB_VLLM_POOL_MAX"  # live engines per pool folder (~1.8 GB each), default 4
 _spawned: list[subprocess.Popen] = []  # reaped by shutdown_all (tests) or at exit
 
 
@@ -128,10 +129,54 @@ def _tail(path: Path, n: int = 15) -> str:
         return ""
 
 
+def _shutdown(d: Path, key: str, timeout_s: float) -> None:
+    """Ask the key's daemon to exit (it answers between jobs); kill it if it does not."""
+    s = _connect(d / f"{key}.sock")
+    try:
+        if s is None:
+            raise OSError
+        s.settimeout(timeout_s)
+        send(s, {"op": "shutdown"})
+        recv(s)
+    except (OSError, EOFError):
+        _kill(d, key)
+    finally:
+        if s is not None:
+            s.close()
+
+
+def _live_keys(d: Path) -> list[str]:
+    """Keys with a socket, least recently used first (a job touches its lock file)."""
+    keys = [p.stem for p in d.glob("*.sock") if "." not in p.stem]  # not a bind temp
+    lock_t = {k: (d / f"{k}.lock").stat().st_mtime if (d / f"{k}.lock").exists() else 0.0
+              for k in keys}  # fmt: skip
+    return sorted(keys, key=lock_t.__getitem__)
+
+
+def _evict(d: Path, starting: str) -> None:
+    """Before a new engine starts: idle engines beyond EFFLAB_VLLM_POOL_MAX - 1 exit,
+    least recently used first, so a reproduction touching many configurations holds a
+    few GB, not one engine per configuration until their idle timeouts. A busy engine
+    (its lock held by a client) is left alone."""
+    live = [k for k in _live_keys(d) if k != starting]
+    excess = len(live) - (max(int(os.environ.get(MAX_ENV, "4")), 1) - 1)
+    for k in live:
+        if excess <= 0:
+            break
+        with open(d / f"{k}.lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            _shutdown(d, k, 10.0)
+            excess -= 1
+
+
 def _spawn(d: Path, key: str, job: dict[str, Any], python: str, env: dict[str, str],
            deadline: float) -> socket.socket:  # fmt: skip
     """Start the key's daemon, detached (new session, stdio to its log, cwd the pool
     folder: the script's process group, pipes and folder are not held), and connect."""
+    _evict(d, key)
     (d / f"{key}.json").write_text(json.dumps({k: job[k] for k in ENGINE_KEYS if k in job}))
     log = d / f"{key}.log"
     with open(log, "ab") as out:
@@ -168,6 +213,7 @@ def call(module: str, job: dict[str, Any], out_dir: Path, timeout_s: float, name
     log = d / f"{key}.log"
     with open(d / f"{key}.lock", "a") as lockf:
         _lock(lockf, deadline)  # one job per engine: a second point of this key waits here
+        os.utime(d / f"{key}.lock")  # recently used: evicted last
         t0 = time.perf_counter()
         for _attempt in range(3):
             s = _connect(d / f"{key}.sock")
@@ -227,24 +273,9 @@ def shutdown_all(d: Path | None = None, timeout_s: float = 30.0) -> int:
     not answer; returns how many there were. For tests and `tools/`; idle daemons also
     exit by themselves."""
     d = d or pool_dir()
-    n = 0
-    for sock in sorted(d.glob("*.sock")):
-        key = sock.stem
-        if "." in key:  # a daemon's temporary bind name
-            continue
-        n += 1
-        s = _connect(sock)
-        try:
-            if s is None:
-                raise OSError
-            s.settimeout(timeout_s)
-            send(s, {"op": "shutdown"})
-            recv(s)
-        except (OSError, EOFError):
-            _kill(d, key)
-        finally:
-            if s is not None:
-                s.close()
+    keys = _live_keys(d)
+    for key in keys:
+        _shutdown(d, key, timeout_s)
     for proc in _spawned:
         try:
             proc.wait(timeout=timeout_s)
@@ -252,4 +283,4 @@ def shutdown_all(d: Path | None = None, timeout_s: float = 30.0) -> int:
             proc.kill()
             proc.wait()
     _spawned.clear()
-    return n
+    return len(keys)

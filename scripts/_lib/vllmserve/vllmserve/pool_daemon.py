@@ -152,11 +152,15 @@ def main(argv: list[str]) -> int:
         threading.Thread(target=_watch_client, args=(conn, done), daemon=True).start()
         cpus = _set_affinity(msg.get("affinity"))
         _log(f"job {jobs + 1} started ({msg.get('module')}, cpus {cpus})")
+        cpu0 = time.process_time()
         try:
             res = run_job(eng, msg)
             if jobs > 0:  # start-up was paid by the engine's first job, not by this one
                 res["startup"] = {"import_s": 0.0, "engine_s": 0.0}
-            res["engine_pool"].update(pooled=True, affinity=cpus)
+            # the engine's CPU is not in the script's own rusage (the run record's cpu_s,
+            # max_rss_mb and energy estimate see only the client): said here
+            cpu = time.process_time() - cpu0
+            res["engine_pool"].update(pooled=True, affinity=cpus, job_cpu_s=cpu)
             reply = {"ok": True, "result": res}
         except Exception:
             reply = {"ok": False, "error": traceback.format_exc()}
