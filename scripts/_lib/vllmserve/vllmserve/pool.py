@@ -8,7 +8,7 @@ interpreter, the vllmserve code, vLLM/OpenMP environment variables): the first p
 a configuration starts a detached daemon (`pool_daemon`) that builds it once; later
 points with the same key send their job to it over a Unix socket. A daemon runs one job
 at a time (the key's lock file, held by the client for its whole job) and exits after
-EFFLAB_VLLM_POOL_IDLE_S (default 120) seconds idle. EFFLAB_VLLM_POOL=0 (or an idle time
+EFFLAB_VLLM_POOL_IDLE_S (default 600) seconds idle. EFFLAB_VLLM_POOL=0 (or an idle time
 of 0) gives today's fresh process per point.
 
 How points stay independent on a reused engine: see `VllmEngine.begin_job` and

@@ -29,7 +29,7 @@ from typing import Any
 
 ENGINE_KEYS = ("model", "dtype", "max_model_len", "max_num_seqs", "policy", "threads",
                "kv_cache_gib", "vocab", "seed")  # fmt: skip
-DEFAULT_IDLE_S = 120.0
+DEFAULT_IDLE_S = 600.0  # points of one key come interleaved with other keys (see docs)
 
 
 def send(sock: socket.socket, obj: Any) -> None:
