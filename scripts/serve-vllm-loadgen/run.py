@@ -89,5 +89,7 @@ def run(ctx: Any) -> dict[str, Any]:
             "vllm_version": res["vllm_version"],
             "engine": res["engine"],
             "startup": res["startup"],
+            # reused or fresh engine, its pid, start time and jobs before this one
+            "engine_pool": res.get("engine_pool"),
         },
     }

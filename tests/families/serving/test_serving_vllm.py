@@ -13,6 +13,10 @@ Skips with the reason when no interpreter with vLLM is found (tools/setup.sh mak
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +26,7 @@ add_family_lib("serving")
 add_family_lib("vllmserve")
 
 from llmserve.scheduler import Request  # noqa: E402
-from vllmserve import launch, serving  # noqa: E402
+from vllmserve import launch, pool, serving  # noqa: E402
 from vllmserve.checks import check_vllm  # noqa: E402
 from vllmserve.driver import policy_config  # noqa: E402
 from vllmserve.machine import resolve_dtype  # noqa: E402
@@ -39,6 +43,22 @@ MODEL = {"hidden": 128, "layers": 2, "intermediate": 256, "kv_heads": 2, "vocab"
          "max_position": 1024, "seed": 0}  # fmt: skip
 ENGINE = {"dtype": "float32", "max_model_len": 1024, "threads": 1, "kv_cache_gib": 0.25,
           "vocab": 512, "seed": 0}  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def engine_pool() -> Iterator[Path]:
+    """A pool folder of this module's own (engines are reused across its tests, as across
+    an experiment's points), every daemon shut down at the end."""
+    d = Path(tempfile.mkdtemp(prefix="evp-", dir="/tmp"))  # short: AF_UNIX paths
+    old = os.environ.get("EFFLAB_VLLM_POOL_DIR")
+    os.environ["EFFLAB_VLLM_POOL_DIR"] = str(d)
+    yield d
+    pool.shutdown_all(d)
+    if old is None:
+        os.environ.pop("EFFLAB_VLLM_POOL_DIR")
+    else:
+        os.environ["EFFLAB_VLLM_POOL_DIR"] = old
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

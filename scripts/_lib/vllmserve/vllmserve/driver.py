@@ -110,6 +110,7 @@ class VllmEngine:
         )
         self.threads = int(job.get("threads", 1))
         os.environ["OMP_NUM_THREADS"] = str(self.threads)
+        self.started_at = time.time()
         t0 = time.perf_counter()
         import torch
         import vllm
@@ -143,12 +144,29 @@ class VllmEngine:
         self.versions = {"vllm_version": vllm.__version__, "torch_version": torch.__version__}
         self.vocab, self.seed = int(job["vocab"]), int(job.get("seed", 0))
         self._sp, self._kind = SamplingParams, RequestOutputKind.DELTA
-        # warm-up (not measured): first kernels, allocator, one prefill + decodes
+        self.jobs = 0  # jobs begun on this engine (a pooled engine serves many)
+        self.tag = ""
+        self.tap = _SchedulerTap(self.engine)
+        self.iterations: list[dict[str, Any]] = []
+
+    def begin_job(self) -> None:
+        """Put the engine in the state every job starts from, fresh engine or reused.
+
+        No request left over, prefix cache emptied (it is off; reset anyway), request ids
+        of this job prefixed with its number so none repeats an earlier job's, then the
+        same unmeasured warm-up right before every job (first kernels, allocator, one
+        prefill + decodes), so a pooled engine's first job and its later ones start alike.
+        """
+        if self.engine.has_unfinished_requests():
+            raise RuntimeError("engine has unfinished requests from an earlier job")
+        self.engine.reset_prefix_cache()
+        self.tag = f"j{self.jobs}-"
+        self.jobs += 1
         self.add("warmup", -1, 64, 4)
         while self.engine.has_unfinished_requests():
             self.engine.step()
-        self.tap = _SchedulerTap(self.engine)
-        self.iterations: list[dict[str, Any]] = []
+        self.tap.last, self.tap.preempted = [], 0
+        self.iterations = []
 
     def add(
         self, rid: str, seed_id: int, prompt_len: int, output_len: int, arrival: float | None = None
@@ -162,7 +180,11 @@ class VllmEngine:
             output_kind=self._kind,
         )
         prompt = {"prompt_token_ids": prompt_ids(seed_id, prompt_len, self.vocab, self.seed)}
-        self.engine.add_request(rid, prompt, params, arrival_time=arrival)
+        self.engine.add_request(self.tag + rid, prompt, params, arrival_time=arrival)
+
+    def local_id(self, request_id: str) -> str:
+        """The caller's id of one of this job's requests (engine ids carry the job tag)."""
+        return request_id[len(self.tag) :] if request_id.startswith(self.tag) else ""
 
     def busy(self) -> bool:
         return self.engine.has_unfinished_requests()
@@ -192,7 +214,14 @@ class VllmEngine:
             "startup": self.startup,
             "iterations": self.iterations,
             "preempted": self.tap.preempted,
+            # the engine process's peak since it started (a pooled engine: over all its jobs)
             "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "engine_pool": {
+                "engine_pid": os.getpid(),
+                "engine_started_at": self.started_at,
+                "engine_jobs_before": self.jobs - 1,
+                "engine_reused": self.jobs > 1,
+            },
             "engine": {
                 "dtype": self.job["dtype"],
                 "max_model_len": self.mml,
@@ -217,8 +246,10 @@ def engine_stats(o: Any) -> dict[str, float] | None:
     return out
 
 
-def serve(job: dict[str, Any]) -> dict[str, Any]:
-    eng = VllmEngine(job)
+def serve(job: dict[str, Any], eng: VllmEngine | None = None) -> dict[str, Any]:
+    """Serve the job's requests open-loop; on `eng` (a pooled engine, job begun) or a new one."""
+    eng = eng or VllmEngine(job)
+    eng.begin_job()
     reqs = sorted(job["requests"], key=lambda r: r["arrival"])
     state = {
         str(r["rid"]): {"rid": r["rid"], "arrival": r["arrival"], "token_times": [], "finish": None}
@@ -238,7 +269,7 @@ def serve(job: dict[str, Any]) -> dict[str, Any]:
             continue
         end, outs = eng.step(start)
         for o in outs:
-            st = state.get(o.request_id)
+            st = state.get(eng.local_id(o.request_id))
             if st is None:
                 continue
             st["token_times"].extend([end] * sum(len(c.token_ids) for c in o.outputs))

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import pool
+
 _LIB = Path(__file__).resolve().parent.parent  # scripts/_lib/vllmserve
 
 
@@ -38,6 +40,15 @@ def vllm_python(repo: Path | None = None) -> str:
     )
 
 
+def vllm_env() -> dict[str, str]:
+    """This process's environment with vllmserve importable and no efflab venv leaking in."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(_LIB), *filter(None, [env.get("PYTHONPATH")])])
+    # the efflab venv's site-packages must not leak into vLLM's interpreter
+    env.pop("PYTHONHOME", None)
+    return env
+
+
 def run_module(
     module: str, args: list[str], log_path: Path, timeout_s: float, repo: Path | None = None
 ) -> None:
@@ -45,10 +56,7 @@ def run_module(
 
     Raises RuntimeError with the log's tail when it fails (the script then fails with it).
     """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(_LIB), *filter(None, [env.get("PYTHONPATH")])])
-    # the efflab venv's site-packages must not leak into vLLM's interpreter
-    env.pop("PYTHONHOME", None)
+    env = vllm_env()
     with open(log_path, "ab") as log:
         try:
             proc = subprocess.run(
@@ -72,8 +80,19 @@ def run_module(
 def call(
     module: str, job: dict[str, Any], out_dir: Path, timeout_s: float, name: str
 ) -> dict[str, Any]:
-    """Write `job` as JSON, run the module on it, return the JSON it wrote."""
+    """Write `job` as JSON, run the module on it, return the JSON it wrote.
+
+    The serving drivers go to the engine pool (`pool`: one engine kept per configuration)
+    unless it is off; then, as the model builder always, a fresh process per call.
+    """
+    python = vllm_python()
+    if module in pool.POOLED and pool.enabled(python):
+        return pool.call(module, job, out_dir, timeout_s, name, python, vllm_env())
     job_path, res_path = out_dir / f"{name}.job.json", out_dir / f"{name}.result.json"
     job_path.write_text(json.dumps(job))
     run_module(module, [str(job_path), str(res_path)], out_dir / f"{name}.log", timeout_s)
-    return json.loads(res_path.read_text())
+    res = json.loads(res_path.read_text())
+    if "engine_pool" in res:
+        res["engine_pool"].update(pooled=False, attach_s=0.0)
+        res["startup"]["attach_s"] = 0.0
+    return res

@@ -24,8 +24,10 @@ from typing import Any
 from .driver import VllmEngine
 
 
-def run(job: dict[str, Any]) -> dict[str, Any]:
-    eng = VllmEngine(job)  # before LoadGen starts: start-up is not part of the test
+def run(job: dict[str, Any], eng: VllmEngine | None = None) -> dict[str, Any]:
+    """One LoadGen test; on `eng` (a pooled engine, job begun) or a new one."""
+    eng = eng or VllmEngine(job)  # before LoadGen starts: start-up is not part of the test
+    eng.begin_job()
     import mlperf_loadgen as lg
 
     samples: list[tuple[int, int]] = [tuple(s) for s in job["samples"]]  # type: ignore[misc]
@@ -59,7 +61,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
                 continue
             end, outs = eng.step(start)
             for out in outs:
-                st = state.get(out.request_id)
+                st = state.get(eng.local_id(out.request_id))
                 if st is None:
                     continue
                 new = sum(len(c.token_ids) for c in out.outputs)
@@ -99,6 +101,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     worker = threading.Thread(target=serve, daemon=True)
     # LoadGen's issue thread needs the GIL to enter IssueQuery; the default 5 ms switch
     # interval would add up to that much to every TTFT while the engine thread runs
+    switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     worker.start()
     try:
@@ -108,6 +111,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         worker.join()
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
+        sys.setswitchinterval(switch)  # a pooled engine's next job gets the default back
     return {**eng.report(), "requests": list(state.values())}
 
 
