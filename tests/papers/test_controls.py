@@ -258,7 +258,7 @@ def test_a_noiseless_metric_is_decided_on_a_contended_machine(tmp_path: Path) ->
     declared = Registry.for_repo(REPO).scripts["edge-bench"].metrics
     quiet = {m for m, v in declared.items() if v.get("noiseless")}
     assert {"model_size_kb", "accuracy"} <= quiet and "latency_p50_us" not in quiet
-    d = json.loads((RECORDED / "edge-digits.json").read_text())
+    d = json.loads(table_file("edge-digits").read_text())
     recs = [{**r, "status": "ok", "contended": True} for r in d["records"]]
     busy = {"edge-digits": samples.from_records("edge-digits", recs, d["points"], d["params"], True, quiet)}  # fmt: skip
     r = judge(tmp_path, busy, "edge-digits", SIZE)["size"]
