@@ -29,6 +29,7 @@ from efflab.runtime import contention, energy, instrument, pinning, sealed
 from efflab.runtime.failure import OOM, SCRIPT, TIMEOUT, InvocationFailed
 from efflab.runtime.outputs import (
     atomic_json,
+    delegated_cpu_s,
     invocation_energy,
     last_error_line,
     read_script_outputs,
@@ -409,7 +410,10 @@ class HostJob:
             )
         out = read_script_outputs(self.inv, self.folder)
         add_counts(self.inv, self.folder, out)
-        cpu = ru.ru_utime + ru.ru_stime
+        # CPU a helper outside the script's process tree spent for it (a pooled engine
+        # serving its job) is its own work: counted as someone else's, the job would be
+        # judged contended by its own measured process
+        cpu = ru.ru_utime + ru.ru_stime + delegated_cpu_s(out)
         cpus = float(self.inv.resources.get("cpus", 1))
         cont, pin = self.pin.blocks(self.busy0, wall, cpu, cpus)
         out.update(

@@ -160,3 +160,11 @@ def invocation_energy(
     else:
         joules, method = energy.estimate_joules(wall, cpu), energy.ESTIMATED
     return {"joules": joules, "method": method, "model": energy.MODEL_PARAMS}
+
+
+def delegated_cpu_s(out: dict[str, Any]) -> float:
+    """`values.delegated_cpu_s`: CPU seconds a process outside the script's own tree
+    spent on this invocation (a pooled engine daemon), reported by the script. Counted
+    with the script's own CPU time for contention and the energy estimate."""
+    v = (out.get("values") or {}).get("delegated_cpu_s")
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and v > 0 else 0.0

@@ -152,7 +152,9 @@ def main(argv: list[str]) -> int:
         threading.Thread(target=_watch_client, args=(conn, done), daemon=True).start()
         cpus = _set_affinity(msg.get("affinity"))
         _log(f"job {jobs + 1} started ({msg.get('module')}, cpus {cpus})")
-        cpu0 = time.process_time()
+        # the first job's client started this daemon and waited for the engine: its
+        # import and build CPU is that job's too (process_time counts from our start)
+        cpu0 = time.process_time() if jobs > 0 else 0.0
         try:
             res = run_job(eng, msg)
             if jobs > 0:  # start-up was paid by the engine's first job, not by this one
