@@ -79,7 +79,8 @@ def make_project(root: Path) -> Path:
     for lib in ("edge", "edgetour"):
         shutil.copytree(REPO / "scripts" / "_lib" / lib, root / "scripts" / "_lib" / lib)
     (root / "workflows" / "experiments").mkdir(parents=True)
-    for exp in ("edge-digits", "edge-digits-private", "edge-digits-ptq"):  # -private: the tournament's base; -ptq: int8-ptq's (edge-digits + its control)
+    # -private: the tournament's base; -ptq: int8-ptq's (edge-digits + its control)
+    for exp in ("edge-digits", "edge-digits-private", "edge-digits-ptq"):
         shutil.copy(REPO / f"workflows/experiments/{exp}.yaml", root / "workflows/experiments")
     (root / "workflows" / "papers").mkdir()
     shutil.copy(REPO / "workflows/papers/int8-ptq.yaml", root / "workflows/papers")

@@ -97,7 +97,8 @@ def page_data(site: Path, rel: str) -> dict:
 
 def test_build_sizes_and_offline_assets(playground: dict) -> None:
     b = playground["built"]
-    assert b["counts"]["experiments"] == 1 and b["counts"]["papers"] == 1
+    # edge-digits, and edge-digits-ptq (int8-ptq reads edge-digits plus its control)
+    assert b["counts"]["experiments"] == 2 and b["counts"]["papers"] == 1
     assert b["counts"]["tournaments"] == 1 and b["counts"]["nights"] == 2
     assert b["counts"]["machines"] == 2
     assert b["largest_page"][1] < 3_000_000 and not b["skipped"]
@@ -222,7 +223,7 @@ def test_home_and_machines(playground: dict, browser) -> None:
     site = playground["site"]
     p = Page(browser, site, "index.html")
     text = p.page.inner_text("main")
-    assert "1 experiment(s), 1 paper(s), 1 tournament(s), 2 night(s)" in text
+    assert "2 experiment(s), 1 paper(s), 1 tournament(s), 2 night(s)" in text
     assert "leader:" in text
     p.shot("home")
     p.close()
