@@ -69,12 +69,8 @@ def commit(repo: Path, msg: str) -> str:
 SIM = "    res = simulate(reqs, cfg, s.cost)\n"
 SIM_SLOW = """    res = simulate(reqs, cfg, s.cost)
     # extra work: the first FRACTION of the requests simulated a second time
-    extra = generate(WorkloadSpec(n_requests=max(1, round(inp["n_requests"] * FRACTION)),
-                                  rate_rps=rate_rps,
-                                  prompt_len=(inp["prompt_len_min"], inp["prompt_len_max"]),
-                                  output_len=(inp["output_len_min"], inp["output_len_max"]),
-                                  length_dist=inp["length_dist"], seed=seed))
-    simulate(extra, cfg, s.cost)
+    n = max(1, round(inp["n_requests"] * FRACTION))
+    simulate(generate(spec_from_inputs(inp, rate_rps, seed, n)), cfg, s.cost)
 """
 
 

@@ -4,24 +4,15 @@ rate judged over several workload seeds (llmserve.simrun.capacity_search)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
-from llmserve.simrun import Probe, capacity_search, setup, simulate_point
-
-try:
-    from efflab.runtime.ctx import BadInput
-except ImportError:  # direct use outside the framework
-    BadInput = ValueError  # type: ignore[misc,assignment]
+from llmserve.simrun import Probe, capacity_search, setup_for, simulate_point
 
 
 def run(ctx: Any) -> dict[str, Any]:
     inp = ctx.inputs
-    coef = None
-    if inp["cost_model"] == "fitted":
-        coef = json.loads(ctx.deps["fit"].files["coef"].read_text())["coef"]
-    s = setup(inp, coef, BadInput)
+    s = setup_for(ctx)
     k = int(inp["seeds_per_rate"])
     first = int(inp["seed"]) + int(getattr(ctx, "repetition", 0)) * k
     seeds = list(range(first, first + k))

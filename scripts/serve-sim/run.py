@@ -8,23 +8,14 @@ deterministic, so repetitions are workload seeds, not timing noise.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from llmserve.simrun import setup, simulate_point
-
-try:
-    from efflab.runtime.ctx import BadInput
-except ImportError:  # direct use outside the framework
-    BadInput = ValueError  # type: ignore[misc,assignment]
+from llmserve.simrun import setup_for, simulate_point
 
 
 def run(ctx: Any) -> dict[str, Any]:
     inp = ctx.inputs
-    coef = None
-    if inp["cost_model"] == "fitted":
-        coef = json.loads(ctx.deps["fit"].files["coef"].read_text())["coef"]
-    s = setup(inp, coef, BadInput)
+    s = setup_for(ctx)
     capacity = float(ctx.deps["capacity"].metrics["capacity_rps"])
     rate = inp["load"] * capacity if inp["load"] > 0 else float(inp["rate_rps"])
     seed = int(inp["seed"]) + int(getattr(ctx, "repetition", 0))

@@ -42,12 +42,7 @@ def run(ctx: Any) -> dict[str, Any]:
             "vllm_version": res["vllm_version"],
             "engine": res["engine"],
             "startup": res["startup"],
-            # reused or fresh engine, its pid, start time and jobs before this one
-            "engine_pool": res.get("engine_pool"),
-            # the pooled engine ran outside this process tree: its CPU is this job's
-            "delegated_cpu_s": (res.get("engine_pool") or {}).get("job_cpu_s", 0.0)
-            if (res.get("engine_pool") or {}).get("pooled")
-            else 0.0,
+            **serving.pool_values(res),
             "rss_peak_mb": res["rss_peak_mb"],
             "duration_s": dur,
         },

@@ -7,6 +7,7 @@ metrics identically, or a point's `load` x capacity would not mean what it says.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from .costmodel import FittedCost, Roofline, auto_tp, load_data
 from .metrics import REQUEST_METRICS, summarize
 from .scheduler import Limits
 from .sim import SimConfig, SimResult, simulate
-from .workload import WorkloadSpec, generate
+from .workload import generate, spec_from_inputs
 
 
 @dataclass
@@ -61,20 +62,24 @@ def setup(
     return Setup(cost, lim, tp, cost.idle_w, cost.kv_bytes_per_token)
 
 
+def setup_for(ctx: Any) -> Setup:
+    """`setup` from a script's context: the fit's coefficients from its `fit` dependency
+    (planned only for cost_model fitted), efflab's BadInput for bad input."""
+    try:
+        from efflab.runtime.ctx import BadInput as bad
+    except ImportError:  # direct use outside the framework
+        bad = ValueError
+    inp, coef = ctx.inputs, None
+    if inp["cost_model"] == "fitted":
+        coef = json.loads(ctx.deps["fit"].files["coef"].read_text())["coef"]
+    return setup(inp, coef, bad)
+
+
 def simulate_point(
     inp: dict[str, Any], s: Setup, rate_rps: float, seed: int
 ) -> tuple[dict[str, float], SimResult]:
     """Serve one seeded workload at `rate_rps`; the metrics serve-sim reports."""
-    reqs = generate(
-        WorkloadSpec(
-            n_requests=inp["n_requests"],
-            rate_rps=rate_rps,
-            prompt_len=(inp["prompt_len_min"], inp["prompt_len_max"]),
-            output_len=(inp["output_len_min"], inp["output_len_max"]),
-            length_dist=inp["length_dist"],
-            seed=seed,
-        )
-    )
+    reqs = generate(spec_from_inputs(inp, rate_rps, seed))
     cfg = SimConfig(
         policy=inp["policy"],
         token_budget=inp["token_budget"],

@@ -49,6 +49,19 @@ def resolve_rate(rate: str, rate_rps: float) -> float:
     return RATE_LEVELS[rate]
 
 
+def spec_from_inputs(inp: dict, rate_rps: float, seed: int, n_requests: int | None = None) -> WorkloadSpec:  # fmt: skip
+    """The workload a serving script's inputs describe (n_requests, prompt/output length
+    ranges, length_dist), at `rate_rps` with `seed`."""
+    return WorkloadSpec(
+        n_requests=inp["n_requests"] if n_requests is None else n_requests,
+        rate_rps=rate_rps,
+        prompt_len=(inp["prompt_len_min"], inp["prompt_len_max"]),
+        output_len=(inp["output_len_min"], inp["output_len_max"]),
+        length_dist=inp["length_dist"],
+        seed=seed,
+    )
+
+
 def generate(spec: WorkloadSpec) -> list[Request]:
     """Requests sorted by arrival time (seconds from the start of the run)."""
     if spec.rate_rps <= 0:

@@ -14,7 +14,7 @@ from typing import Any
 
 from llmserve.metrics import summarize
 from llmserve.scheduler import Request
-from llmserve.workload import WorkloadSpec, generate, resolve_rate
+from llmserve.workload import generate, resolve_rate, spec_from_inputs
 
 from . import launch
 from .machine import resolve_dtype
@@ -29,16 +29,7 @@ def workload(inp: dict[str, Any], rate_rps: float | None = None) -> list[Request
         if rate_rps is not None
         else resolve_rate(inp.get("rate", "custom"), inp.get("rate_rps", 1.0))
     )
-    return generate(
-        WorkloadSpec(
-            n_requests=inp["n_requests"],
-            rate_rps=rate,
-            prompt_len=(inp["prompt_len_min"], inp["prompt_len_max"]),
-            output_len=(inp["output_len_min"], inp["output_len_max"]),
-            length_dist=inp["length_dist"],
-            seed=inp["seed"],
-        )
-    )
+    return generate(spec_from_inputs(inp, rate, inp["seed"]))
 
 
 def run_engine(
@@ -110,3 +101,14 @@ def vllm_ttft_ms(res: dict[str, Any]) -> list[float]:
 
 def summary(reqs: list[Request], slo_ttft_ms: float, slo_tbt_ms: float) -> dict[str, float]:
     return summarize(reqs, slo_ttft_ms, slo_tbt_ms)
+
+
+def pool_values(res: dict[str, Any]) -> dict[str, Any]:
+    """A record's pool values: `engine_pool` (reused or fresh engine, its pid, start time,
+    jobs before this one) and `delegated_cpu_s`, the CPU a pooled engine — outside the
+    script's process tree — spent on this job, which the runtime counts as the job's."""
+    pool = res.get("engine_pool") or {}
+    return {
+        "engine_pool": res.get("engine_pool"),
+        "delegated_cpu_s": pool.get("job_cpu_s", 0.0) if pool.get("pooled") else 0.0,
+    }
